@@ -102,34 +102,34 @@ def _res2net_sources(official_file: str) -> tuple[WeightSource, ...]:
     )
 
 
-_TIMM_RESULTS = "timm results-imagenet.csv (224 px, crop 0.875)"
+_PAPER = "Gao et al., TPAMI 2021, Tables 1-3 (100 - reported error, single 224 px crop)"
 _R50 = [3, 4, 6, 3]
 _R101 = [3, 4, 23, 3]
 
 for _name, _layers, _kw, _file, _acc, _desc in [
     ("res2net50_26w_4s", _R50, dict(base_width=26, scale=4), "res2net50_26w_4s-06e79181.pth", (77.99, 93.85),
      "Res2Net-50, 26w x 4s: the paper's main model"),
-    ("res2net50_48w_2s", _R50, dict(base_width=48, scale=2), "res2net50_48w_2s-afed724a.pth", (77.51, 93.55),
+    ("res2net50_48w_2s", _R50, dict(base_width=48, scale=2), "res2net50_48w_2s-afed724a.pth", (77.32, 93.53),
      "Res2Net-50, 48w x 2s"),
-    ("res2net50_14w_8s", _R50, dict(base_width=14, scale=8), "res2net50_14w_8s-6527dddc.pth", (78.16, 93.85),
+    ("res2net50_14w_8s", _R50, dict(base_width=14, scale=8), "res2net50_14w_8s-6527dddc.pth", (78.14, 93.86),
      "Res2Net-50, 14w x 8s"),
-    ("res2net50_26w_6s", _R50, dict(base_width=26, scale=6), "res2net50_26w_6s-19041792.pth", (78.57, 94.12),
+    ("res2net50_26w_6s", _R50, dict(base_width=26, scale=6), "res2net50_26w_6s-19041792.pth", (78.58, 94.13),
      "Res2Net-50, 26w x 6s (wider: more parameters)"),
     ("res2net50_26w_8s", _R50, dict(base_width=26, scale=8), "res2net50_26w_8s-2c7c9f12.pth", (79.20, 94.37),
      "Res2Net-50, 26w x 8s (wider: more parameters)"),
-    ("res2net101_26w_4s", _R101, dict(base_width=26, scale=4), "res2net101_26w_4s-02a759a1.pth", (79.20, 94.43),
+    ("res2net101_26w_4s", _R101, dict(base_width=26, scale=4), "res2net101_26w_4s-02a759a1.pth", (79.19, 94.43),
      "Res2Net-101, 26w x 4s"),
     ("res2next50", _R50, dict(base_width=4, cardinality=8, scale=4), "res2next50_4s-6ef7e7bf.pth", (78.24, 93.91),
      "Res2NeXt-50, 4s, cardinality 8"),
     ("res2net50d", _R50, dict(base_width=26, scale=4, stem_type="deep", downsample="avg"),
-     "res2net50_v1b_26w_4s-3cf99910.pth", (80.25, 95.04), "Res2Net-50 v1b: deep stem, avg-pool shortcuts"),
+     "res2net50_v1b_26w_4s-3cf99910.pth", (80.27, 95.04), "Res2Net-50 v1b: deep stem, avg-pool shortcuts, CutMix"),
     ("res2net101d", _R101, dict(base_width=26, scale=4, stem_type="deep", downsample="avg"),
-     "res2net101_v1b_26w_4s-0812c246.pth", (81.21, 95.35), "Res2Net-101 v1b: deep stem, avg-pool shortcuts"),
+     "res2net101_v1b_26w_4s-0812c246.pth", (81.23, 95.36), "Res2Net-101 v1b: deep stem, avg-pool shortcuts, CutMix"),
 ]:
     register(ModelSpec(
         name=_name, family="res2net", builder=_trunk(Bottle2neck, _layers, **_kw),
         weights=_res2net_sources(_file), licence=RES2NET_LICENCE,
-        reported_top1=_acc[0], reported_top5=_acc[1], accuracy_source=_TIMM_RESULTS, description=_desc,
+        reported_top1=_acc[0], reported_top5=_acc[1], accuracy_source=_PAPER, description=_desc,
     ))
 
 for _name, _layers, _kw, _file, _acc, _desc in [
