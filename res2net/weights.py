@@ -24,6 +24,7 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import socket
 import sys
 import tempfile
@@ -354,17 +355,25 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001  (torch raises many types for bad files; all mean "not a checkpoint")
-        text = str(e).splitlines()[0] if str(e) else type(e).__name__
-        if "Weights only load failed" in str(e):
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        if found:
             raise CorruptCheckpointError(
-                f"{path} holds Python objects other than tensors and containers; refusing to unpickle it "
-                f"(weights_only=True). Save a plain state dict: torch.save(model.state_dict(), path)"
+                f"{path} holds Python objects ({found.group(1)}) besides tensors and containers; refusing to unpickle "
+                "it (weights_only=True). Save a plain state dict: torch.save(model.state_dict(), path)"
             ) from e
         raise CorruptCheckpointError(
-            f"{path} ({path.stat().st_size} bytes) is not a readable torch checkpoint (truncated or not a zip/pickle "
-            f"file): {type(e).__name__}: {text}"
+            f"{path} ({path.stat().st_size} bytes) is not a readable torch checkpoint (truncated, or not a zip/pickle "
+            f"file): {_load_failure_reason(e)}"
         ) from e
     return _as_state_dict(obj, path)
+
+
+def _load_failure_reason(e: BaseException) -> str:
+    """The informative part of torch.load's error (its weights_only messages bury it under generic advice)."""
+    text = str(e)
+    found = re.search(r"WeightsUnpickler error:\s*(.+)", text)
+    reason = found.group(1) if found else (text.splitlines()[0] if text else "empty or incomplete file")
+    return f"{type(e).__name__}: {reason.strip()}"
 
 
 def _as_state_dict(obj: object, path: Path) -> dict[str, torch.Tensor]:
