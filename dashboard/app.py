@@ -1,0 +1,49 @@
+"""res2scope dashboard: navigation and sidebar only; each view is one file under ``dashboard/views/``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from dashboard import cached, state  # noqa: E402
+
+st.set_page_config(page_title="res2scope", page_icon="🔬", layout="wide")
+
+PAGES = [
+    st.Page("views/compare.py", title="Compare CAMs", icon="🖼️", default=True),
+    st.Page("views/scales.py", title="Scales", icon="🪜"),
+    st.Page("views/erf.py", title="ERF explorer", icon="🎯"),
+    st.Page("views/claims.py", title="Claims", icon="📋"),
+    st.Page("views/models.py", title="Models", icon="🗂️"),
+]
+
+
+def sidebar() -> None:
+    """Device and weights choices, weight status of the default pair, and the offline note."""
+    with st.sidebar:
+        st.markdown("### res2scope")
+        st.radio("Device", state.device_choices(), key="device", horizontal=True,
+                 format_func=lambda d: {"auto": "auto", "cpu": "CPU", "cuda": "GPU"}[d],
+                 help="auto uses the GPU when one is present.")
+        st.caption(f"Running on **{state.current_device()}**.")
+        st.radio("Weights", ["trained", "random"], key="weights_mode", horizontal=True,
+                 format_func=lambda w: "trained" if w == "trained" else "random init",
+                 help="Random-init models are useful for receptive-field studies and always work offline.")
+        st.markdown("**Weights status**")
+        for name in state.DEFAULT_PAIR:
+            st.caption(f"`{name}`: {cached.weight_status(name)}")
+        if not cached.network_available():
+            st.info("The network is unreachable: the embedded models (trained on Tiny-ImageNet-100, shipped with "
+                    "the app) are the default; ImageNet weights load only if already cached.", icon="📴")
+
+
+sidebar()
+page = st.navigation(PAGES)
+try:
+    page.run()
+except Exception as exc:  # a view's unexpected failure: readable message, session keeps working
+    state.show_exception(exc, f"The {page.title} view")

@@ -1,0 +1,271 @@
+"""Cached wrappers around ``res2net``: models per (name, device, weights), results keyed by image bytes and settings.
+
+Everything a view redraws on a cheap change (opacity, colour scale, branch) comes from these caches, so such
+changes never recompute a CAM, a feature map or an ERF.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import streamlit as st
+import torch
+
+from dashboard.state import MAX_PIXELS, MAX_UPLOAD_BYTES, REPO_ROOT, current_device, package, weights_mode
+
+RESULTS_FILE = REPO_ROOT / "assets" / "results" / "tiny_imagenet_100.json"
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+# ---------------------------------------------------------------- models
+@st.cache_resource(show_spinner="Loading model…", max_entries=8)
+def get_model(name: str, device: str, weights: str) -> torch.nn.Module:
+    """One shared model per (name, device, weights); 'random' is a fixed-seed initialisation."""
+    import res2net
+
+    if weights == "random":
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = res2net.create_model(name, pretrained=False)
+    else:
+        model = res2net.create_model(name, pretrained=True)
+    return model.to(device).eval()
+
+
+@dataclass
+class Loaded:
+    """A model ready for use, which weights it carries, and why it is not the requested ones (if so)."""
+
+    model: torch.nn.Module
+    name: str
+    weights: str
+    device: str
+    note: str | None = None
+
+
+def load_model(name: str, weights: str | None = None, device: str | None = None) -> Loaded:
+    """The requested model; when its trained weights cannot be had, the random-init one with the reason."""
+    weights = weights or weights_mode()
+    device = device or current_device()
+    if weights == "random":
+        return Loaded(get_model(name, device, "random"), name, "random", device)
+    try:
+        return Loaded(get_model(name, device, "trained"), name, "trained", device)
+    except Exception as exc:  # WeightsError and friends: say why, keep working with random init
+        return Loaded(get_model(name, device, "random"), name, "random", device, note=str(exc).strip("'\""))
+
+
+def weights_label(loaded: Loaded) -> str:
+    return "trained weights" if loaded.weights == "trained" else "random init (untrained)"
+
+
+# ---------------------------------------------------------------- images
+@st.cache_data(show_spinner=False, max_entries=64)
+def decode_image(data: bytes):  # noqa: ANN201  (res2net.images.LoadedImage)
+    """Decode and validate uploaded bytes; raises the package's ImageError with a user-readable message."""
+    images = package("images")
+    return images.load_image(data, max_bytes=MAX_UPLOAD_BYTES, max_pixels=MAX_PIXELS)
+
+
+def model_input(data: bytes, name: str) -> torch.Tensor:
+    """The (1, 3, S, S) input tensor of model ``name`` for image bytes."""
+    images = package("images")
+    return images.preprocess(decode_image(data).image, name)
+
+
+def display_image(x: torch.Tensor, name: str) -> np.ndarray:
+    """The model's input as a uint8 (S, S, 3) picture, so that overlays line up with what the model saw."""
+    images = package("images")
+    img = images.denormalize(x, name)
+    img = img.detach().cpu().numpy() if isinstance(img, torch.Tensor) else np.asarray(img)
+    img = img[0] if img.ndim == 4 else img
+    if img.shape[0] == 3 and img.shape[-1] != 3:
+        img = img.transpose(1, 2, 0)
+    if img.dtype != np.uint8:
+        img = np.clip(img * (255.0 if img.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+    return img
+
+
+def _on_device(fn, device: str):  # noqa: ANN001, ANN202
+    """Run ``fn(device)``; on GPU out-of-memory, run it again on the CPU and report the fallback."""
+    try:
+        return fn(device), False
+    except torch.cuda.OutOfMemoryError:
+        if device == "cpu":
+            raise
+        torch.cuda.empty_cache()
+        return fn("cpu"), True
+
+
+# ---------------------------------------------------------------- CAMs
+@st.cache_data(show_spinner="Computing CAMs at every tap…", max_entries=128)
+def model_cams(data: bytes, name: str, device: str, weights: str, method: str, target: int | None) -> dict:
+    """Raw CAMs of every tap of ``name`` for one image (one forward, one backward), logits, and the input picture.
+
+    ``weights`` is the weights actually loaded ('trained' or 'random'); ``target`` None means top-1.
+    """
+    cam = package("cam")
+    x = model_input(data, name)
+
+    def run(dev: str) -> tuple[dict, torch.Tensor]:
+        model = get_model(name, dev, weights)
+        return cam.compute_cams(model, x.to(dev), targets=target, taps=None, method=method, return_logits=True)
+
+    (maps, logits), fell_back = _on_device(run, device)
+    logits = logits.detach().float().cpu()[0]
+    chosen = int(logits.argmax()) if target is None else int(target)
+    return {
+        "maps": {t: m[0].detach().float().cpu().numpy() for t, m in maps.items()},
+        "probs": torch.softmax(logits, 0).numpy(),
+        "target": chosen,
+        "picture": display_image(x, name),
+        "cpu_fallback": fell_back,
+    }
+
+
+# ---------------------------------------------------------------- features
+@st.cache_data(show_spinner="Capturing feature maps…", max_entries=64)
+def block_features(data: bytes, name: str, device: str, weights: str, block: str) -> dict:
+    """Activations of each branch of ``block`` (numpy (C, h, w)) and their per-branch statistics."""
+    import res2net
+
+    features = package("features")
+    x = model_input(data, name)
+    model = get_model(name, device, weights)
+    taps = res2net.taps.branch_tap_names(model, block)
+
+    def run(dev: str) -> dict:
+        return features.capture_features(get_model(name, dev, weights), x.to(dev), taps)
+
+    acts, fell_back = _on_device(run, device)
+    stats = features.branch_stats(acts)
+    return {
+        "acts": {t: a[0].detach().float().cpu().numpy() for t, a in acts.items()},
+        "stats": stats,
+        "cpu_fallback": fell_back,
+    }
+
+
+# ---------------------------------------------------------------- receptive fields
+@st.cache_data(show_spinner=False, max_entries=64)
+def theoretical_rfs(name: str, taps: tuple[str, ...]) -> dict[str, tuple[int, int]]:
+    """Theoretical receptive field and stride (input pixels) per tap, from the module graph."""
+    import res2net
+
+    erf = package("erf")
+    model = res2net.create_model(name, pretrained=False)
+    return {t: (int(erf.theoretical_rf(model, t)), int(erf.tap_stride(model, t))) for t in taps}
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def model_erf(
+    name: str, device: str, weights: str, taps: tuple[str, ...], data: bytes | None, n_noise: int, positive_only: bool
+) -> dict:
+    """ERF map, metrics and radial profile per tap, from one image (``data``) or ``n_noise`` Gaussian inputs."""
+    erf = package("erf")
+    inputs = model_input(data, name) if data is not None else int(n_noise)
+
+    def run(dev: str) -> dict:
+        model = get_model(name, dev, weights)
+        x = inputs.to(dev) if isinstance(inputs, torch.Tensor) else inputs
+        return erf.compute_erf(model, x, list(taps), positive_only=positive_only)
+
+    out, fell_back = _on_device(run, device)
+    result = {}
+    for t, e in out.items():
+        profile = e.radial_profile() if hasattr(e, "radial_profile") else None
+        result[t] = {
+            "map": np.asarray(e.map, dtype=np.float64),
+            "metrics": dict(e.metrics),
+            "radial": None if profile is None else tuple(np.asarray(p, dtype=np.float64) for p in profile),
+        }
+    return {"erf": result, "cpu_fallback": fell_back}
+
+
+# ---------------------------------------------------------------- data, names, status
+@st.cache_resource(show_spinner="Reading Tiny-ImageNet-100 val…")
+def val_split():  # noqa: ANN201  (res2net.data.TinyImageNet | None)
+    """The Tiny-ImageNet-100 val split when the data folder is present, else None."""
+    data = package("data")
+    if data is None or not data.default_data_dir().is_dir():
+        return None
+    try:
+        return data.TinyImageNet("val")
+    except Exception:  # an incomplete folder is the same as no folder for the views
+        return None
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    """A uint8 (H, W, 3) or (3, H, W) array as PNG bytes (how gallery images enter the image pipeline)."""
+    from PIL import Image
+
+    a = np.asarray(array)
+    if a.ndim == 3 and a.shape[0] == 3:
+        a = a.transpose(1, 2, 0)
+    buf = io.BytesIO()
+    Image.fromarray(a.astype(np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@st.cache_data(show_spinner=False)
+def class_names(name: str) -> list[str]:
+    """Readable class names of a model's output, or 'class k' where none are known."""
+    import res2net
+
+    spec = res2net.get_spec(name)
+    if hasattr(res2net, "class_names"):
+        try:
+            return list(res2net.class_names(name))
+        except Exception:
+            pass
+    if spec.num_classes == 1000:
+        from torchvision.models import ResNet50_Weights
+
+        return list(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
+    if spec.family == "embedded":
+        data = package("data")
+        if data is not None and (data.default_data_dir() / "wnids.txt").is_file():
+            return data.read_classes(data.default_data_dir())
+        card = (res2net.model_info(name).get("card") or {})
+        if isinstance(card.get("classes"), list) and len(card["classes"]) == spec.num_classes:
+            return [str(c) for c in card["classes"]]
+    return [f"class {k}" for k in range(spec.num_classes)]
+
+
+@st.cache_data(show_spinner=False, ttl=30)
+def weight_status(name: str) -> str:
+    weights = package("weights")
+    if weights is None:
+        return "unknown"
+    try:
+        return weights.weight_status(name)
+    except Exception:
+        return "unknown"
+
+
+@st.cache_data(show_spinner=False, ttl=300)
+def network_available() -> bool:
+    weights = package("weights")
+    if weights is None or not hasattr(weights, "network_available"):
+        return False
+    try:
+        return bool(weights.network_available())
+    except Exception:
+        return False
+
+
+@st.cache_data(show_spinner=False)
+def model_info(name: str) -> dict:
+    import res2net
+
+    return res2net.model_info(name)
+
+
+def results() -> dict | None:
+    """The evaluation results of the embedded family, or None when the file has not been generated."""
+    if not RESULTS_FILE.is_file():
+        return None
+    return json.loads(RESULTS_FILE.read_text())

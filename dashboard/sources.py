@@ -1,0 +1,106 @@
+"""Where a view's image comes from: upload, demo photo, a Tiny-ImageNet-100 val image, or another view's pick.
+
+Every source ends as raw bytes, which key the caches; a bad upload stops the page with its specific message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+from dashboard import cached
+from dashboard.state import UPLOAD_TYPES, package, user_message
+
+PICKED = "picked_image"  # session-state key: (label, bytes, box | None), set by galleries or tests
+
+
+@dataclass
+class Source:
+    """Image bytes with a label, and the object box (x0, y0, x1, y1 in 64 px val coordinates) when known."""
+
+    label: str
+    data: bytes
+    box: tuple[int, int, int, int] | None = None
+
+
+def demo_photos() -> dict[str, bytes]:
+    """Offline demo photos from the package (name -> encoded bytes)."""
+    images = package("images")
+    if images is None or not hasattr(images, "demo_images"):
+        return {}
+    out: dict[str, bytes] = {}
+    demos = images.demo_images()
+    items = demos.items() if isinstance(demos, dict) else ((getattr(d, "name", str(i)), d) for i, d in enumerate(demos))
+    for name, item in items:
+        out[str(name)] = _as_bytes(item)
+    return out
+
+
+def _as_bytes(item: object) -> bytes:
+    import io
+    from pathlib import Path
+
+    if isinstance(item, bytes):
+        return item
+    if isinstance(item, (str, Path)):
+        return Path(item).read_bytes()
+    for attr in ("data", "bytes", "path"):
+        if hasattr(item, attr):
+            return _as_bytes(getattr(item, attr))
+    buf = io.BytesIO()
+    item.save(buf, format="PNG")  # a PIL image
+    return buf.getvalue()
+
+
+def val_choice(key: str) -> Source | None:
+    """A val image chosen by class and index, with its box."""
+    split = cached.val_split()
+    if split is None:
+        st.info("The Tiny-ImageNet-100 data folder is not present; use an upload or a demo photo.")
+        return None
+    c1, c2 = st.columns([3, 1])
+    cls = c1.selectbox("Class", range(len(split.classes)), format_func=lambda k: split.classes[k], key=f"{key}_cls")
+    idx = [i for i in range(len(split)) if int(split.data.labels[i]) == cls]
+    k = c2.number_input("Image", 0, len(idx) - 1, 0, key=f"{key}_idx")
+    item = split[idx[int(k)]]
+    box = item["box"] if min(item["box"]) >= 0 else None
+    return Source(f"val/{item['file']} ({item['class_name']})", cached.png_bytes(item["image"].numpy()), box)
+
+
+def pick_image(key: str) -> Source | None:
+    """The source widgets; returns the chosen image's bytes (or None when nothing is chosen yet)."""
+    options = ["Demo photo", "Upload", "Tiny-ImageNet-100 val"]
+    picked = st.session_state.get(PICKED)
+    if picked is not None:
+        options.insert(0, "Picked image")
+    kind = st.radio("Image", options, horizontal=True, key=f"{key}_source")
+    if kind == "Picked image":
+        label, data, box = picked
+        return Source(label, data, box)
+    if kind == "Upload":
+        up = st.file_uploader("Upload an image (PNG, JPEG, WebP, BMP, TIFF)", type=UPLOAD_TYPES, key=f"{key}_upload")
+        return None if up is None else Source(up.name, up.getvalue())
+    if kind == "Tiny-ImageNet-100 val":
+        return val_choice(key)
+    photos = demo_photos()
+    if not photos:
+        st.info("No demo photos are available in this installation; upload an image instead.")
+        return None
+    name = st.selectbox("Demo photo", list(photos), key=f"{key}_demo")
+    return Source(name, photos[name])
+
+
+def validated(source: Source | None):  # noqa: ANN201  (LoadedImage | None)
+    """Decode ``source``; a bad image shows its specific message and stops the page (no traceback)."""
+    if source is None:
+        return None
+    images = package("images")
+    try:
+        loaded = cached.decode_image(source.data)
+    except images.ImageError as exc:
+        st.error(f"**{source.label}** cannot be used: {user_message(exc)}")
+        st.stop()
+    for w in getattr(loaded, "warnings", []) or []:
+        st.warning(w)
+    return loaded

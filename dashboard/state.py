@@ -1,0 +1,91 @@
+"""Session settings shared by the views (device, weights), on-screen notes and friendly error display.
+
+Nothing here computes anything: heavy work is in ``res2net`` behind the cached wrappers of ``cached.py``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import traceback
+from pathlib import Path
+from types import ModuleType
+
+import streamlit as st
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:  # `streamlit run dashboard/app.py` only puts dashboard/ on the path
+    sys.path.insert(0, str(REPO_ROOT))
+
+DEFAULT_PAIR = ("tiny_resnet26", "tiny_res2net26_4s")
+MAX_UPLOAD_BYTES = 25 * 1024 * 1024  # matches server.maxUploadSize in .streamlit/config.toml
+MAX_PIXELS = 40_000_000  # larger images are refused before decoding (decompression bombs)
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif"]
+
+BRANCH_NOTE = (
+    "**Branch order** follows the code: branch 0 is the conv branch with the smallest receptive field, "
+    "each later conv branch sees more, and the last branch is the identity (average pool in stage blocks). "
+    "The paper numbers the branches the other way round (its y₁ is the identity)."
+)
+RANDOM_LABEL = "random init (untrained)"
+
+
+def package(module: str) -> ModuleType | None:
+    """``res2net.<module>`` when it can be imported, else None (the view then shows a note instead)."""
+    try:
+        return importlib.import_module(f"res2net.{module}")
+    except ImportError:
+        return None
+
+
+def require(*modules: str) -> list[ModuleType]:
+    """The requested ``res2net`` modules, or a note naming the missing ones and the end of this page's run."""
+    found = [package(m) for m in modules]
+    missing = [m for m, mod in zip(modules, found, strict=True) if mod is None]
+    if missing:
+        st.info(
+            "This view needs `" + "`, `".join(f"res2net.{m}" for m in missing) + "`, which this installation "
+            "does not provide. The other views keep working."
+        )
+        st.stop()
+    return found  # type: ignore[return-value]
+
+
+def device_choices() -> list[str]:
+    """'auto' and 'cpu', plus 'cuda' when a GPU is visible."""
+    import torch
+
+    return ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def current_device() -> str:
+    """The torch device the user picked in the sidebar ('auto' resolves to the GPU when present)."""
+    import torch
+
+    choice = st.session_state.get("device", "auto")
+    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return "cpu"
+
+
+def weights_mode() -> str:
+    """'trained' (the default) or 'random'."""
+    return st.session_state.get("weights_mode", "trained")
+
+
+def branch_note() -> None:
+    """State the branch-order convention; every page that shows branches calls this."""
+    st.caption(BRANCH_NOTE)
+
+
+def show_exception(exc: BaseException, what: str = "This step") -> None:
+    """A readable error with the technical details folded away, instead of a traceback."""
+    st.error(f"{what} failed: {type(exc).__name__}: {exc}")
+    with st.expander("Technical details"):
+        st.code("".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-6000:], language="text")
+
+
+def user_message(exc: BaseException) -> str:
+    """The message of an expected error (bad image, unavailable weights), without the exception class name."""
+    text = str(exc).strip()
+    return text.strip("'\"") or type(exc).__name__

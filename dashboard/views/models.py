@@ -1,0 +1,62 @@
+"""Models: the zoo with parameters, GMACs, reported accuracy and its source, weight status, licence, downloads."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import res2net
+from dashboard import cached
+from dashboard.state import require
+
+(weights,) = require("weights")
+
+st.title("Models")
+st.caption("Parameters and GMACs are measured here by the package's counter at each model's input size. "
+           "Released Res2Net weights are licensed CC BY-NC-SA 4.0 (non-commercial use only).")
+
+families = ["all"] + sorted({res2net.get_spec(n).family for n in res2net.list_models()})
+family = st.segmented_control("Family", families, default="all", key="models_family") or "all"
+names = res2net.list_models(None if family == "all" else family)
+
+rows = []
+for n in names:
+    info = cached.model_info(n)
+    rows.append({
+        "model": n, "family": info["family"], "params (M)": info["params_m"], "GMACs": info["gmacs"],
+        "input": info["input_size"], "top-1": info["reported_top1"], "top-5": info["reported_top5"],
+        "accuracy source": info["accuracy_source"], "weights": cached.weight_status(n), "licence": info["licence"],
+    })
+st.dataframe(rows, hide_index=True, width="stretch")
+
+st.subheader("Get weights")
+name = st.selectbox("Model", names, key="models_pick")
+info = cached.model_info(name)
+st.markdown(f"**{name}** — {info['description']}")
+st.caption("Sources: " + "; ".join(f"{w['label']} ({w['filename']})" for w in info["weights"]))
+status = cached.weight_status(name)
+if status in ("embedded", "cached", "local"):
+    st.success(f"Weights are available offline ({status}).")
+elif status == "embedded-missing":
+    st.warning("The embedded weights file is missing from assets/weights; run `python -m res2net.train` to make it.")
+if status == "downloadable" and st.button("Download weights", key="models_download"):
+    bar = st.progress(0.0, text="Connecting…")
+
+    def progress(done: int, total: int | None, label: str) -> None:
+        frac = min(1.0, done / total) if total else 0.0
+        mb = f"{done / 1e6:.1f}" + (f" / {total / 1e6:.1f} MB" if total else " MB")
+        bar.progress(frac, text=f"{label}: {mb}")
+
+    try:
+        res2net.create_model(name, pretrained=True, progress=progress)
+    except weights.WeightsError as exc:
+        bar.empty()
+        st.error(f"Could not get the weights of `{name}`: {str(exc).strip(chr(39))}")
+    else:
+        bar.progress(1.0, text="Done: verified and cached.")
+        cached.weight_status.clear()
+        st.success(f"`{name}` weights downloaded, verified and cached.")
+
+card = info.get("card")
+if card:
+    with st.expander("Model card"):
+        st.json(card)

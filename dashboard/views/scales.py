@@ -1,0 +1,112 @@
+"""Scales: one block, branch by branch — feature maps, CAMs, energy and sparsity, receptive fields, beside the baseline.
+
+Class demos open here: pick a class, see its images (val images with boxes, or the offline demo photos), open one.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import res2net
+from dashboard import cached, sources
+from dashboard.state import DEFAULT_PAIR, branch_note, package, require
+
+cam, plots, features, erf, _images = require("cam", "plots", "features", "erf", "images")
+
+st.title("Scales")
+st.caption("Inside one block: what each branch responds to and how far it sees, beside the same block of the "
+           "baseline. Only normal blocks are hierarchical (multi-scale); stage blocks run their branches in parallel.")
+branch_note()
+
+
+def gallery() -> None:
+    """Class demos: a small gallery of one class; 'Open' sends an image to this view (and to Compare CAMs)."""
+    split = cached.val_split()
+    if split is not None:
+        cls = st.selectbox("Class", range(len(split.classes)), format_func=lambda k: split.classes[k],
+                           key="scales_demo_class")
+        idx = [i for i in range(len(split)) if int(split.data.labels[i]) == cls][:8]
+        items = [split[i] for i in idx]
+        shots = [(f"val/{it['file']} ({it['class_name']})", cached.png_bytes(it["image"].numpy()),
+                  it["box"] if min(it["box"]) >= 0 else None) for it in items]
+    else:
+        st.caption("The Tiny-ImageNet-100 data folder is absent: showing the offline demo photos.")
+        shots = [(name, data, None) for name, data in sources.demo_photos().items()]
+    if not shots:
+        st.info("No gallery images are available; use an upload below.")
+        return
+    cols = st.columns(min(8, len(shots)))
+    for k, (label, data, box) in enumerate(shots):
+        with cols[k % len(cols)]:
+            st.image(plots.draw_box(data, box) if box is not None and hasattr(plots, "draw_box") else data,
+                     width="stretch")
+            if st.button("Open", key=f"scales_open_{k}", help=label):
+                st.session_state[sources.PICKED] = (label, data, box)
+                st.session_state["scales_source"] = "Picked image"
+                st.rerun()
+
+
+with st.expander("Class demos", expanded=sources.PICKED not in st.session_state):
+    gallery()
+
+source = sources.pick_image("scales")
+image = sources.validated(source)
+if image is None:
+    st.stop()
+
+all_models = res2net.list_models()
+c1, c2, c3 = st.columns(3)
+name = c1.selectbox("Model", all_models, index=all_models.index(DEFAULT_PAIR[1]), key="scales_model")
+base = c2.selectbox("Baseline", all_models, index=all_models.index(DEFAULT_PAIR[0]), key="scales_base")
+lm = cached.load_model(name)
+blocks = [i.name for i in res2net.block_infos(lm.model)]
+normal = [b for b, i in zip(blocks, res2net.block_infos(lm.model), strict=True) if i.stype == "normal"]
+block = c3.selectbox("Block", blocks, index=blocks.index(normal[-2] if len(normal) > 1 else blocks[-1]),
+                     key="scales_block")
+e1, e2, e3 = st.columns(3)
+fmap_scale = e1.radio("Feature-map colour scale", ["local", "branch", "global"], horizontal=True, key="scales_fscale",
+                      help="local: each channel its own scale; branch: one per branch; global: one for the block.")
+alpha = e2.slider("CAM opacity", 0.0, 1.0, 0.5, 0.05, key="scales_alpha")
+method = e3.selectbox("CAM method", list(cam.METHODS), key="scales_method")
+
+
+def show(model_name: str, col) -> None:  # noqa: ANN001
+    """The whole per-scale panel of one model's block (its baseline counterpart uses the same code)."""
+    with col:
+        lm = cached.load_model(model_name)
+        infos = {i.name: i for i in res2net.block_infos(lm.model)}
+        st.subheader(model_name)
+        if lm.note:
+            st.warning(f"Trained weights unavailable — {lm.note} Showing the random-init model.")
+        info = infos.get(block)
+        if info is None:
+            st.info(f"`{model_name}` has no block `{block}`.")
+            return
+        badge = "🟦 normal (hierarchical, multi-scale)" if info.stype == "normal" else "🟧 stage (parallel branches)"
+        st.markdown(f"`{block}` · {badge} · {info.num_branches} branch(es) · {cached.weights_label(lm)}")
+        cams = cached.model_cams(source.data, model_name, lm.device, lm.weights, method, None)
+        feats = cached.block_features(source.data, model_name, lm.device, lm.weights, block)
+        st.markdown("**Per-branch CAM**")
+        for bc, (i, tap) in zip(st.columns(info.num_branches), enumerate(info.branch_taps), strict=True):
+            bc.image(plots.overlay(cams["picture"], cams["maps"][tap], alpha, None), caption=f"branch {i}",
+                     width="stretch")
+        st.markdown("**Top channels by energy**")
+        st.plotly_chart(plots.feature_maps_figure(feats["acts"], feats["stats"], scale=fmap_scale),
+                        key=f"fm_{model_name}", width="stretch")
+        st.plotly_chart(plots.branch_bars_figure(feats["stats"]), key=f"bars_{model_name}", width="stretch")
+        rfs = cached.theoretical_rfs(model_name, tuple(info.branch_taps))
+        erfs = cached.model_erf(model_name, lm.device, lm.weights, tuple(info.branch_taps), source.data, 0, False)
+        rows = []
+        for i, tap in enumerate(info.branch_taps):
+            m = erfs["erf"][tap]["metrics"]
+            rows.append({"branch": i, "theoretical RF (px)": rfs[tap][0], "stride": rfs[tap][1],
+                         **{k: round(float(v), 2) for k, v in m.items() if isinstance(v, (int, float))}})
+        st.markdown("**Receptive fields** (theoretical from the module graph; effective from this image)")
+        st.dataframe(rows, hide_index=True, width="stretch")
+
+
+left, right = st.columns(2)
+show(name, left)
+show(base, right)
+if package("localize") is not None and source.box is not None:
+    st.caption(f"Ground-truth box: {source.box}")
