@@ -7,9 +7,8 @@ import streamlit as st
 from dashboard import cached
 from dashboard.state import branch_note, require
 
-(plots,) = require("plots")
-
 st.title("Claims")
+(plots,) = require("plots")
 st.caption("Each statement of the Res2Net paper beside our measurement on the matched embedded family "
            "(Tiny-ImageNet-100, same recipe for every model). Verdicts come from 95% bootstrap intervals: "
            "'supported', 'not supported' or 'inconclusive at this sample size'.")

@@ -9,9 +9,8 @@ import res2net
 from dashboard import cached, sources
 from dashboard.state import DEFAULT_PAIR, branch_note, current_device, require
 
-cam, plots, _images = require("cam", "plots", "images")
-
 st.title("Compare CAMs")
+cam, plots, _images = require("cam", "plots", "images")
 st.caption("Class activation maps at any block or branch of several models for the same image. All taps of a "
            "model come from one forward and one backward pass; opacity, colour scale and tap changes only redraw.")
 branch_note()

@@ -11,9 +11,8 @@ import res2net
 from dashboard import cached, sources
 from dashboard.state import DEFAULT_PAIR, branch_note, package, require
 
-cam, plots, features, erf, _images = require("cam", "plots", "features", "erf", "images")
-
 st.title("Scales")
+cam, plots, features, erf, _images = require("cam", "plots", "features", "erf", "images")
 st.caption("Inside one block: what each branch responds to and how far it sees, beside the same block of the "
            "baseline. Only normal blocks are hierarchical (multi-scale); stage blocks run their branches in parallel.")
 branch_note()

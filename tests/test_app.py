@@ -1,0 +1,188 @@
+"""Dashboard behaviour through Streamlit's AppTest: every view runs without an exception, real photos give overlays,
+and each kind of bad upload gives its specific message (or a result), never a traceback."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("streamlit.testing.v1")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+APP = str(REPO / "dashboard" / "app.py")
+PHOTOS = REPO.parent / "shared" / "data" / "imagenet-sample-photos"
+TIMEOUT = 300
+ANALYSIS = all(importlib.util.find_spec(f"res2net.{m}") for m in ("cam", "plots", "images"))
+needs_analysis = pytest.mark.skipif(not ANALYSIS, reason="res2net.cam/plots/images are not installed")
+
+
+def _app(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["device"] = "cpu"
+    at.run()
+    if page:
+        at.switch_page(page).run()
+    return at
+
+
+def _no_exception(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not [e for e in at.error if "failed:" in e.value], [e.value for e in at.error]  # the catch-all wrapper
+
+
+def _photo() -> bytes:
+    if not PHOTOS.is_dir():
+        pytest.skip(f"sample photos not found at {PHOTOS}")
+    return sorted(PHOTOS.glob("*.JPEG"))[0].read_bytes()
+
+
+def _upload(at: AppTest, name: str, data: bytes) -> AppTest:
+    at.radio(key="compare_source").set_value("Upload").run()
+    at.file_uploader(key="compare_upload").upload(name, data).run()
+    return at
+
+
+def _png(im: Image.Image, fmt: str = "PNG", **kw: object) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def _rgb(w: int = 96, h: int = 80) -> Image.Image:
+    rng = np.random.default_rng(0)
+    return Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
+
+
+def _exif_rotated() -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise on display
+    return _png(_rgb(120, 60), "JPEG", exif=exif)
+
+
+def _animated() -> bytes:
+    frames = [_rgb().convert("P"), _rgb(96, 80).transpose(Image.Transpose.FLIP_LEFT_RIGHT).convert("P")]
+    return _png(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+
+
+def _sixteen_bit() -> bytes:
+    a = (np.arange(80 * 96, dtype=np.uint32).reshape(80, 96) * 8).astype(np.uint16)
+    return _png(Image.fromarray(a, mode="I;16"))
+
+
+# name -> (bytes factory, substring the error must contain, or None when a result is expected)
+BAD = {
+    "not_an_image.png": (lambda: b"this is plain text, not pixels\n" * 20, "not"),
+    "truncated.jpg": (lambda: _png(_rgb(300, 300), "JPEG", quality=95)[:1500], "trunc"),
+    "tiny_1x1.png": (lambda: _png(Image.new("RGB", (1, 1), (200, 10, 10))), "small"),
+    "bomb.png": (lambda: _png(Image.new("L", (9000, 9000))), "pixels"),
+    "empty.png": (lambda: b"", "empty"),
+    "cmyk.jpg": (lambda: _png(_rgb().convert("CMYK"), "JPEG"), None),
+    "sixteen_bit.png": (_sixteen_bit, None),
+    "palette.png": (lambda: _png(_rgb().convert("P")), None),
+    "alpha.png": (lambda: _png(_rgb().convert("RGBA")), None),
+    "exif_rotated.jpg": (_exif_rotated, None),
+    "animated.gif": (_animated, None),
+    "wide_10000x100.png": (lambda: _png(Image.new("RGB", (10000, 100), (30, 120, 200))), None),
+}
+
+
+@pytest.mark.parametrize("page", [None, "views/scales.py", "views/erf.py", "views/claims.py", "views/models.py"])
+def test_every_view_runs_without_exception(page: str | None) -> None:
+    at = _app(page)
+    _no_exception(at)
+    assert at.title, "the view rendered no title"
+
+
+def test_sidebar_offers_cpu_and_states_weights() -> None:
+    at = _app()
+    assert "CPU" in at.sidebar.radio(key="device").options
+    captions = " ".join(c.value for c in at.sidebar.caption)
+    assert "tiny_res2net26_4s" in captions and "tiny_resnet26" in captions
+
+
+@needs_analysis
+def test_compare_default_demo_shows_overlays_for_both_models() -> None:
+    at = _app()
+    _no_exception(at)
+    assert {"tiny_resnet26", "tiny_res2net26_4s"} <= {s.value for s in at.subheader}
+    assert len(at.image) >= 2  # the two main overlays at least
+    assert any("Branch order" in c.value for c in at.caption)
+
+
+@needs_analysis
+def test_compare_real_photo_upload_gives_overlays() -> None:
+    at = _upload(_app(), "photo.JPEG", _photo())
+    _no_exception(at)
+    assert not at.error
+    # main overlay per model + 4 branch overlays of the Res2Net block
+    assert len(at.image) >= 2 + 4
+
+
+@needs_analysis
+def test_image_injected_through_session_state() -> None:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["device"] = "cpu"
+    at.session_state["picked_image"] = ("photo.JPEG", _photo(), None)
+    at.run()
+    _no_exception(at)
+    assert at.radio(key="compare_source").value == "Picked image"
+    assert len(at.image) >= 2
+
+
+@needs_analysis
+@pytest.mark.parametrize("name", list(BAD))
+def test_bad_uploads_get_a_specific_message_or_a_result(name: str) -> None:
+    factory, expected = BAD[name]
+    at = _upload(_app(), name, factory())
+    _no_exception(at)
+    if expected is None:
+        assert not at.error, [e.value for e in at.error]
+        assert len(at.image) >= 2
+    else:
+        assert at.error, f"{name}: no error shown"
+        msg = at.error[0].value
+        assert name in msg and expected in msg.lower(), msg
+    # the session keeps working: a good photo afterwards renders
+    at.file_uploader(key="compare_upload").upload("photo.JPEG", _photo()).run()
+    _no_exception(at)
+    assert not at.error
+
+
+@needs_analysis
+def test_opacity_scale_and_branch_switch_do_not_recompute(monkeypatch: pytest.MonkeyPatch) -> None:
+    import res2net.cam
+
+    at = _app()
+    calls = []
+    real = res2net.cam.compute_cams
+    monkeypatch.setattr(res2net.cam, "compute_cams", lambda *a, **k: calls.append(1) or real(*a, **k))
+    at.slider(key="compare_alpha").set_value(0.8).run()
+    at.radio(key="compare_scale").set_value("shared").run()
+    at.selectbox(key="compare_tap").set_value("branch 2").run()
+    _no_exception(at)
+    assert calls == []
+    at.selectbox(key="compare_method").set_value("layercam").run()  # a real change does recompute
+    assert len(calls) == 2
+
+
+@needs_analysis
+def test_compare_offers_the_three_downloads() -> None:
+    at = _app()
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert labels == ["Figure (PNG)", "Maps (.npz)", "Numbers (CSV)"]
+
+
+def test_models_view_lists_the_zoo_with_weight_status() -> None:
+    import res2net
+
+    at = _app("views/models.py")
+    _no_exception(at)
+    table = at.dataframe[0].value
+    assert set(table["model"]) == set(res2net.list_models())
+    assert set(table.loc[table["family"] == "embedded", "weights"]) <= {"embedded", "embedded-missing", "local"}
