@@ -20,7 +20,7 @@ from .blocks import TappedBlock
 
 __all__ = [
     "TapError", "BlockInfo", "iter_blocks", "block_infos", "tap_names", "get_tap", "tap_block_name",
-    "branch_tap_names", "resolve_taps", "TapCapture", "eval_mode",
+    "branch_tap_names", "resolve_taps", "TapCapture", "eval_mode", "model_device", "check_images",
 ]
 
 
@@ -202,3 +202,45 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
             if state[0] == 0:
                 del _mode_state[model]
                 model.train(state[1])
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter or buffer (CPU for a model that has neither)."""
+    for t in model.parameters():
+        return t.device
+    for t in model.buffers():
+        return t.device
+    return torch.device("cpu")
+
+
+def _in_channels(model: nn.Module) -> int | None:
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            return m.in_channels
+    return None
+
+
+def check_images(model: nn.Module, images: object) -> torch.Tensor:
+    """Validate an image batch for ``model`` (4-D float tensor, right channel count, finite values).
+
+    Returns it on the model's device and in its dtype; raises TypeError/ValueError that say what is wrong.
+    """
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"images must be a torch.Tensor of shape (N, C, H, W), got {type(images).__name__}")
+    if images.ndim != 4:
+        hint = " (add a batch dimension with images[None])" if images.ndim == 3 else ""
+        raise ValueError(f"images must have shape (N, C, H, W), got {tuple(images.shape)}{hint}")
+    if not images.is_floating_point():
+        raise TypeError(f"images must be a floating-point tensor (normalised pixels), got dtype {images.dtype}")
+    if images.shape[0] == 0 or images.shape[2] == 0 or images.shape[3] == 0:
+        raise ValueError(f"images must not be empty, got shape {tuple(images.shape)}")
+    channels = _in_channels(model)
+    if channels is not None and images.shape[1] != channels:
+        raise ValueError(
+            f"the model expects {channels} input channels, got {images.shape[1]} (shape {tuple(images.shape)})"
+        )
+    if not bool(torch.isfinite(images).all()):
+        bad = int((~torch.isfinite(images)).sum())
+        raise ValueError(f"images contain {bad} NaN or infinite values")
+    dtype = next((t.dtype for t in model.parameters() if t.is_floating_point()), images.dtype)
+    return images.to(device=model_device(model), dtype=dtype)
