@@ -44,6 +44,7 @@ def create_model(
             f"{name}'s weights have {spec.num_classes} classes; build with pretrained=False for num_classes={n}"
         )
     model = spec.builder(num_classes=n, **kw)
+    model.input_size = spec.input_size  # the side analyses use when they make inputs (e.g. noise ERFs)
     if pretrained is True:
         from .weights import load_pretrained
 
