@@ -335,7 +335,11 @@ def to_rgb(
     warnings: list[str] | None = None,
     notes: list[str] | None = None,
 ) -> Image.Image:
-    """Convert any PIL mode to 8-bit RGB without clipping high bit depths or dropping alpha naively."""
+    """Convert any PIL mode to 8-bit RGB without clipping high bit depths or dropping alpha naively.
+
+    RGB data keeps its values (embedded profiles are not applied, as in the ImageNet training pipelines); CMYK
+    uses its embedded profile when there is one, L*a*b* goes through a colour engine to sRGB.
+    """
     warnings = [] if warnings is None else warnings
     notes = [] if notes is None else notes
     mode = im.mode
