@@ -1,0 +1,125 @@
+"""Training: exact resume, augmentation against torchvision, release files, and the shipped weights' accuracy."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision.transforms.functional as TF
+
+import res2net
+from res2net.data import Split, default_data_dir, load_split
+from res2net.train import TrainConfig, TrainError, augment, train, write_release
+
+torch.set_num_threads(1)
+MODEL = "tiny_resnet26"
+ASSETS = Path(__file__).resolve().parent.parent / "assets" / "weights"
+EMBEDDED = ["tiny_resnet26", "tiny_res2net26_2s", "tiny_res2net26_4s", "tiny_res2net26_8s"]
+
+
+def _toy_split(n: int = 12) -> Split:
+    g = torch.Generator().manual_seed(1)
+    return Split(
+        images=torch.randint(0, 256, (n, 3, 64, 64), dtype=torch.uint8, generator=g),
+        labels=torch.randint(0, 100, (n,), generator=g),
+        files=[f"img_{i}.JPEG" for i in range(n)],
+        boxes=torch.zeros(n, 4, dtype=torch.int16),
+        wnids=[f"n{i:08d}" for i in range(100)],
+    )
+
+
+def _cfg(max_steps: int | None) -> TrainConfig:
+    # 12 images, batch 4: 3 steps an epoch, so step 4 lies in the second epoch (a new augmentation plan)
+    return TrainConfig(model=MODEL, epochs=2, batch_size=4, max_steps=max_steps)
+
+
+def test_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
+    data = _toy_split()
+    full = train(_cfg(4), data, tmp_path / "full", progress=False)
+    first = train(_cfg(2), data, tmp_path / "cut", progress=False)
+    assert first["step"] == 2 and not first["done"]
+    resumed = train(_cfg(4), data, tmp_path / "cut", resume=True, progress=False)
+    assert resumed["step"] == full["step"] == 4
+    a, b = full["model"].state_dict(), resumed["model"].state_dict()
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    ca = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=False)
+    cb = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=False)
+    assert ca["scheduler"]["last_epoch"] == cb["scheduler"]["last_epoch"] == 4
+    for sa, sb in zip(ca["optimizer"]["state"].values(), cb["optimizer"]["state"].values(), strict=True):
+        assert torch.equal(sa["momentum_buffer"], sb["momentum_buffer"])
+    # and the two steps changed something: the check above is not comparing untouched weights
+    fresh = res2net.create_model(MODEL).state_dict()
+    assert not torch.equal(fresh["fc.weight"], a["fc.weight"])
+
+
+def test_resume_refuses_other_config_and_fresh_start_refuses_existing_run(tmp_path: Path) -> None:
+    data = _toy_split()
+    train(_cfg(1), data, tmp_path / "run", progress=False)
+    with pytest.raises(TrainError, match="different config"):
+        train(TrainConfig(model=MODEL, epochs=3, batch_size=4), data, tmp_path / "run", resume=True, progress=False)
+    with pytest.raises(TrainError, match="--resume"):
+        train(_cfg(2), data, tmp_path / "run", progress=False)
+    with pytest.raises(TrainError, match="no checkpoint"):
+        train(_cfg(2), data, tmp_path / "empty", resume=True, progress=False)
+
+
+def test_augment_matches_torchvision_pad_crop_flip() -> None:
+    g = torch.Generator().manual_seed(0)
+    imgs = torch.randint(0, 256, (3, 3, 64, 64), dtype=torch.uint8, generator=g)
+    dx, dy = torch.tensor([0, 8, 3]), torch.tensor([0, 5, 4])
+    flip = torch.tensor([False, True, False])
+    out = augment(imgs, dx, dy, flip)
+    for i in range(3):
+        ref = TF.pad(imgs[i].float() / 255.0, [4, 4, 4, 4], padding_mode="reflect")
+        ref = TF.crop(ref, int(dy[i]), int(dx[i]), 64, 64)
+        if flip[i]:
+            ref = TF.hflip(ref)
+        torch.testing.assert_close(out[i], ref, rtol=0, atol=0)
+    # offset (4, 4) without flip is the identity
+    torch.testing.assert_close(augment(imgs, torch.full((3,), 4), torch.full((3,), 4), torch.zeros(3, dtype=bool)),
+                               imgs.float() / 255.0, rtol=0, atol=0)
+
+
+def test_release_files_load_through_create_model(tmp_path: Path) -> None:
+    res = train(_cfg(2), _toy_split(), tmp_path / "run", progress=False)
+    pth, card_path = write_release(res["model"], _cfg(None), {"top1": 1.0, "top5": 5.0}, tmp_path / "out",
+                                   res["train_seconds"], torch.device("cpu"), {"name": "toy"})
+    card = json.loads(card_path.read_text())
+    assert card["sha256"] == hashlib.sha256(pth.read_bytes()).hexdigest()
+    for key in ("name", "arch", "scale", "params", "gmacs", "input_size", "mean", "std", "top1", "top5", "epochs",
+                "seed", "recipe", "train_seconds", "device", "data", "sha256", "stem_rationale"):
+        assert key in card, key
+    state = torch.load(pth, weights_only=True)
+    model = res2net.create_model(MODEL)
+    assert list(state) == list(model.state_dict())
+    assert all(v.dtype == torch.float32 for v in state.values() if v.is_floating_point())
+    loaded = res2net.create_model(MODEL, pretrained=pth)
+    for k, v in res["model"].state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v), k
+    assert card["params"] == sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", EMBEDDED)
+def test_shipped_weights_reproduce_card_top1(name: str) -> None:
+    if not (ASSETS / f"{name}.pth").is_file() or not (ASSETS / f"{name}.json").is_file():
+        pytest.skip(f"{name}: assets/weights/{name}.pth and .json are not shipped yet (train with res2net.train)")
+    if not (default_data_dir() / "val.tar.gz").is_file():
+        pytest.skip(f"Tiny-ImageNet-100 val split not found at {default_data_dir()} (set RES2NET_DATA)")
+    card = json.loads((ASSETS / f"{name}.json").read_text())
+    model = res2net.create_model(name, pretrained=True)  # embedded: no network involved
+    val = load_split("val")
+    mean = torch.tensor(card["mean"]).view(1, 3, 1, 1)
+    std = torch.tensor(card["std"]).view(1, 3, 1, 1)
+    correct = 0
+    with torch.no_grad():
+        for s in range(0, len(val), 1000):
+            x = (val.images[s:s + 1000].float() / 255.0 - mean) / std
+            correct += int((model(x).argmax(1) == val.labels[s:s + 1000]).sum())
+    top1 = 100.0 * correct / len(val)
+    assert abs(top1 - card["top1"]) <= 0.5, (top1, card["top1"])
+    assert card["top1"] >= 40.0
