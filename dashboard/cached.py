@@ -70,10 +70,10 @@ def decode_image(data: bytes):  # noqa: ANN201  (res2net.images.LoadedImage)
     return images.load_image(data, max_bytes=MAX_UPLOAD_BYTES, max_pixels=MAX_PIXELS)
 
 
-def model_input(data: bytes, name: str) -> torch.Tensor:
-    """The (1, 3, S, S) input tensor of model ``name`` for image bytes."""
+def model_input(data: bytes, name: str, mode: str = "center_crop") -> torch.Tensor:
+    """The (1, 3, S, S) input tensor of model ``name`` for image bytes ('center_crop', 'resize' or 'pad')."""
     images = package("images")
-    return images.preprocess(decode_image(data).image, name)
+    return images.preprocess(decode_image(data).image, name, mode=mode)
 
 
 def display_image(x: torch.Tensor, name: str) -> np.ndarray:
@@ -102,13 +102,15 @@ def _on_device(fn, device: str):  # noqa: ANN001, ANN202
 
 # ---------------------------------------------------------------- CAMs
 @st.cache_data(show_spinner="Computing CAMs at every tap…", max_entries=128)
-def model_cams(data: bytes, name: str, device: str, weights: str, method: str, target: int | None) -> dict:
+def model_cams(
+    data: bytes, name: str, device: str, weights: str, method: str, target: int | None, mode: str = "center_crop"
+) -> dict:
     """Raw CAMs of every tap of ``name`` for one image (one forward, one backward), logits, and the input picture.
 
     ``weights`` is the weights actually loaded ('trained' or 'random'); ``target`` None means top-1.
     """
     cam = package("cam")
-    x = model_input(data, name)
+    x = model_input(data, name, mode)
 
     def run(dev: str) -> tuple[dict, torch.Tensor]:
         model = get_model(name, dev, weights)

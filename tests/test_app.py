@@ -72,14 +72,16 @@ def _animated() -> bytes:
 
 def _sixteen_bit() -> bytes:
     a = (np.arange(80 * 96, dtype=np.uint32).reshape(80, 96) * 8).astype(np.uint16)
-    return _png(Image.fromarray(a, mode="I;16"))
+    im = Image.fromarray(a)
+    assert im.mode.startswith("I;16"), im.mode
+    return _png(im)
 
 
 # name -> (bytes factory, substring the error must contain, or None when a result is expected)
 BAD = {
     "not_an_image.png": (lambda: b"this is plain text, not pixels\n" * 20, "not"),
     "truncated.jpg": (lambda: _png(_rgb(300, 300), "JPEG", quality=95)[:1500], "trunc"),
-    "tiny_1x1.png": (lambda: _png(Image.new("RGB", (1, 1), (200, 10, 10))), "small"),
+    "tiny_1x1.png": (lambda: _png(Image.new("RGB", (1, 1), (200, 10, 10))), "1 x 1"),
     "bomb.png": (lambda: _png(Image.new("L", (9000, 9000))), "pixels"),
     "empty.png": (lambda: b"", "empty"),
     "cmyk.jpg": (lambda: _png(_rgb().convert("CMYK"), "JPEG"), None),

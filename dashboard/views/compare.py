@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import streamlit as st
 
@@ -10,7 +12,7 @@ from dashboard import cached, sources
 from dashboard.state import DEFAULT_PAIR, branch_note, current_device, require
 
 st.title("Compare CAMs")
-cam, plots, _images = require("cam", "plots", "images")
+cam, plots, images = require("cam", "plots", "images")
 st.caption("Class activation maps at any block or branch of several models for the same image. All taps of a "
            "model come from one forward and one backward pass; opacity, colour scale and tap changes only redraw.")
 branch_note()
@@ -26,24 +28,29 @@ if not names:
     st.info("Pick at least one model (two or more to compare).")
     st.stop()
 
-c1, c2, c3 = st.columns(3)
+c1, c2, c3, c4 = st.columns(4)
 method = c1.selectbox("Method", list(cam.METHODS), key="compare_method")
-target_mode = c2.radio("Target class", ["top-1 of each model", "choose a class"], key="compare_target_mode")
+mode = c2.selectbox("Preprocessing", list(images.PREPROCESS_MODES), key="compare_mode",
+                    help="center_crop: the models' own (resize, centre crop); resize: squeeze the whole photo; "
+                         "pad: fit it inside the square.")
+target_mode = c3.radio("Target class", ["top-1 of each model", "choose a class"], key="compare_target_mode")
 common = sorted(set.intersection(*(set(cached.class_names(n)) for n in names)))
 target_name = None
 if target_mode == "choose a class":
     if not common:
-        c3.warning("These models share no class; using each model's top-1.")
+        c4.warning("These models share no class; using each model's top-1.")
     else:
-        target_name = c3.selectbox("Class", common, key="compare_class")
+        target_name = c4.selectbox("Class", common, key="compare_class")
 
 loaded = {n: cached.load_model(n) for n in names}
 results = {}
 for n, lm in loaded.items():
     if lm.note:
         st.warning(f"`{n}`: trained weights unavailable — {lm.note} Showing the random-init model instead.")
+    for w in images.preprocess_warnings(image.image.size, n, mode):
+        st.caption(f"`{n}`: {w}")
     target = cached.class_names(n).index(target_name) if target_name else None
-    results[n] = cached.model_cams(source.data, n, lm.device, lm.weights, method, target)
+    results[n] = cached.model_cams(source.data, n, lm.device, lm.weights, method, target, mode)
     if results[n]["cpu_fallback"]:
         st.warning(f"`{n}`: the GPU ran out of memory, so this model ran on the CPU.")
 
@@ -55,7 +62,7 @@ for n in names:
 infos = {n: {i.name: i for i in res2net.block_infos(loaded[n].model)} for n in names}
 max_branches = max((i.num_branches for d in infos.values() for i in d.values()), default=1)
 
-d1, d2, d3, d4 = st.columns([2, 2, 2, 2])
+d1, d2, d3, d4 = st.columns(4)
 block = d1.selectbox("Block", blocks, index=len(blocks) - 1, key="compare_block")
 tap_kind = d2.selectbox("Tap", ["block output"] + [f"branch {i}" for i in range(max_branches)], key="compare_tap")
 alpha = d3.slider("Opacity", 0.0, 1.0, 0.5, 0.05, key="compare_alpha")
@@ -72,10 +79,22 @@ def tap_for(n: str) -> str:
     return info.branch_taps[i] if i < info.num_branches else block
 
 
+def branch_label(info: res2net.BlockInfo, i: int) -> str:
+    last = i == info.num_branches - 1 and info.num_branches > 1
+    return f"branch {i}" + (" (pool)" if last and info.stype == "stage" else " (identity)" if last else "")
+
+
 shown = {n: [tap_for(n)] + (infos[n][block].branch_taps if block in infos[n] else []) for n in names}
-vmax = None
-if scale == "shared":
-    vmax = max(float(results[n]["maps"][t].max()) for n in names for t in shown[n] if t in results[n]["maps"]) or None
+maps = {f"{n}/{t}": results[n]["maps"][t] for n in names for t in shown[n] if t in results[n]["maps"]}
+vmax = max(float(m.max()) for m in maps.values()) if scale == "shared" and maps else None
+
+
+def box_in(n: str) -> tuple[float, float, float, float] | None:
+    """The ground-truth box in model ``n``'s input pixels (val images are 64x64)."""
+    if source.box is None:
+        return None
+    return images.crop_box(image.image.size, n, mode).box_to_tensor(source.box)
+
 
 cols = st.columns(len(names))
 for col, n in zip(cols, names, strict=True):
@@ -83,41 +102,50 @@ for col, n in zip(cols, names, strict=True):
     classes = cached.class_names(n)
     with col:
         st.subheader(n)
-        st.caption(f"{cached.weights_label(lm)} · {lm.device}")
+        st.caption(f"{cached.weights_label(lm)} · {lm.device} · {method}")
         tap = tap_for(n)
         if tap not in r["maps"]:
             st.info(f"`{n}` has no block `{block}`.")
             continue
-        st.image(plots.overlay(r["picture"], r["maps"][tap], alpha, vmax), width="stretch",
-                 caption=f"{tap} · target: {classes[r['target']]}")
+        caption = f"{tap} · target: {classes[r['target']]}"
+        if source.box is not None:
+            fig = plots.cam_grid_figure([r["picture"]], [r["maps"][tap]], [caption], shared_scale=True,
+                                        box=box_in(n), alpha=alpha)
+            st.plotly_chart(fig, key=f"compare_box_{n}", width="stretch")
+        else:
+            st.image(plots.overlay(r["picture"], r["maps"][tap], alpha=alpha, vmax=vmax), width="stretch",
+                     caption=caption)
         top = np.argsort(r["probs"])[::-1][:5]
         st.dataframe({"class": [classes[k] for k in top], "prob": [round(float(r["probs"][k]), 4) for k in top]},
                      hide_index=True, width="stretch")
         info = infos[n].get(block)
         if info is not None and info.num_branches > 1:
             st.markdown(f"**Branches of `{block}`** ({info.stype} block)")
-            bcols = st.columns(info.num_branches)
-            for i, (bc, bt) in enumerate(zip(bcols, info.branch_taps, strict=True)):
-                last = i == info.num_branches - 1
-                label = f"branch {i}" + (" (pool)" if last and info.stype == "stage" else " (identity)" if last else "")
-                bc.image(plots.overlay(r["picture"], r["maps"][bt], alpha, vmax), caption=label, width="stretch")
-
-if source.box is not None:
-    st.caption(f"Ground-truth box (64 px val coordinates): {source.box}")
+            for i, (bc, bt) in enumerate(zip(st.columns(info.num_branches), info.branch_taps, strict=True)):
+                bc.image(plots.overlay(r["picture"], r["maps"][bt], alpha=alpha, vmax=vmax),
+                         caption=branch_label(info, i), width="stretch")
 
 st.divider()
-maps = {f"{n}/{t}": results[n]["maps"][t] for n in names for t in shown[n] if t in results[n]["maps"]}
 rows = [
-    {"model": n, "weights": loaded[n].weights, "method": method, "tap": t,
+    {"model": n, "weights": loaded[n].weights, "method": method, "preprocessing": mode, "tap": t,
      "target": cached.class_names(n)[results[n]["target"]],
      "target_prob": float(results[n]["probs"][results[n]["target"]]),
      "height": m.shape[0], "width": m.shape[1], "max": float(m.max()), "mean": float(m.mean())}
     for n in names for t in shown[n] if (m := results[n]["maps"].get(t)) is not None
 ]
-e1, e2, e3 = st.columns(3)
-panels = [(f"{n}: {tap_for(n)}", results[n]["picture"], results[n]["maps"][tap_for(n)])
-          for n in names if tap_for(n) in results[n]["maps"]]
-e1.download_button("Figure (PNG)", plots.cam_panel_png(panels, alpha=alpha, vmax=vmax), "cams.png", "image/png")
-e2.download_button("Maps (.npz)", plots.maps_to_npz_bytes(maps), "cams.npz", "application/octet-stream")
-e3.download_button("Numbers (CSV)", plots.rows_to_csv_bytes(rows), "cams.csv", "text/csv")
-st.caption(f"Device: {current_device()}. Maps are raw (unnormalised) in the .npz file.")
+with_block = [n for n in names if block in infos[n]]
+if with_block:
+    grid = [[results[n]["maps"][tap_for(n)] for n in with_block]]
+    labels = ["selected tap"]
+    for i in range(max(infos[n][block].num_branches for n in with_block)):
+        grid.append([results[n]["maps"][infos[n][block].branch_taps[i]] if i < infos[n][block].num_branches
+                     else None for n in with_block])
+        labels.append(f"branch {i}")
+    png = partial(plots.cam_panel_png, [results[n]["picture"] for n in with_block], grid,
+                  [f"{n}: {tap_for(n)}" for n in with_block], row_labels=labels, shared_scale=scale == "shared",
+                  alpha=alpha)  # files are built only when a button is clicked, so redraws stay fast
+    e1, e2, e3 = st.columns(3)
+    e1.download_button("Figure (PNG)", png, "cams.png", "image/png")
+    e2.download_button("Maps (.npz)", partial(plots.maps_to_npz_bytes, maps), "cams.npz", "application/octet-stream")
+    e3.download_button("Numbers (CSV)", partial(plots.rows_to_csv_bytes, rows), "cams.csv", "text/csv")
+st.caption(f"Device: {current_device()}. The .npz file holds the raw (unnormalised) maps at each tap's resolution.")
