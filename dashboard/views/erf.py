@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import streamlit as st
 
 import res2net
@@ -63,11 +65,15 @@ rows = []
 for n, r in results.items():
     label = "trained" if r["weights"] == "trained" else RANDOM_LABEL
     st.subheader(f"{n} · {label}")
-    st.plotly_chart(plots.erf_heatmaps_figure({t: r["erf"][t]["map"] for t in r["taps"]}, log=log_scale),
-                    key=f"erf_maps_{n}", width="stretch")
-    profiles = {t: e["radial"] for t, e in r["erf"].items() if e["radial"] is not None}
-    if profiles:
-        st.plotly_chart(plots.radial_mass_figure(profiles), key=f"erf_radial_{n}", width="stretch")
+    for col, t in zip(st.columns(len(r["taps"])), r["taps"], strict=True):
+        title = t.rsplit(".", 1)[-1] if t != block else "block output"
+        col.plotly_chart(plots.erf_heatmap(r["erf"][t]["map"], log=log_scale, title=title),
+                         key=f"erf_map_{n}_{t}", width="stretch")
+    curves = {t.rsplit(".", 1)[-1] if t != block else "block output": e["radial"]
+              for t, e in r["erf"].items() if e["radial"] is not None}
+    if curves:
+        st.plotly_chart(plots.radial_mass_figure(curves, title=f"{n}: cumulative ERF mass within radius"),
+                        key=f"erf_radial_{n}", width="stretch")
     for t in r["taps"]:
         m = r["erf"][t]["metrics"]
         rows.append({"model": n, "weights": label, "tap": t, "theoretical RF (px)": r["rf"][t][0],
@@ -75,8 +81,8 @@ for n, r in results.items():
 
 st.subheader("Metrics")
 st.dataframe(rows, hide_index=True, width="stretch")
-st.download_button("Numbers (CSV)", plots.rows_to_csv_bytes(rows), "erf.csv", "text/csv")
-st.download_button("Maps (.npz)", plots.maps_to_npz_bytes(
-    {f"{n}/{t}": e["map"] for n, r in results.items() for t, e in r["erf"].items()}), "erf.npz")
+st.download_button("Numbers (CSV)", partial(plots.rows_to_csv_bytes, rows), "erf.csv", "text/csv")
+st.download_button("Maps (.npz)", partial(plots.maps_to_npz_bytes, {f"{n}/{t}": e["map"] for n, r in results.items()
+                                                                  for t, e in r["erf"].items()}), "erf.npz")
 st.caption(f"Device: {current_device()}. Inputs: " + (f"{n_noise} Gaussian-noise images" if data is None else
                                                        "the chosen image") + ".")
