@@ -188,3 +188,18 @@ def test_models_view_lists_the_zoo_with_weight_status() -> None:
     table = at.dataframe[0].value
     assert set(table["model"]) == set(res2net.list_models())
     assert set(table.loc[table["family"] == "embedded", "weights"]) <= {"embedded", "embedded-missing", "local"}
+
+
+@needs_analysis
+def test_val_image_shows_its_box_and_localisation_numbers() -> None:
+    from res2net.data import default_data_dir
+
+    if not (default_data_dir() / "val.tar.gz").is_file():
+        pytest.skip(f"Tiny-ImageNet-100 not found at {default_data_dir()}")
+    at = _app()
+    at.radio(key="compare_source").set_value("Tiny-ImageNet-100 val").run()
+    _no_exception(at)
+    lines = [c.value for c in at.caption if c.value.startswith("Energy in box")]
+    assert len(lines) == 2, lines  # one per model, each beside its chance level
+    assert all("chance" in line and "pointing game" in line for line in lines)
+    assert len(at.get("plotly_chart")) >= 2  # overlays with the box drawn

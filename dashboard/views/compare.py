@@ -6,10 +6,11 @@ from functools import partial
 
 import numpy as np
 import streamlit as st
+import torch
 
 import res2net
 from dashboard import cached, sources
-from dashboard.state import DEFAULT_PAIR, branch_note, current_device, require
+from dashboard.state import DEFAULT_PAIR, branch_note, current_device, package, require
 
 st.title("Compare CAMs")
 cam, plots, images = require("cam", "plots", "images")
@@ -96,6 +97,21 @@ def box_in(n: str) -> tuple[float, float, float, float] | None:
     return images.crop_box(image.image.size, n, mode).box_to_tensor(source.box)
 
 
+def localisation_line(n: str, cam_map: np.ndarray, size: tuple[int, int]) -> str:
+    """This map against the box: energy inside (beside a uniform map's chance level), pointing game, box IoU."""
+    localize = package("localize")
+    if localize is None:
+        return "Localisation metrics need `res2net.localize`."
+    x0, y0, x1, y1 = box_in(n)
+    box = (int(np.floor(x0)), int(np.floor(y0)), max(int(np.ceil(x1)), int(np.floor(x0)) + 1),
+           max(int(np.ceil(y1)), int(np.floor(y0)) + 1))
+    up = cam.upsample(torch.from_numpy(cam_map), size).numpy()
+    energy, hit = localize.energy_in_box(up, box), localize.pointing_game(up, box)
+    iou = localize.cam_box_iou(up, box)
+    return (f"Energy in box {energy:.2f} (chance {localize.box_fraction(box, size):.2f}) · pointing game "
+            f"{'hit' if hit else 'miss'} · box IoU {iou:.2f}")
+
+
 cols = st.columns(len(names))
 for col, n in zip(cols, names, strict=True):
     r, lm = results[n], loaded[n]
@@ -112,6 +128,7 @@ for col, n in zip(cols, names, strict=True):
             fig = plots.cam_grid_figure([r["picture"]], [r["maps"][tap]], [caption], shared_scale=True,
                                         box=box_in(n), alpha=alpha)
             st.plotly_chart(fig, key=f"compare_box_{n}", width="stretch")
+            st.caption(localisation_line(n, r["maps"][tap], r["picture"].shape[:2]))
         else:
             st.image(plots.overlay(r["picture"], r["maps"][tap], alpha=alpha, vmax=vmax), width="stretch",
                      caption=caption)
