@@ -203,3 +203,30 @@ def test_val_image_shows_its_box_and_localisation_numbers() -> None:
     assert len(lines) == 2, lines  # one per model, each beside its chance level
     assert all("chance" in line and "pointing game" in line for line in lines)
     assert len(at.get("plotly_chart")) >= 2  # overlays with the box drawn
+
+
+@needs_analysis
+def test_scales_shows_branches_of_both_models_and_states_branch_order() -> None:
+    at = _app("views/scales.py")
+    _no_exception(at)
+    assert {"tiny_res2net26_4s", "tiny_resnet26"} <= {s.value for s in at.subheader}
+    captions = [c for img in at.image for c in img.captions]
+    assert sum(c.startswith("branch") for c in captions) == 4 + 1  # Res2Net s=4 branches + the ResNet 3x3 path
+    assert any("identity" in c for c in captions)
+    assert any("Branch order" in c.value for c in at.caption)
+    assert len(at.get("plotly_chart")) >= 4  # feature maps per model, energy and sparsity bars
+
+
+@needs_analysis
+def test_class_demo_opens_in_scales_and_compare() -> None:
+    at = _app("views/scales.py")
+    opens = [b for b in at.button if b.key and b.key.startswith("scales_open_")]
+    if not opens:
+        pytest.skip("no gallery images (neither the data folder nor demo photos are present)")
+    opens[-1].click().run()
+    _no_exception(at)
+    assert at.radio(key="scales_source").value == "Picked image"
+    at.switch_page("views/compare.py").run()
+    _no_exception(at)
+    assert at.radio(key="compare_source").value == "Picked image"
+    assert len(at.image) + len(at.get("plotly_chart")) >= 2

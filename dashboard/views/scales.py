@@ -9,7 +9,7 @@ import streamlit as st
 
 import res2net
 from dashboard import cached, sources
-from dashboard.state import DEFAULT_PAIR, branch_note, package, require
+from dashboard.state import DEFAULT_PAIR, branch_note, require
 
 st.title("Scales")
 cam, plots, features, erf, _images = require("cam", "plots", "features", "erf", "images")
@@ -37,8 +37,7 @@ def gallery() -> None:
     cols = st.columns(min(8, len(shots)))
     for k, (label, data, box) in enumerate(shots):
         with cols[k % len(cols)]:
-            st.image(plots.draw_box(data, box) if box is not None and hasattr(plots, "draw_box") else data,
-                     width="stretch")
+            st.image(data, width="stretch", caption=label.split(" (")[0].rsplit("/", 1)[-1])
             if st.button("Open", key=f"scales_open_{k}", help=label):
                 st.session_state[sources.PICKED] = (label, data, box)
                 st.session_state["scales_source"] = "Picked image"
@@ -67,10 +66,16 @@ fmap_scale = e1.radio("Feature-map colour scale", ["local", "branch", "global"],
                       help="local: each channel its own scale; branch: one per branch; global: one for the block.")
 alpha = e2.slider("CAM opacity", 0.0, 1.0, 0.5, 0.05, key="scales_alpha")
 method = e3.selectbox("CAM method", list(cam.METHODS), key="scales_method")
+n_top = 6
 
 
-def show(model_name: str, col) -> None:  # noqa: ANN001
-    """The whole per-scale panel of one model's block (its baseline counterpart uses the same code)."""
+def branch_label(info: res2net.BlockInfo, i: int) -> str:
+    last = i == info.num_branches - 1 and info.num_branches > 1
+    return f"branch {i}" + (" (pool)" if last and info.stype == "stage" else " (identity)" if last else "")
+
+
+def show(model_name: str, col) -> dict | None:  # noqa: ANN001
+    """The per-scale panel of one model's block; returns its branch statistics for the shared bar charts."""
     with col:
         lm = cached.load_model(model_name)
         infos = {i.name: i for i in res2net.block_infos(lm.model)}
@@ -80,32 +85,42 @@ def show(model_name: str, col) -> None:  # noqa: ANN001
         info = infos.get(block)
         if info is None:
             st.info(f"`{model_name}` has no block `{block}`.")
-            return
+            return None
         badge = "🟦 normal (hierarchical, multi-scale)" if info.stype == "normal" else "🟧 stage (parallel branches)"
         st.markdown(f"`{block}` · {badge} · {info.num_branches} branch(es) · {cached.weights_label(lm)}")
         cams = cached.model_cams(source.data, model_name, lm.device, lm.weights, method, None)
         feats = cached.block_features(source.data, model_name, lm.device, lm.weights, block)
+        labels = [branch_label(info, i) for i in range(info.num_branches)]
         st.markdown("**Per-branch CAM**")
-        for bc, (i, tap) in zip(st.columns(info.num_branches), enumerate(info.branch_taps), strict=True):
-            bc.image(plots.overlay(cams["picture"], cams["maps"][tap], alpha, None), caption=f"branch {i}",
-                     width="stretch")
-        st.markdown("**Top channels by energy**")
-        st.plotly_chart(plots.feature_maps_figure(feats["acts"], feats["stats"], scale=fmap_scale),
-                        key=f"fm_{model_name}", width="stretch")
-        st.plotly_chart(plots.branch_bars_figure(feats["stats"]), key=f"bars_{model_name}", width="stretch")
+        for bc, label, tap in zip(st.columns(info.num_branches), labels, info.branch_taps, strict=True):
+            bc.image(plots.overlay(cams["picture"], cams["maps"][tap], alpha=alpha), caption=label, width="stretch")
+        st.markdown(f"**Top {n_top} channels by energy** per branch")
+        stats = feats["stats"]
+        pairs = list(zip(labels, info.branch_taps, strict=True))
+        channel_maps = {lab: [feats["acts"][t][c] for c in stats[t]["top_channels"][:n_top]] for lab, t in pairs}
+        channel_labels = {lab: stats[t]["top_channels"][:n_top] for lab, t in pairs}
+        st.plotly_chart(plots.feature_maps_figure(channel_maps, scale=fmap_scale, channel_labels=channel_labels,
+                                                  title=f"{model_name} · {block} ({fmap_scale} colour scale)"),
+                        key=f"scales_fm_{model_name}", width="stretch")
         rfs = cached.theoretical_rfs(model_name, tuple(info.branch_taps))
         erfs = cached.model_erf(model_name, lm.device, lm.weights, tuple(info.branch_taps), source.data, 0, False)
         rows = []
-        for i, tap in enumerate(info.branch_taps):
+        for lab, tap in zip(labels, info.branch_taps, strict=True):
             m = erfs["erf"][tap]["metrics"]
-            rows.append({"branch": i, "theoretical RF (px)": rfs[tap][0], "stride": rfs[tap][1],
-                         **{k: round(float(v), 2) for k, v in m.items() if isinstance(v, (int, float))}})
-        st.markdown("**Receptive fields** (theoretical from the module graph; effective from this image)")
+            rows.append({"branch": lab, "theoretical RF (px)": rfs[tap][0], "stride": rfs[tap][1],
+                         **{k: round(float(v), 2) for k, v in m.items() if "radius" in k or "sigma" in k},
+                         "energy share": round(stats[tap]["energy_share"], 3),
+                         "sparsity": round(stats[tap]["sparsity"], 3)})
+        st.markdown("**Receptive fields** (theoretical: from the module graph; effective: ERF on this image)")
         st.dataframe(rows, hide_index=True, width="stretch")
+        return {lab: stats[t] for lab, t in zip(labels, info.branch_taps, strict=True)}
 
 
 left, right = st.columns(2)
-show(name, left)
-show(base, right)
-if package("localize") is not None and source.box is not None:
-    st.caption(f"Ground-truth box: {source.box}")
+per_model = {n: st_ for n, col in ((name, left), (base, right)) if (st_ := show(n, col)) is not None}
+if per_model:
+    b1, b2 = st.columns(2)
+    b1.plotly_chart(plots.grouped_branch_bars(per_model, "energy_share", title="Energy share per branch"),
+                    key="scales_energy", width="stretch")
+    b2.plotly_chart(plots.grouped_branch_bars(per_model, "sparsity", title="Sparsity per branch (|a| ≤ 1% of max)"),
+                    key="scales_sparsity", width="stretch")
