@@ -23,7 +23,14 @@ REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
 PHOTOS = REPO.parent / "shared" / "data" / "imagenet-sample-photos"
 ARTIFACTS = REPO / "test-artifacts"
-PAGES = {"compare": "", "scales": "scales", "erf": "erf", "claims": "claims", "models": "models"}
+# view -> (URL path, an element that appears once the view has rendered its results)
+PAGES = {
+    "compare": ("", '[data-testid="stImage"] img'),
+    "scales": ("scales", ".js-plotly-plot"),
+    "erf": ("erf", ".js-plotly-plot"),
+    "claims": ("claims", '[data-testid="stAlert"], .js-plotly-plot'),
+    "models": ("models", '[data-testid="stDataFrame"]'),
+}
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 WAIT_MS = 240_000
@@ -82,11 +89,13 @@ def page(server: str):  # noqa: ANN201
         browser.close()
 
 
-def _settle(pg) -> None:  # noqa: ANN001
-    """Wait until the app has finished its script run (no running indicator, title shown)."""
+def _settle(pg, ready: str = "h1") -> None:  # noqa: ANN001
+    """Wait for the view's result element, then until the script run has finished (no running indicator)."""
     pg.wait_for_selector("h1", timeout=WAIT_MS)
+    pg.wait_for_selector(ready, timeout=WAIT_MS)
     pg.wait_for_function(
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=WAIT_MS, polling=500)
+    pg.wait_for_timeout(500)
 
 
 def _assert_clean(pg, name: str) -> None:  # noqa: ANN001
@@ -98,8 +107,9 @@ def _assert_clean(pg, name: str) -> None:  # noqa: ANN001
 
 @pytest.mark.parametrize("view", list(PAGES))
 def test_view_opens_without_exception(server: str, page, view: str) -> None:  # noqa: ANN001
-    page.goto(f"{server}/{PAGES[view]}")
-    _settle(page)
+    path, ready = PAGES[view]
+    page.goto(f"{server}/{path}")
+    _settle(page, ready)
     _assert_clean(page, f"view_{view}")
 
 
@@ -111,8 +121,8 @@ def test_upload_photo_renders_overlays(server: str, page) -> None:  # noqa: ANN0
     _settle(page)
     page.get_by_text("Upload", exact=True).first.click()
     page.locator('input[type="file"]').first.set_input_files(str(photos[0]))
-    page.wait_for_selector('[data-testid="stImage"] img', timeout=WAIT_MS)
-    _settle(page)
+    page.get_by_text(photos[0].name).first.wait_for(timeout=WAIT_MS)
+    _settle(page, '[data-testid="stImage"] img')
     assert page.locator('[data-testid="stImage"] img').count() >= 2
     assert page.get_by_text(photos[0].name).count() >= 1
     _assert_clean(page, "compare_upload")
