@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,16 +47,34 @@ class Loaded:
     note: str | None = None
 
 
+_FAILED: dict[str, tuple[float, str]] = {}  # model name -> (time, reason) of its last failed weight load
+RETRY_AFTER_S = 300.0
+
+
 def load_model(name: str, weights: str | None = None, device: str | None = None) -> Loaded:
-    """The requested model; when its trained weights cannot be had, the random-init one with the reason."""
+    """The requested model; when its trained weights cannot be had, the random-init one with the reason.
+
+    A failure is remembered for a few minutes so that reruns do not retry a download on every widget change.
+    """
     weights = weights or weights_mode()
     device = device or current_device()
     if weights == "random":
         return Loaded(get_model(name, device, "random"), name, "random", device)
+    failed = _FAILED.get(name)
+    if failed and time.monotonic() - failed[0] < RETRY_AFTER_S:
+        return Loaded(get_model(name, device, "random"), name, "random", device, note=failed[1])
     try:
         return Loaded(get_model(name, device, "trained"), name, "trained", device)
     except Exception as exc:  # WeightsError and friends: say why, keep working with random init
-        return Loaded(get_model(name, device, "random"), name, "random", device, note=str(exc).strip("'\""))
+        reason = str(exc).strip("'\"")
+        if weight_status(name) == "downloadable":  # a local file that appears later is picked up at once
+            _FAILED[name] = (time.monotonic(), reason)
+        return Loaded(get_model(name, device, "random"), name, "random", device, note=reason)
+
+
+def forget_failure(name: str) -> None:
+    """Let the next load of ``name`` try its trained weights again (after a successful download)."""
+    _FAILED.pop(name, None)
 
 
 def weights_label(loaded: Loaded) -> str:
@@ -228,12 +247,12 @@ def class_names(name: str) -> list[str]:
 
         return list(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
     if spec.family == "embedded":
+        card = res2net.model_info(name).get("card") or {}
+        if isinstance(card.get("classes"), list) and len(card["classes"]) == spec.num_classes:
+            return [str(c) for c in card["classes"]]
         data = package("data")
         if data is not None and (data.default_data_dir() / "wnids.txt").is_file():
             return data.read_classes(data.default_data_dir())
-        card = (res2net.model_info(name).get("card") or {})
-        if isinstance(card.get("classes"), list) and len(card["classes"]) == spec.num_classes:
-            return [str(c) for c in card["classes"]]
     return [f"class {k}" for k in range(spec.num_classes)]
 
 
@@ -259,8 +278,9 @@ def network_available() -> bool:
         return False
 
 
-@st.cache_data(show_spinner=False)
+@st.cache_data(show_spinner=False, ttl=600)
 def model_info(name: str) -> dict:
+    """The package's model info (GMACs need one forward at full size; the model card may change after training)."""
     import res2net
 
     return res2net.model_info(name)

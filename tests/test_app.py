@@ -186,8 +186,14 @@ def test_models_view_lists_the_zoo_with_weight_status() -> None:
     at = _app("views/models.py")
     _no_exception(at)
     table = at.dataframe[0].value
-    assert set(table["model"]) == set(res2net.list_models())
-    assert set(table.loc[table["family"] == "embedded", "weights"]) <= {"embedded", "embedded-missing", "local"}
+    assert list(table["model"]) == res2net.list_models("embedded")  # the offline family first
+    assert set(table["weights"]) <= {"embedded", "embedded-missing", "local"}
+    assert (table["input"] == 64).all()
+    at.button_group(key="models_family").set_value("resnet").run()
+    _no_exception(at)
+    table = at.dataframe[0].value
+    assert list(table["model"]) == res2net.list_models("resnet")
+    assert set(table["weights"]) <= {"cached", "downloadable", "local"}
 
 
 @needs_analysis
@@ -270,3 +276,33 @@ def test_claims_plots_localisation_and_computes_verdicts_from_intervals(
     assert "**supported** — small objects" in text and "**inconclusive at this sample size** — large" in text
     assert len(at.get("plotly_chart")) == 1
     assert list(at.dataframe[0].value["model"]) == ["tiny_resnet26", "tiny_res2net26_4s"]
+
+
+@needs_analysis
+def test_imagenet_model_without_weights_says_why_and_keeps_working() -> None:
+    from res2net.weights import weight_status
+
+    at = _app()
+    models = at.multiselect[0]
+    models.set_value(["tiny_res2net26_4s", "resnet50"]).run()
+    _no_exception(at)
+    assert "resnet50" in {s.value for s in at.subheader}
+    if weight_status("resnet50") not in ("cached", "local"):
+        notes = [w.value for w in at.warning if "resnet50" in w.value]
+        assert notes and "random-init" in notes[0], [w.value for w in at.warning]
+        assert any("random init" in c.value for c in at.caption)
+
+
+def test_models_download_failure_shows_the_weights_error() -> None:
+    import res2net
+    import res2net.weights as weights
+
+    downloadable = [n for n in ("resnet50", "res2net50_26w_4s") if weights.weight_status(n) == "downloadable"]
+    if not downloadable or weights.network_available():
+        pytest.skip("needs an offline machine and a model whose weights are not cached")
+    at = _app("views/models.py")
+    at.button_group(key="models_family").set_value(res2net.get_spec(downloadable[0]).family).run()
+    at.selectbox(key="models_pick").set_value(downloadable[0]).run()
+    at.button(key="models_download").click().run()
+    _no_exception(at)
+    assert at.error and downloadable[0] in at.error[0].value

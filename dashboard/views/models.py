@@ -13,18 +13,21 @@ st.title("Models")
 st.caption("Parameters and GMACs are measured here by the package's counter at each model's input size. "
            "Released Res2Net weights are licensed CC BY-NC-SA 4.0 (non-commercial use only).")
 
-families = ["all"] + sorted({res2net.get_spec(n).family for n in res2net.list_models()})
-family = st.segmented_control("Family", families, default="all", key="models_family") or "all"
+families = sorted({res2net.get_spec(n).family for n in res2net.list_models()}) + ["all"]
+family = st.segmented_control("Family", families, default="embedded", key="models_family") or "embedded"
 names = res2net.list_models(None if family == "all" else family)
 
 rows = []
-for n in names:
+bar = st.progress(0.0, text="Measuring parameters and GMACs…")
+for k, n in enumerate(names):
+    bar.progress(k / len(names), text=f"Measuring `{n}` ({k + 1}/{len(names)}; kept for later visits)…")
     info = cached.model_info(n)
     rows.append({
         "model": n, "family": info["family"], "params (M)": info["params_m"], "GMACs": info["gmacs"],
         "input": info["input_size"], "top-1": info["reported_top1"], "top-5": info["reported_top5"],
         "accuracy source": info["accuracy_source"], "weights": cached.weight_status(n), "licence": info["licence"],
     })
+bar.empty()
 st.dataframe(rows, hide_index=True, width="stretch")
 
 st.subheader("Get weights")
@@ -53,6 +56,7 @@ if status == "downloadable" and st.button("Download weights", key="models_downlo
     else:
         bar.progress(1.0, text="Done: verified and cached.")
         cached.weight_status.clear()
+        cached.forget_failure(name)
         st.success(f"`{name}` weights downloaded, verified and cached.")
 
 card = info.get("card")
