@@ -95,7 +95,7 @@ def resolve_targets(targets: int | Sequence[int] | Tensor | None, logits: Tensor
         t = torch.as_tensor(targets)
         if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
             raise TypeError(f"targets must be integer class indices, got dtype {t.dtype}")
-        t = t.reshape(-1).long() if t.ndim == 0 else t.long()
+        t = t.long().expand(n) if t.ndim == 0 else t.long()  # a 0-d tensor is one class for all images
         if t.ndim != 1 or t.numel() != n:
             raise ValueError(f"targets must give one class per image: expected {n}, got shape {tuple(t.shape)}")
     bad = t[(t < 0) | (t >= k)]

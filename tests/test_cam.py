@@ -193,7 +193,9 @@ def test_targets_default_to_top1_and_return_logits(tiny: nn.Module, images: torc
 def test_targets_int_equals_list(tiny: nn.Module, images: torch.Tensor) -> None:
     a = compute_cams(tiny, images, 42, taps="layer3.1.branch2")
     b = compute_cams(tiny, images, torch.tensor([42, 42, 42]), taps="layer3.1.branch2")
+    c = compute_cams(tiny, images, torch.tensor(42), taps="layer3.1.branch2")
     torch.testing.assert_close(a, b)
+    torch.testing.assert_close(a, c)
 
 
 @pytest.mark.parametrize(
