@@ -283,7 +283,7 @@ def test_imagenet_model_without_weights_says_why_and_keeps_working() -> None:
     from res2net.weights import weight_status
 
     at = _app()
-    models = at.multiselect[0]
+    models = at.multiselect(key="compare_models")
     models.set_value(["tiny_res2net26_4s", "resnet50"]).run()
     _no_exception(at)
     assert "resnet50" in {s.value for s in at.subheader}
@@ -306,3 +306,22 @@ def test_models_download_failure_shows_the_weights_error() -> None:
     at.button(key="models_download").click().run()
     _no_exception(at)
     assert at.error and downloadable[0] in at.error[0].value
+
+
+def test_gpu_out_of_memory_falls_back_to_cpu() -> None:
+    import torch
+
+    from dashboard import cached
+
+    seen = []
+
+    def run(device: str) -> str:
+        seen.append(device)
+        if device == "cuda":
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return "done"
+
+    assert cached._on_device(run, "cuda") == ("done", True)
+    assert seen == ["cuda", "cpu"]
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        cached._on_device(lambda d: run("cuda"), "cpu")  # no device left to fall back to

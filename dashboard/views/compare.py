@@ -24,6 +24,7 @@ if image is None:
     st.stop()
 
 names = st.multiselect("Models", res2net.list_models(), default=list(DEFAULT_PAIR), max_selections=4,
+                       key="compare_models",
                        help="The embedded models work offline; ImageNet weights download on demand.")
 if not names:
     st.info("Pick at least one model (two or more to compare).")
