@@ -28,6 +28,7 @@ from .data import Split, default_data_dir, load_split
 from .erf import compute_erf
 from .taps import block_infos
 from .train import evaluate_split, normalizer
+from .weights import read_model_card
 
 __all__ = ["stage_taps", "subset_indices", "localisation_scores", "summarise", "evaluate_model", "run", "main"]
 
@@ -117,6 +118,10 @@ def evaluate_model(name: str, val: Split, idx: torch.Tensor, erf_images: int = E
     sub = Split(val.images[idx], val.labels[idx], [val.files[i] for i in idx], val.boxes[idx], val.wnids)
     mean, std = normalizer(name, torch.device("cpu"))
     acc = evaluate_split(model, sub, mean, std)
+    with torch.no_grad():
+        correct = np.concatenate([
+            (model((sub.images[i:i + 500].float() / 255.0 - mean) / std).argmax(1) == sub.labels[i:i + 500]).numpy()
+            for i in range(0, len(sub), 500)]).astype(np.float64)
     groups = stage_taps(model)
     taps = [t for g in groups.values() for t in g.values()]
     outputs = {g["output"] for g in groups.values()}
@@ -133,10 +138,13 @@ def evaluate_model(name: str, val: Split, idx: torch.Tensor, erf_images: int = E
     erfs = compute_erf(model, x, erf_taps, batch_size=16)
     erf = {t: {k: _r(v) for k, v in e.metrics.items()} for t, e in erfs.items()}
     spec = get_spec(name)
+    card = read_model_card(name) or {}
     entry = {"scale": spec.extra.get("scale", 1), "top1": acc["top1"], "top5": acc["top5"],
-             "taps": groups, "localisation": loc, "erf": {"images": int(len(erf_idx)), "taps": erf}}
+             "params": card.get("params"), "gmacs": card.get("gmacs"), "seed": card.get("seed"),
+             "epochs": card.get("epochs"), "taps": groups, "localisation": loc,
+             "erf": {"images": int(len(erf_idx)), "taps": erf}}
     per_image = {stage: scores[g["output"]] for stage, g in groups.items()}
-    return entry, {"per_image": per_image, "buckets": buckets}
+    return entry, {"per_image": per_image, "buckets": buckets, "correct": correct}
 
 
 def _comparisons(per_model: dict[str, dict]) -> dict:
@@ -171,8 +179,6 @@ def _comparisons(per_model: dict[str, dict]) -> dict:
 def run(models: list[str] | None = None, limit: int | None = None, data_dir: str | Path | None = None,
         erf_images: int = ERF_IMAGES, progress: bool = True) -> dict:
     """Evaluate ``models`` (default: every embedded model whose weights are shipped); return the results dict."""
-    from .weights import read_model_card
-
     torch.manual_seed(0)
     names = models or [m for m in list_models("embedded") if read_model_card(m) is not None]
     if not names:
@@ -196,7 +202,78 @@ def run(models: list[str] | None = None, limit: int | None = None, data_dir: str
                          "medium": f"{L.SMALL_BELOW:.0%} to {L.LARGE_FROM:.0%}", "large": f">= {L.LARGE_FROM:.0%}"},
         "intervals": "95% percentile bootstrap over images, 1000 resamples, seed 0",
         "baseline": BASELINE, "models": results, "comparisons": _comparisons(per_model),
+        "localisation": _localisation_rows(results), "erf": _erf_rows(results),
+        "verdicts": _verdicts(results, per_model),
     }
+
+
+LOC_VIEWS = (("energy", "layer2"), ("energy", "layer3"), ("energy", "layer4"), ("pointing", "layer3"))
+METRIC_NAMES = {"energy": "energy inside the box", "pointing": "pointing game hit rate", "iou": "CAM box IoU"}
+
+
+def _localisation_rows(results: dict) -> list[dict]:
+    """Flat rows (model, metric, bucket, mean, lo, hi, chance, n) at stage outputs, for plotting by object size."""
+    rows = []
+    for metric, stage in LOC_VIEWS:
+        for name, e in results.items():
+            for b in L.SIZE_BUCKETS:
+                v = e["localisation"][stage]["output"][b]
+                if v[metric]["mean"] is None:
+                    continue
+                rows.append({"model": name, "metric": f"{METRIC_NAMES[metric]} · {stage} output", "tap": f"{stage}.1",
+                             "bucket": b, "mean": v[metric]["mean"], "lo": v[metric]["low"], "hi": v[metric]["high"],
+                             "chance": v["chance_energy"] if metric == "energy" else None, "n": v[metric]["n"]})
+    return rows
+
+
+def _erf_rows(results: dict) -> list[dict]:
+    """One row per model and branch tap: ERF radii (50/90% mass, square) and Gaussian sigma, in input pixels."""
+    rows = []
+    for name, e in results.items():
+        for tap, m in e["erf"]["taps"].items():
+            rows.append({"model": name, "tap": tap, "branch": int(tap.rsplit("branch", 1)[1]),
+                         "radius_50": m["radius_50_square"], "radius_90": m["radius_90_square"],
+                         "sigma": m["gaussian_sigma"]})
+    return rows
+
+
+def _verdicts(results: dict, per_model: dict) -> dict:
+    """The paper's claims, each with the paired interval of (Res2Net - ResNet) or the measured ERF growth."""
+    out: dict[str, list[dict]] = {"accuracy": [], "localisation": [], "erf": []}
+    base = per_model.get(BASELINE)
+    for name, e in results.items():
+        if name == BASELINE or base is None:
+            continue
+        s = e["scale"]
+        c = L.paired_diff_ci(per_model[name]["correct"] * 100, base["correct"] * 100, n=1000, seed=0)
+        out["accuracy"].append({"claim": f"Res2Net s={s} has a higher top-1 than the matched ResNet",
+                                "diff_ci": [_r(c.estimate), _r(c.low), _r(c.high)],
+                                "detail": f"(top-1 difference in points, {name} - {BASELINE})"})
+        for bucket, what in (("small", "concentrates more energy on small objects"),
+                             ("large", "covers more of large objects")):
+            cmp = _comparisons({name: per_model[name], BASELINE: base})[f"{name} - {BASELINE}"]["layer3"][bucket]
+            if "energy" in cmp:
+                d = cmp["energy"]
+                out["localisation"].append({
+                    "claim": f"Res2Net s={s}'s Grad-CAM (layer3 output) {what} than ResNet's",
+                    "diff_ci": [d["diff"], d["low"], d["high"]],
+                    "detail": f"(energy-in-box difference, {bucket} objects, n={d['n']})"})
+    for name, e in results.items():
+        s = e["scale"]
+        if s < 3:
+            continue
+        for stage in ("layer2", "layer3"):
+            taps = e["erf"]["taps"]
+            r0, rl = taps.get(f"{stage}.1.branch0"), taps.get(f"{stage}.1.branch{s - 2}")
+            if r0 is None or rl is None:
+                continue
+            d = rl["radius_50_square"] - r0["radius_50_square"]
+            out["erf"].append({
+                "claim": f"{name}: the ERF grows from branch 0 to branch {s - 2} ({stage}.1)",
+                "verdict": L.VERDICTS[0] if d > 0 else L.VERDICTS[1] if d < 0 else L.VERDICTS[2],
+                "detail": f"(50% radius {r0['radius_50_square']} -> {rl['radius_50_square']} px over "
+                          f"{e['erf']['images']} val images; one ERF, no interval)"})
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
