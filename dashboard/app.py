@@ -11,14 +11,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dashboard import cached, state  # noqa: E402
 
-st.set_page_config(page_title="res2scope", page_icon="🔬", layout="wide")
+st.set_page_config(page_title="res2scope", page_icon=":material/biotech:", layout="wide")
 
 PAGES = [
-    st.Page("views/compare.py", title="Compare CAMs", icon="🖼️", default=True),
-    st.Page("views/scales.py", title="Scales", icon="🪜"),
-    st.Page("views/erf.py", title="ERF explorer", icon="🎯"),
-    st.Page("views/claims.py", title="Claims", icon="📋"),
-    st.Page("views/models.py", title="Models", icon="🗂️"),
+    st.Page("views/compare.py", title="Compare CAMs", icon=":material/compare:", default=True),
+    st.Page("views/scales.py", title="Scales", icon=":material/stacks:"),
+    st.Page("views/erf.py", title="ERF explorer", icon=":material/filter_center_focus:"),
+    st.Page("views/claims.py", title="Claims", icon=":material/fact_check:"),
+    st.Page("views/models.py", title="Models", icon=":material/view_list:"),
 ]
 
 
@@ -38,7 +38,8 @@ def sidebar() -> None:
             st.caption(f"`{name}`: {cached.weight_status(name)}")
         if not cached.network_available():
             st.info("The network is unreachable: the embedded models (trained on Tiny-ImageNet-100, shipped with "
-                    "the app) are the default; ImageNet weights load only if already cached.", icon="📴")
+                    "the app) are the default; ImageNet weights load only if already cached.",
+                    icon=":material/cloud_off:")
 
 
 sidebar()

@@ -86,7 +86,8 @@ def show(model_name: str, col) -> dict | None:  # noqa: ANN001
         if info is None:
             st.info(f"`{model_name}` has no block `{block}`.")
             return None
-        badge = "🟦 normal (hierarchical, multi-scale)" if info.stype == "normal" else "🟧 stage (parallel branches)"
+        badge = (":blue-badge[normal: hierarchical, multi-scale]" if info.stype == "normal"
+                 else ":orange-badge[stage: parallel branches]")
         st.markdown(f"`{block}` · {badge} · {info.num_branches} branch(es) · {cached.weights_label(lm)}")
         cams = cached.model_cams(source.data, model_name, lm.device, lm.weights, method, None)
         feats = cached.block_features(source.data, model_name, lm.device, lm.weights, block)
