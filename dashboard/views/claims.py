@@ -64,6 +64,14 @@ branch_note()
 st.markdown("> *Each later branch of a normal block sees a larger receptive field*: the effective receptive field "
             "should grow from branch 0 to branch s-2.")
 erf_rows = as_rows(res.get("erf"))
+blocks: dict[str, dict[str, dict]] = {}
+for r in erf_rows:
+    if {"tap", "model", "branch", "radius_50"} <= set(r):
+        block = r["tap"].rsplit(".branch", 1)[0]
+        blocks.setdefault(block, {}).setdefault(r["model"], {})[f"branch {r['branch']}"] = r
+for col, (block, per_model) in zip(st.columns(max(1, len(blocks))), blocks.items(), strict=False):
+    col.plotly_chart(plots.grouped_branch_bars(per_model, "radius_50", title=f"50% ERF radius (px), {block}"),
+                     key=f"claims_erf_{block}", width="stretch")
 if erf_rows:
     st.dataframe(erf_rows, hide_index=True, width="stretch")
 verdict_lines("erf")
