@@ -25,7 +25,7 @@ TIMM_RELEASE = "https://github.com/rwightman/pytorch-image-models/releases/downl
 TORCHVISION = "https://download.pytorch.org/models/"
 RES2NET_LICENCE = "CC BY-NC-SA 4.0 (official Res2Net weights; non-commercial)"
 TORCHVISION_LICENCE = "BSD-3-Clause (torchvision); trained on ImageNet, non-commercial research terms"
-EMBEDDED_LICENCE = "same licence as this project's code; trained on Tiny-ImageNet-100 (ImageNet terms)"
+EMBEDDED_LICENCE = "MIT (this project); trained on Tiny-ImageNet-100, whose ImageNet terms apply"
 
 
 @dataclass(frozen=True)
