@@ -11,7 +11,6 @@ a resumed run replays exactly the batches an uninterrupted one would see.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import random
@@ -27,6 +26,7 @@ from torch import nn
 
 from . import count_macs, count_params, create_model, get_spec
 from .data import Split, default_cache_dir, default_data_dir, load_split, read_classes
+from .weights import sha256_file
 
 __all__ = ["RECIPE", "TrainConfig", "TrainError", "train", "evaluate_split", "write_release", "main"]
 
@@ -244,14 +244,6 @@ def train(cfg: TrainConfig, train_split: Split, run_dir: str | os.PathLike, devi
             "train_seconds": elapsed}
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def write_release(model: nn.Module, cfg: TrainConfig, metrics: dict, out_dir: str | os.PathLike,
                   train_seconds: float, device: torch.device, data: dict) -> tuple[Path, Path]:
     """Write ``<out>/<name>.pth`` (float32 state dict, exactly the model's keys) and its model card ``.json``."""
@@ -290,7 +282,7 @@ def write_release(model: nn.Module, cfg: TrainConfig, metrics: dict, out_dir: st
         "wnids": list(wnids),
         "classes": list(class_names),
         "stem_rationale": STEM_RATIONALE,
-        "sha256": _sha256(pth),
+        "sha256": sha256_file(pth),
     }
     card_path = out / f"{cfg.model}.json"
     tmp = card_path.with_suffix(".json.tmp")

@@ -106,7 +106,8 @@ def cache_dir() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -132,7 +133,7 @@ def _verify_once(path: Path, expected: str | None) -> str | None:
     if seen is not None and seen[:2] == (st.st_size, st.st_mtime_ns):
         digest = seen[2]
     else:
-        digest = _sha256_file(path)
+        digest = sha256_file(path)
     if not _hash_ok(digest, expected):
         return None
     with _verified_lock:
@@ -443,7 +444,7 @@ def load_checkpoint_file(model: nn.Module, path: str | os.PathLike, spec: ModelS
         raise WeightsUnavailableError(f"checkpoint file {path} does not exist", filename=path.name)
     expected = _expected_hash_for(spec, path) if spec is not None else None
     if expected is not None and _verify_once(path, expected) is None:
-        actual = _sha256_file(path)
+        actual = sha256_file(path)
         raise HashMismatchError(f"{path}: SHA-256 {actual} does not match the expected {expected} of "
                                 f"{spec.name}'s release {path.name}", expected=expected, actual=actual)
     _load_into(model, path, str(path))
@@ -461,7 +462,7 @@ def _load_embedded(model: nn.Module, spec: ModelSpec, source: WeightSource) -> N
     card = _read_card(path.with_suffix(".json"))
     expected = card.get("sha256") if card else None
     if expected and _verify_once(path, expected) is None:
-        actual = _sha256_file(path)
+        actual = sha256_file(path)
         raise HashMismatchError(f"{path}: SHA-256 {actual} does not match its model card's {expected}; "
                                 f"retrain with `{TRAIN_COMMAND}` or restore the file", expected=expected, actual=actual)
     _load_into(model, path, str(path))

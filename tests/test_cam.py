@@ -15,6 +15,8 @@ from res2net.blocks import Bottle2neck
 from res2net.cam import METHODS, compute_cams, normalize, normalize_shared, tap_gradients, upsample
 from res2net.taps import TapError, get_tap, tap_names
 
+from helpers import randomise_bn
+
 torch.set_num_threads(1)
 
 PACKAGE = {
@@ -27,25 +29,10 @@ PACKAGE = {
 }
 
 
-def with_bn_statistics(model: nn.Module, size: int = 64, seed: int = 0, channels: int = 3) -> nn.Module:
-    """Random BN affine parameters and running statistics gathered from a few random batches."""
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.momentum = None  # cumulative average over the batches below
-            m.weight.data = torch.rand(m.weight.shape, generator=g) + 0.5
-            m.bias.data = torch.rand(m.bias.shape, generator=g) * 0.4 - 0.2
-    model.train()
-    with torch.no_grad():
-        for _ in range(3):
-            model(torch.randn(8, channels, size, size, generator=g))
-    return model.eval()
-
-
 @pytest.fixture(scope="module")
 def tiny() -> nn.Module:
     torch.manual_seed(0)
-    return with_bn_statistics(res2net.create_model("tiny_res2net26_4s"))
+    return randomise_bn(res2net.create_model("tiny_res2net26_4s"), batches=3)
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +72,7 @@ def test_every_tap_matches_grad_cam_package(tiny: nn.Module, images: torch.Tenso
 
 def test_resnet_block_taps_match_grad_cam_package(images: torch.Tensor) -> None:
     torch.manual_seed(2)
-    model = with_bn_statistics(res2net.create_model("tiny_resnet26"), seed=2)
+    model = randomise_bn(res2net.create_model("tiny_resnet26"), seed=2, batches=3)
     cams = upsample(compute_cams(model, images, 5), 64)
     for tap in ["layer1.1", "layer2.0.branch0", "layer3.1", "layer4.1"]:
         assert_same_maps(cams[tap], package_cam(model, tap, images, [5, 5, 5], "gradcam"), tap)
@@ -94,7 +81,7 @@ def test_resnet_block_taps_match_grad_cam_package(images: torch.Tensor) -> None:
 @pytest.mark.slow
 def test_full_size_res2net_block_outputs_match_package() -> None:
     torch.manual_seed(3)
-    model = with_bn_statistics(res2net.create_model("res2net50_26w_4s"), size=96, seed=3)
+    model = randomise_bn(res2net.create_model("res2net50_26w_4s"), size=96, seed=3, batches=3)
     x = torch.randn(1, 3, 128, 128, generator=torch.Generator().manual_seed(4))
     taps = ["layer2.3", "layer3.5", "layer4.2"]
     cams = upsample(compute_cams(model, x, 207, taps=taps), 128)
@@ -148,7 +135,7 @@ def test_branch_gradients_equal_handwritten_autograd(stype: str) -> None:
     ds = nn.Sequential(nn.Conv2d(32, 64, 1, stride=2, bias=False), nn.BatchNorm2d(64)) if stype == "stage" else None
     block = Bottle2neck(32 if stype == "stage" else 64, 16, stride=2 if stype == "stage" else 1,
                         downsample=ds, base_width=32, scale=4, stype=stype)
-    net = with_bn_statistics(OneBlockNet(block), size=12, channels=block.conv1.in_channels)
+    net = randomise_bn(OneBlockNet(block), size=12, channels=block.conv1.in_channels, batches=3)
     x = torch.randn(2, block.conv1.in_channels, 12, 12)
     targets = torch.tensor([1, 6])
     tg = tap_gradients(net, x, targets)

@@ -15,6 +15,8 @@ from torch import nn
 import res2net
 from res2net.dla import DLA
 
+from helpers import randomise_bn
+
 TOL = 1e-4
 RES2NET = res2net.list_models("res2net")
 DLA_NAMES = res2net.list_models("dla")
@@ -35,28 +37,6 @@ def _few_threads():
     torch.set_num_threads(1)  # shared CPUs: one thread avoids oversubscription stalls
     yield
     torch.set_num_threads(old)
-
-
-def randomise_bn(model: nn.Module, seed: int = 0, size: int = 64) -> None:
-    """Give every BN layer random affine parameters and statistics measured on a random batch.
-
-    Measured (not identity) statistics keep activations of order one through 30+ residual blocks, so the
-    float32 tolerance stays meaningful; the affine parameters are far from their 1/0 initialisation.
-    """
-    g = torch.Generator().manual_seed(seed)
-    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
-    with torch.no_grad():
-        for m in bns:
-            m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.2)
-            m.reset_running_stats()
-            m.momentum = None  # cumulative average over the calibration forward
-        was_training = model.training
-        model.train()
-        model(torch.randn(4, 3, size, size, generator=g))
-        model.train(was_training)
-    for m in bns:
-        m.momentum = 0.1
 
 
 def reference(name: str) -> nn.Module:

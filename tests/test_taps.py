@@ -11,6 +11,8 @@ from torch import nn
 import res2net
 from res2net.taps import TapCapture, branch_tap_names, eval_mode
 
+from helpers import randomise_bn
+
 R50_LAYERS = [3, 4, 6, 3]
 
 
@@ -22,36 +24,19 @@ def _few_threads():
     torch.set_num_threads(old)
 
 
-def randomise(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Random BN affine parameters and statistics measured on a random batch; returns the model in eval mode."""
-    g = torch.Generator().manual_seed(seed)
-    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
-    with torch.no_grad():
-        for m in bns:
-            m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.2)
-            m.reset_running_stats()
-            m.momentum = None
-        model.train()
-        model(torch.randn(4, 3, 64, 64, generator=g))
-    for m in bns:
-        m.momentum = 0.1
-    return model.eval()
-
-
 @pytest.fixture(scope="module")
 def r2n() -> nn.Module:
-    return randomise(res2net.create_model("res2net50_26w_4s"))
+    return randomise_bn(res2net.create_model("res2net50_26w_4s"))
 
 
 @pytest.fixture(scope="module")
 def r50() -> nn.Module:
-    return randomise(res2net.create_model("resnet50"))
+    return randomise_bn(res2net.create_model("resnet50"))
 
 
 @pytest.fixture(scope="module")
 def dla() -> nn.Module:
-    return randomise(res2net.create_model("dla60_res2next"))
+    return randomise_bn(res2net.create_model("dla60_res2next"))
 
 
 def image(seed: int = 3) -> torch.Tensor:
