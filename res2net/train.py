@@ -257,7 +257,8 @@ def write_release(model: nn.Module, cfg: TrainConfig, metrics: dict, out_dir: st
     state = {k: (v.float() if v.is_floating_point() else v).contiguous() for k, v in cpu_model.state_dict().items()}
     pth = out / f"{cfg.model}.pth"
     _save_atomic(state, pth)
-    dev = str(device) if device.type != "cpu" else f"cpu ({torch.get_num_threads()} threads)"
+    n = torch.get_num_threads()
+    dev = str(device) if device.type != "cpu" else f"cpu ({n} thread{'s' if n != 1 else ''})"
     card = {
         "name": cfg.model,
         "arch": f"{'ResNet' if spec.extra.get('scale', 1) == 1 else 'Res2Net'} trunk, bottleneck layers [2, 2, 2, 2], "
