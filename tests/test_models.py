@@ -31,12 +31,7 @@ OFFICIAL_PARAMS_M = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _few_threads():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)  # shared CPUs: one thread avoids oversubscription stalls
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def reference(name: str) -> nn.Module:

@@ -16,12 +16,7 @@ from helpers import randomise_bn
 R50_LAYERS = [3, 4, 6, 3]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _few_threads():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)  # shared CPUs: one thread avoids oversubscription stalls
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
