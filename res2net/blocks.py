@@ -12,7 +12,17 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["Bottle2neck", "Bottleneck", "TappedBlock"]
+__all__ = ["Bottle2neck", "Bottleneck", "TappedBlock", "init_weights"]
+
+
+def init_weights(model: nn.Module) -> None:
+    """He (fan-out) init for convs and unit/zero BN affine parameters, the usual ResNet initialisation."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
 
 
 class TappedBlock(nn.Module):

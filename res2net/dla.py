@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .blocks import Bottle2neck
+from .blocks import Bottle2neck, init_weights
 from .zoo import OFFICIAL, RES2NET_LICENCE, TIMM_RELEASE, ModelSpec, WeightSource, register
 
 __all__ = ["DlaBottle2neck", "DlaRoot", "DlaTree", "DLA", "dla60_res2net", "dla60_res2next"]
@@ -143,12 +143,7 @@ class DLA(nn.Module):
         self.global_pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Conv2d(channels[-1], num_classes, 1, bias=True)
         self.flatten = nn.Flatten(1)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_weights(self)
 
     def unused_keys(self) -> list[str]:
         """State-dict keys of the ``project`` shortcuts that deeper trees keep but never run."""
