@@ -15,7 +15,8 @@ import numpy as np
 import streamlit as st
 import torch
 
-from dashboard.state import MAX_PIXELS, MAX_UPLOAD_BYTES, REPO_ROOT, current_device, package, weights_mode
+from dashboard.state import MAX_PIXELS, MAX_UPLOAD_BYTES, REPO_ROOT, current_device, weights_mode
+from res2net import cam, data, erf, features, images, weights
 
 RESULTS_FILE = REPO_ROOT / "assets" / "results" / "tiny_imagenet_100.json"
 torch.set_num_threads(min(2, torch.get_num_threads()))
@@ -85,27 +86,17 @@ def weights_label(loaded: Loaded) -> str:
 @st.cache_data(show_spinner=False, max_entries=64)
 def decode_image(data: bytes):  # noqa: ANN201  (res2net.images.LoadedImage)
     """Decode and validate uploaded bytes; raises the package's ImageError with a user-readable message."""
-    images = package("images")
     return images.load_image(data, max_bytes=MAX_UPLOAD_BYTES, max_pixels=MAX_PIXELS)
 
 
 def model_input(data: bytes, name: str, mode: str = "center_crop") -> torch.Tensor:
     """The (1, 3, S, S) input tensor of model ``name`` for image bytes ('center_crop', 'resize' or 'pad')."""
-    images = package("images")
     return images.preprocess(decode_image(data).image, name, mode=mode)
 
 
 def display_image(x: torch.Tensor, name: str) -> np.ndarray:
     """The model's input as a uint8 (S, S, 3) picture, so that overlays line up with what the model saw."""
-    images = package("images")
-    img = images.denormalize(x, name)
-    img = img.detach().cpu().numpy() if isinstance(img, torch.Tensor) else np.asarray(img)
-    img = img[0] if img.ndim == 4 else img
-    if img.shape[0] == 3 and img.shape[-1] != 3:
-        img = img.transpose(1, 2, 0)
-    if img.dtype != np.uint8:
-        img = np.clip(img * (255.0 if img.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
-    return img
+    return images.denormalize(x, name)
 
 
 def _on_device(fn, device: str):  # noqa: ANN001, ANN202
@@ -128,7 +119,6 @@ def model_cams(
 
     ``weights`` is the weights actually loaded ('trained' or 'random'); ``target`` None means top-1.
     """
-    cam = package("cam")
     x = model_input(data, name, mode)
 
     def run(dev: str) -> tuple[dict, torch.Tensor]:
@@ -153,7 +143,6 @@ def block_features(data: bytes, name: str, device: str, weights: str, block: str
     """Activations of each branch of ``block`` (numpy (C, h, w)) and their per-branch statistics."""
     import res2net
 
-    features = package("features")
     x = model_input(data, name)
     model = get_model(name, device, weights)
     taps = res2net.taps.branch_tap_names(model, block)
@@ -176,7 +165,6 @@ def theoretical_rfs(name: str, taps: tuple[str, ...]) -> dict[str, tuple[int, in
     """Theoretical receptive field and stride (input pixels) per tap, from the module graph."""
     import res2net
 
-    erf = package("erf")
     model = res2net.create_model(name, pretrained=False)
     return {t: (int(erf.theoretical_rf(model, t)), int(erf.tap_stride(model, t))) for t in taps}
 
@@ -186,7 +174,6 @@ def model_erf(
     name: str, device: str, weights: str, taps: tuple[str, ...], data: bytes | None, n_noise: int, positive_only: bool
 ) -> dict:
     """ERF map, metrics and radial profile per tap, from one image (``data``) or ``n_noise`` Gaussian inputs."""
-    erf = package("erf")
     inputs = model_input(data, name) if data is not None else int(n_noise)
 
     def run(dev: str) -> dict:
@@ -197,11 +184,10 @@ def model_erf(
     out, fell_back = _on_device(run, device)
     result = {}
     for t, e in out.items():
-        profile = e.radial_profile() if hasattr(e, "radial_profile") else None
         result[t] = {
             "map": np.asarray(e.map, dtype=np.float64),
             "metrics": dict(e.metrics),
-            "radial": None if profile is None else tuple(np.asarray(p, dtype=np.float64) for p in profile),
+            "radial": tuple(np.asarray(p, dtype=np.float64) for p in e.radial_profile()),
         }
     return {"erf": result, "cpu_fallback": fell_back}
 
@@ -210,8 +196,7 @@ def model_erf(
 @st.cache_resource(show_spinner="Reading Tiny-ImageNet-100 val…")
 def val_split():  # noqa: ANN201  (res2net.data.TinyImageNet | None)
     """The Tiny-ImageNet-100 val split when the data folder is present, else None."""
-    data = package("data")
-    if data is None or not data.default_data_dir().is_dir():
+    if not data.default_data_dir().is_dir():
         return None
     try:
         return data.TinyImageNet("val")
@@ -237,11 +222,6 @@ def class_names(name: str) -> list[str]:
     import res2net
 
     spec = res2net.get_spec(name)
-    if hasattr(res2net, "class_names"):
-        try:
-            return list(res2net.class_names(name))
-        except Exception:
-            pass
     if spec.num_classes == 1000:
         from torchvision.models import ResNet50_Weights
 
@@ -250,17 +230,13 @@ def class_names(name: str) -> list[str]:
         card = res2net.model_info(name).get("card") or {}
         if isinstance(card.get("classes"), list) and len(card["classes"]) == spec.num_classes:
             return [str(c) for c in card["classes"]]
-        data = package("data")
-        if data is not None and (data.default_data_dir() / "wnids.txt").is_file():
+        if (data.default_data_dir() / "wnids.txt").is_file():
             return data.read_classes(data.default_data_dir())
     return [f"class {k}" for k in range(spec.num_classes)]
 
 
 @st.cache_data(show_spinner=False, ttl=30)
 def weight_status(name: str) -> str:
-    weights = package("weights")
-    if weights is None:
-        return "unknown"
     try:
         return weights.weight_status(name)
     except Exception:
@@ -269,9 +245,6 @@ def weight_status(name: str) -> str:
 
 @st.cache_data(show_spinner=False, ttl=300)
 def network_available() -> bool:
-    weights = package("weights")
-    if weights is None or not hasattr(weights, "network_available"):
-        return False
     try:
         return bool(weights.network_available())
     except Exception:

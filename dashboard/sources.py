@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import streamlit as st
 
 from dashboard import cached
-from dashboard.state import UPLOAD_TYPES, package, user_message
+from dashboard.state import UPLOAD_TYPES, user_message
+from res2net import images
 
 PICKED = "picked_image"  # session-state key: (label, bytes, box | None), set by galleries or tests
 
@@ -26,31 +27,7 @@ class Source:
 
 def demo_photos() -> dict[str, bytes]:
     """Offline demo photos from the package (name -> encoded bytes)."""
-    images = package("images")
-    if images is None or not hasattr(images, "demo_images"):
-        return {}
-    out: dict[str, bytes] = {}
-    demos = images.demo_images()
-    items = demos.items() if isinstance(demos, dict) else ((getattr(d, "name", str(i)), d) for i, d in enumerate(demos))
-    for name, item in items:
-        out[str(name)] = _as_bytes(item)
-    return out
-
-
-def _as_bytes(item: object) -> bytes:
-    import io
-    from pathlib import Path
-
-    if isinstance(item, bytes):
-        return item
-    if isinstance(item, (str, Path)):
-        return Path(item).read_bytes()
-    for attr in ("data", "bytes", "path"):
-        if hasattr(item, attr):
-            return _as_bytes(getattr(item, attr))
-    buf = io.BytesIO()
-    item.save(buf, format="PNG")  # a PIL image
-    return buf.getvalue()
+    return {name: path.read_bytes() for name, path in images.demo_images().items()}
 
 
 def val_choice(key: str) -> Source | None:
@@ -95,12 +72,11 @@ def validated(source: Source | None):  # noqa: ANN201  (LoadedImage | None)
     """Decode ``source``; a bad image shows its specific message and stops the page (no traceback)."""
     if source is None:
         return None
-    images = package("images")
     try:
         loaded = cached.decode_image(source.data)
     except images.ImageError as exc:
         st.error(f"**{source.label}** cannot be used: {user_message(exc)}")
         st.stop()
-    for w in getattr(loaded, "warnings", []) or []:
+    for w in loaded.warnings:
         st.warning(w)
     return loaded

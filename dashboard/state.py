@@ -5,11 +5,9 @@ Nothing here computes anything: heavy work is in ``res2net`` behind the cached w
 
 from __future__ import annotations
 
-import importlib
 import sys
 import traceback
 from pathlib import Path
-from types import ModuleType
 
 import streamlit as st
 
@@ -28,27 +26,6 @@ BRANCH_NOTE = (
     "The paper numbers the branches the other way round (its y₁ is the identity)."
 )
 RANDOM_LABEL = "random init (untrained)"
-
-
-def package(module: str) -> ModuleType | None:
-    """``res2net.<module>`` when it can be imported, else None (the view then shows a note instead)."""
-    try:
-        return importlib.import_module(f"res2net.{module}")
-    except ImportError:
-        return None
-
-
-def require(*modules: str) -> list[ModuleType]:
-    """The requested ``res2net`` modules, or a note naming the missing ones and the end of this page's run."""
-    found = [package(m) for m in modules]
-    missing = [m for m, mod in zip(modules, found, strict=True) if mod is None]
-    if missing:
-        st.info(
-            "This view needs `" + "`, `".join(f"res2net.{m}" for m in missing) + "`, which this installation "
-            "does not provide. The other views keep working."
-        )
-        st.stop()
-    return found  # type: ignore[return-value]
 
 
 def device_choices() -> list[str]:

@@ -44,6 +44,11 @@ class BlockInfo:
     def branch_taps(self) -> list[str]:
         return [f"{self.name}.branch{i}" for i in range(self.num_branches)]
 
+    def branch_label(self, i: int) -> str:
+        """'branch i', marking the last branch of a multi-branch block as '(pool)' or '(identity)'."""
+        last = i == self.num_branches - 1 and self.num_branches > 1
+        return f"branch {i}" + (" (pool)" if last and self.stype == "stage" else " (identity)" if last else "")
+
 
 def iter_blocks(model: nn.Module) -> Iterator[tuple[str, TappedBlock]]:
     """(module path, block) for every tapped block, in forward order."""

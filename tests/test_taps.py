@@ -295,3 +295,13 @@ def test_eval_mode_restores_train_mode():
         with eval_mode(model):
             raise RuntimeError("analysis failed")
     assert all(m.training for m in model.modules())
+
+
+def test_branch_labels_mark_the_last_branch_by_block_type():
+    infos = res2net.block_infos(res2net.create_model("tiny_res2net26_4s"))
+    stage, normal = infos[0], infos[1]
+    assert (stage.stype, normal.stype) == ("stage", "normal")
+    assert [stage.branch_label(i) for i in range(4)] == ["branch 0", "branch 1", "branch 2", "branch 3 (pool)"]
+    assert normal.branch_label(3) == "branch 3 (identity)" and normal.branch_label(0) == "branch 0"
+    single = res2net.block_infos(res2net.create_model("tiny_resnet26"))[1]
+    assert single.branch_label(0) == "branch 0"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import cached
-from dashboard.state import branch_note, package, require
+from dashboard.state import branch_note
+from res2net import localize, plots
 
 st.title("Claims")
-plots, localize = require("plots", "localize")
 st.caption("Each statement of the Res2Net paper beside our measurement on the matched embedded family "
            "(Tiny-ImageNet-100, one training recipe for every model). Verdicts come from 95% bootstrap intervals "
            f"of the difference to the baseline: {', '.join(repr(v) for v in localize.VERDICTS)}.")
@@ -79,5 +79,4 @@ verdict_lines("erf")
 with st.expander("All numbers (JSON)"):
     st.json(res, expanded=False)
 st.download_button("Results (JSON)", cached.RESULTS_FILE.read_bytes(), cached.RESULTS_FILE.name, "application/json")
-if package("evaluate") is not None:
-    st.caption("Regenerate with `python -m res2net.evaluate`; the command reproduces this file exactly.")
+st.caption("Regenerate with `python -m res2net.evaluate`; the command reproduces this file exactly.")

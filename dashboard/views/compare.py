@@ -10,10 +10,10 @@ import torch
 
 import res2net
 from dashboard import cached, sources
-from dashboard.state import DEFAULT_PAIR, branch_note, current_device, package, require
+from dashboard.state import DEFAULT_PAIR, branch_note, current_device
+from res2net import cam, images, localize, plots
 
 st.title("Compare CAMs")
-cam, plots, images = require("cam", "plots", "images")
 st.caption("Class activation maps at any block or branch of several models for the same image. All taps of a "
            "model come from one forward and one backward pass; opacity, colour scale and tap changes only redraw.")
 branch_note()
@@ -81,11 +81,6 @@ def tap_for(n: str) -> str:
     return info.branch_taps[i] if i < info.num_branches else block
 
 
-def branch_label(info: res2net.BlockInfo, i: int) -> str:
-    last = i == info.num_branches - 1 and info.num_branches > 1
-    return f"branch {i}" + (" (pool)" if last and info.stype == "stage" else " (identity)" if last else "")
-
-
 shown = {n: [tap_for(n)] + (infos[n][block].branch_taps if block in infos[n] else []) for n in names}
 maps = {f"{n}/{t}": results[n]["maps"][t] for n in names for t in shown[n] if t in results[n]["maps"]}
 vmax = max(float(m.max()) for m in maps.values()) if scale == "shared" and maps else None
@@ -100,9 +95,6 @@ def box_in(n: str) -> tuple[float, float, float, float] | None:
 
 def localisation_line(n: str, cam_map: np.ndarray, size: tuple[int, int]) -> str:
     """This map against the box: energy inside (beside a uniform map's chance level), pointing game, box IoU."""
-    localize = package("localize")
-    if localize is None:
-        return "Localisation metrics need `res2net.localize`."
     x0, y0, x1, y1 = box_in(n)
     box = (int(np.floor(x0)), int(np.floor(y0)), max(int(np.ceil(x1)), int(np.floor(x0)) + 1),
            max(int(np.ceil(y1)), int(np.floor(y0)) + 1))
@@ -141,7 +133,7 @@ for col, n in zip(cols, names, strict=True):
             st.markdown(f"**Branches of `{block}`** ({info.stype} block)")
             for i, (bc, bt) in enumerate(zip(st.columns(info.num_branches), info.branch_taps, strict=True)):
                 bc.image(plots.overlay(r["picture"], r["maps"][bt], alpha=alpha, vmax=vmax),
-                         caption=branch_label(info, i), width="stretch")
+                         caption=info.branch_label(i), width="stretch")
 
 st.divider()
 rows = [

@@ -8,10 +8,10 @@ import streamlit as st
 
 import res2net
 from dashboard import cached, sources
-from dashboard.state import DEFAULT_PAIR, RANDOM_LABEL, branch_note, current_device, require, weights_mode
+from dashboard.state import DEFAULT_PAIR, RANDOM_LABEL, branch_note, current_device, weights_mode
+from res2net import plots
 
 st.title("ERF explorer")
-erf, plots = require("erf", "plots")
 st.caption("The effective receptive field of a tap's central unit: how much each input pixel moves it "
            "(|gradient| summed over RGB and inputs, normalised to sum 1). Random-init ERFs are meaningful too "
            "(Luo et al. study them) and always work offline; they are labelled as such.")

@@ -6,10 +6,9 @@ import streamlit as st
 
 import res2net
 from dashboard import cached
-from dashboard.state import require
+from res2net import weights
 
 st.title("Models")
-(weights,) = require("weights")
 st.caption("Parameters and GMACs are measured here by the package's counter at each model's input size. "
            "Released Res2Net weights are licensed CC BY-NC-SA 4.0 (non-commercial use only).")
 

@@ -9,10 +9,10 @@ import streamlit as st
 
 import res2net
 from dashboard import cached, sources
-from dashboard.state import DEFAULT_PAIR, branch_note, require
+from dashboard.state import DEFAULT_PAIR, branch_note
+from res2net import cam, plots
 
 st.title("Scales")
-cam, plots, features, erf, _images = require("cam", "plots", "features", "erf", "images")
 st.caption("Inside one block: what each branch responds to and how far it sees, beside the same block of the "
            "baseline. Only normal blocks are hierarchical (multi-scale); stage blocks run their branches in parallel.")
 branch_note()
@@ -69,11 +69,6 @@ method = e3.selectbox("CAM method", list(cam.METHODS), key="scales_method")
 n_top = 6
 
 
-def branch_label(info: res2net.BlockInfo, i: int) -> str:
-    last = i == info.num_branches - 1 and info.num_branches > 1
-    return f"branch {i}" + (" (pool)" if last and info.stype == "stage" else " (identity)" if last else "")
-
-
 def show(model_name: str, col) -> dict | None:  # noqa: ANN001
     """The per-scale panel of one model's block; returns its branch statistics for the shared bar charts."""
     with col:
@@ -91,7 +86,7 @@ def show(model_name: str, col) -> dict | None:  # noqa: ANN001
         st.markdown(f"`{block}` · {badge} · {info.num_branches} branch(es) · {cached.weights_label(lm)}")
         cams = cached.model_cams(source.data, model_name, lm.device, lm.weights, method, None)
         feats = cached.block_features(source.data, model_name, lm.device, lm.weights, block)
-        labels = [branch_label(info, i) for i in range(info.num_branches)]
+        labels = [info.branch_label(i) for i in range(info.num_branches)]
         st.markdown("**Per-branch CAM**")
         for bc, label, tap in zip(st.columns(info.num_branches), labels, info.branch_taps, strict=True):
             bc.image(plots.overlay(cams["picture"], cams["maps"][tap], alpha=alpha), caption=label, width="stretch")
