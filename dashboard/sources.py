@@ -18,7 +18,8 @@ PICKED = "picked_image"  # session-state key: (label, bytes, box | None), set by
 
 @dataclass
 class Source:
-    """Image bytes with a label, and the object box (x0, y0, x1, y1 in 64 px val coordinates) when known."""
+    """Image bytes with a label, and the object box when known (x0, y0, x1, y1 in 64 px val coordinates, exclusive
+    ends as ``res2net.data`` hands them out)."""
 
     label: str
     data: bytes

@@ -3,6 +3,11 @@
 Layout read (see ``download_data.py`` to build it from the original Tiny ImageNet zip): ``train.tar.gz``
 (``train/<wnid>/<file>.JPEG``), ``val.tar.gz`` (``val/<wnid>/<file>.JPEG``), ``wnids.txt`` (class index = line
 number), ``classes.tsv`` (wnid, ImageNet-1k index, names) and ``{train,val}_boxes.tsv`` (x0 y0 x1 y1, 64 px).
+
+Box convention: the tsv files keep Tiny ImageNet's inclusive ends (x1 = 63 is the last column); every box this
+module hands out (``read_boxes``, ``Split.boxes``, ``TinyImageNet[i]["box"]``) has exclusive ends, so it covers
+columns x0 .. x1 - 1 and rows y0 .. y1 - 1, the convention of ``res2net.localize`` and the plots. The conversion
+happens once, in ``read_boxes``; ``NO_BOX`` = (-1, -1, -1, -1) marks an image the box file does not list.
 """
 
 from __future__ import annotations
@@ -21,12 +26,13 @@ from PIL import Image
 
 __all__ = [
     "DataError", "Split", "TinyImageNet", "default_data_dir", "default_cache_dir", "load_split", "read_wnids",
-    "read_classes", "read_boxes", "SPLITS", "IMAGE_SIZE",
+    "read_classes", "read_boxes", "inclusive_to_exclusive", "NO_BOX", "SPLITS", "IMAGE_SIZE",
 ]
 
 SPLITS = ("train", "val")
 IMAGE_SIZE = 64
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: cached boxes have exclusive ends
+NO_BOX = (-1, -1, -1, -1)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -76,8 +82,21 @@ def read_classes(data_dir: str | os.PathLike) -> list[str]:
     return [names.get(w, w) for w in wnids]
 
 
+def inclusive_to_exclusive(box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) with inclusive ends -> exclusive ends (x1 + 1, y1 + 1); a box with a negative value stays
+    as it is, because negative values mark "no box" (``NO_BOX``), not a position."""
+    x0, y0, x1, y1 = (int(v) for v in box)
+    if min(x0, y0, x1, y1) < 0:
+        return x0, y0, x1, y1
+    return x0, y0, x1 + 1, y1 + 1
+
+
 def read_boxes(data_dir: str | os.PathLike, split: str) -> dict[str, tuple[int, int, int, int]]:
-    """File name -> object box (x0, y0, x1, y1) in 64x64 pixel coordinates, from ``<split>_boxes.tsv``."""
+    """File name -> object box (x0, y0, x1, y1) in 64x64 pixel coordinates with exclusive ends.
+
+    ``<split>_boxes.tsv`` stores inclusive ends (x1 = 63 is the last column); this is the one place they are
+    converted, so that every box of this package means the same pixels.
+    """
     _check_split(split)
     out: dict[str, tuple[int, int, int, int]] = {}
     path = _need(Path(data_dir) / f"{split}_boxes.tsv")
@@ -89,7 +108,7 @@ def read_boxes(data_dir: str | os.PathLike, split: str) -> dict[str, tuple[int, 
             x0, y0, x1, y1 = (int(v) for v in parts[-4:])
         except ValueError:
             raise DataError(f"{path}:{n}: expected four integer box coordinates, got {parts[-4:]}") from None
-        out[parts[0]] = (x0, y0, x1, y1)
+        out[parts[0]] = inclusive_to_exclusive((x0, y0, x1, y1))
     return out
 
 
@@ -100,12 +119,16 @@ def _check_split(split: str) -> None:
 
 @dataclass
 class Split:
-    """One decoded split: ``images`` uint8 (N, 3, 64, 64), ``labels`` int64 (N,), ``files`` and ``boxes`` (N, 4)."""
+    """One decoded split: ``images`` uint8 (N, 3, 64, 64), ``labels`` int64 (N,), ``files`` and ``boxes`` (N, 4).
+
+    ``boxes`` are x0 y0 x1 y1 with exclusive ends (a box reaching the right edge has x1 = 64), ``NO_BOX`` (-1s)
+    where the box file has no entry.
+    """
 
     images: torch.Tensor
     labels: torch.Tensor
     files: list[str]
-    boxes: torch.Tensor  # int16 (N, 4) x0 y0 x1 y1; -1 where the box file has no entry
+    boxes: torch.Tensor  # int16 (N, 4) x0 y0 x1 y1, exclusive ends; -1 where the box file has no entry
     wnids: list[str]
 
     def __len__(self) -> int:
@@ -142,7 +165,7 @@ def _decode_archive(data_dir: Path, split: str, wnids: list[str]) -> Split:
         images=torch.from_numpy(np.stack([a for _, _, a in items])),
         labels=torch.tensor([y for _, y, _ in items], dtype=torch.int64),
         files=files,
-        boxes=torch.tensor([boxes.get(f, (-1, -1, -1, -1)) for f in files], dtype=torch.int16),
+        boxes=torch.tensor([boxes.get(f, NO_BOX) for f in files], dtype=torch.int16),
         wnids=wnids,
     )
 
@@ -194,7 +217,10 @@ def load_split(
 
 
 class TinyImageNet(torch.utils.data.Dataset):
-    """Single images with label, box and file name, for inspection and evaluation (uint8 CHW tensors)."""
+    """Single images with label, box and file name, for inspection and evaluation (uint8 CHW tensors).
+
+    ``item["box"]`` is (x0, y0, x1, y1) with exclusive ends, or ``NO_BOX`` when the image has none.
+    """
 
     def __init__(self, split: str = "val", data_dir: str | os.PathLike | None = None,
                  cache_dir: str | os.PathLike | None = None) -> None:

@@ -15,7 +15,16 @@ import pytest
 import torch
 from PIL import Image
 
-from res2net.data import DataError, TinyImageNet, default_data_dir, load_split, read_boxes, read_wnids
+from res2net.data import (
+    NO_BOX,
+    DataError,
+    TinyImageNet,
+    default_data_dir,
+    inclusive_to_exclusive,
+    load_split,
+    read_boxes,
+    read_wnids,
+)
 from res2net.download_data import ChecksumError, DownloadError, build_layout, download
 
 DATA = default_data_dir()
@@ -32,13 +41,16 @@ def test_val_split_counts_labels_and_boxes() -> None:
     val = load_split("val")
     assert val.images.shape == (5000, 3, 64, 64) and val.images.dtype == torch.uint8
     assert torch.bincount(val.labels, minlength=100).tolist() == [50] * 100
-    # labels (from the archive's folders) agree with the independent box file's wnid column
+    # labels (from the archive's folders) agree with the independent box file's wnid column; the file's inclusive
+    # ends (x1 = 63 is the last column) come out exclusive: one more at x1 and y1
     rows = {line.split("\t")[0]: line.split("\t") for line in (DATA / "val_boxes.tsv").read_text().splitlines()}
     for f, y, b in zip(val.files, val.labels.tolist(), val.boxes.tolist(), strict=True):
         assert rows[f][1] == wnids[y]
-        assert b == [int(v) for v in rows[f][2:6]]
+        x0, y0, x1, y1 = (int(v) for v in rows[f][2:6])
+        assert b == [x0, y0, x1 + 1, y1 + 1]
     assert (val.boxes >= 0).all() and (val.boxes <= 64).all()
-    assert (val.boxes[:, 2] >= val.boxes[:, 0]).all() and (val.boxes[:, 3] >= val.boxes[:, 1]).all()
+    assert (val.boxes[:, 2] > val.boxes[:, 0]).all() and (val.boxes[:, 3] > val.boxes[:, 1]).all()
+    assert (val.boxes[:, 2] == 64).any() and (val.boxes[:, 3] == 64).any()  # boxes reaching the last column/row
 
 
 @needs_data
@@ -73,12 +85,43 @@ def test_train_split_counts_and_labels_match_file_names() -> None:
     assert (train.boxes >= 0).all() and (train.boxes <= 64).all()
 
 
+def _tsv_box(path: Path, name: str) -> tuple[int, int, int, int]:
+    """The inclusive box of ``name`` as the tsv stores it, read without the package."""
+    for line in path.read_text().splitlines():
+        parts = line.split("\t")
+        if parts[0] == name:
+            return tuple(int(v) for v in parts[-4:])
+    raise AssertionError(f"{name} is not in {path}")
+
+
 @needs_data
 def test_dataset_item_carries_class_name_and_box() -> None:
     ds = TinyImageNet("val")
     item = ds[0]
     assert item["image"].shape == (3, 64, 64) and item["wnid"] == read_wnids(DATA)[item["label"]]
-    assert isinstance(item["class_name"], str) and item["class_name"] and len(item["box"]) == 4
+    assert isinstance(item["class_name"], str) and item["class_name"]
+    x0, y0, x1, y1 = _tsv_box(DATA / "val_boxes.tsv", item["file"])
+    assert item["box"] == (x0, y0, x1 + 1, y1 + 1)
+
+
+@needs_data
+def test_val_box_touching_the_right_edge_ends_at_64() -> None:
+    """A tsv box whose x1 is 63 (the last column) covers that column: its exclusive end is the image width."""
+    ds = TinyImageNet("val")
+    i = next(k for k in range(len(ds)) if _tsv_box(DATA / "val_boxes.tsv", ds.data.files[k])[2] == 63)
+    item = ds[i]
+    x0, y0, _, y1 = _tsv_box(DATA / "val_boxes.tsv", item["file"])
+    assert item["box"] == (x0, y0, 64, y1 + 1)
+    mask = np.zeros((64, 64), bool)
+    bx0, by0, bx1, by1 = item["box"]
+    mask[by0:by1, bx0:bx1] = True  # exclusive ends index numpy slices directly
+    assert mask[:, 63].any() and mask.sum() == (64 - x0) * (y1 + 1 - y0)
+
+
+def test_inclusive_to_exclusive_by_hand() -> None:
+    assert inclusive_to_exclusive((0, 0, 63, 63)) == (0, 0, 64, 64)
+    assert inclusive_to_exclusive((5, 7, 5, 7)) == (5, 7, 6, 8)  # a one-pixel box
+    assert inclusive_to_exclusive(NO_BOX) == (-1, -1, -1, -1)  # the "no box" marker is not a position
 
 
 def test_missing_folder_and_bad_split_are_clear(tmp_path: Path) -> None:
@@ -212,11 +255,27 @@ def test_build_layout_reads_back_as_the_100_class_folder(tmp_path: Path, payload
     tr = load_split("train", out, tmp_path / "cache")
     assert tr.files == ["n00000001_0.JPEG", "n00000001_1.JPEG", "n00000002_0.JPEG", "n00000002_1.JPEG"]
     assert tr.labels.tolist() == [0, 0, 1, 1]
-    assert tr.boxes.tolist()[3] == [1, 1, 59, 63]
+    assert tr.boxes.tolist()[3] == [1, 1, 60, 64]  # the zip's inclusive (1, 1, 59, 63), exclusive ends
     grey = tr.images[2].int()  # n00000002_0 was saved greyscale: three equal channels
     assert torch.equal(grey[0], grey[1]) and torch.equal(grey[1], grey[2])
     va = load_split("val", out, tmp_path / "cache")
     assert va.files == ["val_0.JPEG", "val_1.JPEG", "val_2.JPEG", "val_3.JPEG"] and va.labels.tolist() == [0, 0, 1, 1]
-    assert read_boxes(out, "val")["val_3.JPEG"] == (1, 2, 33, 40)
+    assert read_boxes(out, "val")["val_3.JPEG"] == (1, 2, 34, 41)  # the zip's inclusive (1, 2, 33, 40)
+    assert va.boxes.tolist()[3] == [1, 2, 34, 41]
     again = load_split("val", out, tmp_path / "cache")  # from the cache
     assert torch.equal(again.images, va.images) and again.files == va.files
+    assert again.boxes.tolist() == [[1, 2, 31, 41], [1, 2, 32, 41], [1, 2, 33, 41], [1, 2, 34, 41]]
+
+
+def test_image_without_a_box_keeps_the_no_box_marker(tmp_path: Path, payload: bytes) -> None:
+    zpath = tmp_path / "t.zip"
+    zpath.write_bytes(payload)
+    out = build_layout(zpath, tmp_path / "ds", wnids=["n00000001", "n00000002"])
+    tsv = out / "val_boxes.tsv"
+    tsv.write_text("".join(line + "\n" for line in tsv.read_text().splitlines() if not line.startswith("val_1.")))
+    for _ in range(2):  # decoded, then from the cache
+        va = load_split("val", out, tmp_path / "cache")
+        assert va.boxes.tolist()[1] == [-1, -1, -1, -1]
+        assert va.boxes.tolist()[0] == [1, 2, 31, 41]
+    item = TinyImageNet("val", out, tmp_path / "cache")[1]
+    assert item["file"] == "val_1.JPEG" and item["box"] == NO_BOX
