@@ -16,6 +16,10 @@ Where weights come from, first match wins:
 Downloads stream to a temporary file in the cache directory while hashing and are renamed into place only after
 the hash matches; on any failure the temporary file is removed. Checkpoints load with ``weights_only=True`` and
 are checked key by key and shape by shape before the model is touched, then loaded with ``strict=True``.
+
+Two limits bound a download: ``timeout`` (seconds one connect or read may wait for data) and ``deadline`` (seconds
+for the whole file from one source; ``RES2NET_DOWNLOAD_DEADLINE`` or 15 min by default), so a server that sends a
+byte now and then cannot hold a caller forever.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import socket
 import sys
 import tempfile
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -46,13 +51,16 @@ __all__ = [
     "WeightsError", "WeightsUnavailableError", "HashMismatchError", "CorruptCheckpointError",
     "ArchitectureMismatchError", "cache_dir", "load_pretrained", "load_checkpoint_file", "load_state_dict_file",
     "read_model_card", "weight_status", "network_available", "resolve_local", "ENV_WEIGHTS", "ENV_MIRROR",
+    "resolve_deadline", "ENV_DEADLINE", "DEFAULT_TIMEOUT", "DEFAULT_DEADLINE",
 ]
 
 ENV_WEIGHTS = "RES2NET_WEIGHTS"
 ENV_MIRROR = "RES2NET_WEIGHTS_MIRROR"
+ENV_DEADLINE = "RES2NET_DOWNLOAD_DEADLINE"
 TRAIN_COMMAND = "python -m res2net.train"
 CHUNK = 64 * 1024
-DEFAULT_TIMEOUT = 30.0
+DEFAULT_TIMEOUT = 30.0  # seconds one connect or read may wait for data
+DEFAULT_DEADLINE = 15 * 60.0  # seconds for a whole file (ImageNet checkpoints are ~100 MB)
 MAX_LISTED = 10
 
 Progress = Callable[[int, "int | None", str], None]
@@ -257,20 +265,74 @@ class _Attempt:
     hash_error: HashMismatchError | None = None
 
 
-def _download(source: WeightSource, dest: Path, progress: Progress | None, timeout: float) -> None:
-    """Stream ``source.url`` to a temp file beside ``dest`` while hashing; rename only if complete and matching."""
+def resolve_deadline(deadline: float | None = None) -> float:
+    """``deadline`` if given, else ``$RES2NET_DOWNLOAD_DEADLINE``, else ``DEFAULT_DEADLINE``; seconds, positive."""
+    origin = "deadline"
+    if deadline is None:
+        raw = os.environ.get(ENV_DEADLINE, "").strip()
+        if not raw:
+            return DEFAULT_DEADLINE
+        origin = ENV_DEADLINE
+        try:
+            deadline = float(raw)
+        except ValueError:
+            raise WeightsError(f"{ENV_DEADLINE} must be a number of seconds, got {raw!r}") from None
+    if not deadline > 0:  # also refuses NaN
+        raise WeightsError(f"{origin} must be a positive number of seconds, got {deadline!r}")
+    return float(deadline)
+
+
+def _response_socket(response: object) -> socket.socket | None:
+    """The socket under an ``http.client`` response (to bound each read by the deadline), or None."""
+    sock = getattr(getattr(getattr(response, "fp", None), "raw", None), "_sock", None)
+    return sock if isinstance(sock, socket.socket) else None
+
+
+def _download(source: WeightSource, dest: Path, progress: Progress | None, timeout: float,
+              deadline: float = DEFAULT_DEADLINE) -> None:
+    """Stream ``source.url`` to a temp file beside ``dest`` while hashing; rename only if complete and matching.
+
+    Each connect/read waits at most ``timeout`` s and never past ``deadline`` s after the start; on either limit
+    a ``TimeoutError`` says which one and how many bytes arrived, and the temp file is removed.
+    """
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
     tmp = Path(tmp_name)
+    start = time.monotonic()
+    done = 0
+    total: int | None = None
+
+    def over_deadline() -> TimeoutError:
+        of = f" of {total}" if total is not None else ""
+        return TimeoutError(f"download deadline of {deadline:g} s exceeded after {time.monotonic() - start:.1f} s: "
+                            f"{done}{of} bytes arrived; the partial file was removed")
+
+    def wait_limit() -> float:
+        left = deadline - (time.monotonic() - start)
+        if left <= 0:
+            raise over_deadline()
+        return min(timeout, left)
+
     try:
         request = urllib.request.Request(source.url, headers={"User-Agent": "res2scope-weights/0.1"})
         digest = hashlib.sha256()
-        done = 0
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=timeout) as response:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=wait_limit()) as response:
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
+            sock = _response_socket(response)
+            read = getattr(response, "read1", response.read)  # read1: one recv, never waits for a full chunk
             while True:
-                chunk = response.read(CHUNK)
+                limit = wait_limit()
+                if sock is not None:
+                    sock.settimeout(limit)
+                try:
+                    chunk = read(CHUNK)
+                except TimeoutError:
+                    if limit < timeout or time.monotonic() - start >= deadline:  # this read was cut by the deadline
+                        raise over_deadline() from None
+                    of = f" of {total}" if total is not None else ""
+                    raise TimeoutError(f"no data for {timeout:g} s after {done}{of} bytes; "
+                                       "the partial file was removed") from None
                 if not chunk:
                     break
                 out.write(chunk)
@@ -302,7 +364,8 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _fetch(spec: ModelSpec, progress: Progress | None, timeout: float) -> tuple[Path, WeightSource]:
+def _fetch(spec: ModelSpec, progress: Progress | None, timeout: float,
+           deadline: float = DEFAULT_DEADLINE) -> tuple[Path, WeightSource]:
     """A verified file for ``spec`` from the cache or the network, with the source it stands for."""
     sources = _mirror_sources(spec) + [w for w in spec.weights if w.url]
     if not sources:
@@ -322,7 +385,7 @@ def _fetch(spec: ModelSpec, progress: Progress | None, timeout: float) -> tuple[
     for source in sources:
         path = folder / source.filename
         try:
-            _download(source, path, progress, timeout)
+            _download(source, path, progress, timeout, deadline)
             return path, source
         except HashMismatchError as e:
             attempts.append(_Attempt(source.url, str(e), e))
@@ -474,11 +537,14 @@ def load_pretrained(
     progress: Progress | bool | None = None,
     weights_path: str | os.PathLike | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    deadline: float | None = None,
 ) -> nn.Module:
     """Resolve ``spec``'s weights (override, embedded, cache, network in that order) and load them strictly.
 
     ``progress(done_bytes, total_bytes | None, source_label)`` is called while downloading (True prints to stderr).
-    On any failure a :class:`WeightsError` subclass is raised and ``model`` is unchanged.
+    ``timeout``: seconds one connect or read may wait; ``deadline``: seconds for a whole file from one source
+    (None: ``$RES2NET_DOWNLOAD_DEADLINE`` or 15 min). On any failure a :class:`WeightsError` subclass is raised and
+    ``model`` is unchanged.
     """
     spec = get_spec(spec) if isinstance(spec, str) else spec
     callback: Progress | None = _print_progress if progress is True else (progress or None)
@@ -489,7 +555,7 @@ def load_pretrained(
     if embedded and not any(w.url for w in spec.weights):
         _load_embedded(model, spec, embedded[0])
         return model
-    path, source = _fetch(spec, callback, timeout)
+    path, source = _fetch(spec, callback, timeout, resolve_deadline(deadline))
     try:
         _load_into(model, path, f"{path} (from {source.label})")
     except CorruptCheckpointError as e:

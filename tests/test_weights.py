@@ -1,7 +1,8 @@
 """Weight loading tested for real over HTTP on loopback: download, cache, mirrors, and every failure mode.
 
 The server serves checkpoints this file makes (named ``<name>-<true sha256 prefix>.pth`` like torch.hub files), logs
-each request and can answer 404, cut the connection mid-file or send wrong bytes. TORCH_HOME points at a temp dir.
+each request and can answer 404, cut the connection mid-file, send wrong bytes, stall after a few bytes or drip one
+byte at a time. TORCH_HOME points at a temp dir.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import pickle
 import socket
 import threading
+import time
 import warnings
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -41,9 +43,10 @@ NAME = "tiny_res2net26_4s"
 class _State:
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
-        self.modes: dict[str, str] = {}  # path -> 'ok' | '404' | 'cut' | 'wrong'
+        self.modes: dict[str, str] = {}  # path -> 'ok' | '404' | 'cut' | 'wrong' | 'stall' | 'drip'
         self.log: list[str] = []
         self.url = ""
+        self.release = threading.Event()  # ends stalling and dripping responses when a test is over
 
 
 def _handler(state: _State) -> type[BaseHTTPRequestHandler]:
@@ -67,7 +70,24 @@ def _handler(state: _State) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)
                 return
+            if mode in ("stall", "drip"):
+                self._slow(body, mode, state.release)
+                return
             self.wfile.write(body)
+
+        def _slow(self, body: bytes, mode: str, release: threading.Event) -> None:
+            """'stall': five bytes, then nothing; 'drip': one byte every 0.2 s (the whole file would take hours)."""
+            self.close_connection = True
+            try:
+                self.wfile.write(body[:5])
+                self.wfile.flush()
+                sent = 5
+                while not release.wait(0.2 if mode == "drip" else 30.0) and mode == "drip" and sent < len(body):
+                    self.wfile.write(body[sent:sent + 1])
+                    self.wfile.flush()
+                    sent += 1
+            except OSError:  # the client gave up and closed the connection
+                pass
 
         def log_message(self, *args: object) -> None:
             pass
@@ -93,7 +113,9 @@ def srv(server):
     server.files.clear()
     server.modes.clear()
     server.log.clear()
-    return server
+    yield server
+    server.release.set()  # let a stalled or dripping handler of this test finish
+    server.release = threading.Event()
 
 
 @pytest.fixture(autouse=True)
@@ -414,6 +436,72 @@ def test_no_network_names_every_url_and_where_to_put_the_file(source):
     assert str(weights.cache_dir() / ckpt.filename) in msg
     assert weights.ENV_WEIGHTS in msg
     assert err.cache_path == weights.cache_dir() / ckpt.filename
+    assert _cache_entries() == []
+
+
+@pytest.mark.parametrize("mode", ["stall", "drip"])
+def test_download_deadline_bounds_a_slow_server_and_leaves_nothing(srv, source, mode):
+    """A stalled server (per-read timeout 10 s) and a dripping one (a byte per 0.2 s keeps a 1 s per-read timeout
+    alive) both end at the 1.5 s deadline for the whole file, with its own message and no file in the cache."""
+    _, ckpt = source
+    _publish(srv, ckpt, ("a",))
+    srv.modes[f"/a/{ckpt.filename}"] = mode
+    calls: list[int] = []
+    model = _fresh()
+    before = _snapshot(model)
+    timeout = 10.0 if mode == "stall" else 1.0
+    t0 = time.monotonic()
+    with pytest.raises(WeightsUnavailableError) as info:
+        weights.load_pretrained(model, _spec(srv.url, ckpt, ("a",)), progress=lambda d, t, lab: calls.append(d),
+                                timeout=timeout, deadline=1.5)
+    elapsed = time.monotonic() - t0
+    assert 1.4 < elapsed < 6.0, elapsed  # well under the 10 s read timeout (stall) or the hours a drip would take
+    (url, error), = info.value.attempts
+    assert url == f"{srv.url}/a/{ckpt.filename}"
+    assert "deadline of 1.5 s exceeded" in error and "partial file was removed" in error
+    arrived = calls[-1]
+    assert arrived >= 5 and (arrived == 5 if mode == "stall" else arrived > 5)
+    assert f"{arrived} of {len(ckpt.data)} bytes arrived" in error
+    assert "deadline of 1.5 s exceeded" in str(info.value)
+    assert _cache_entries() == []
+    assert _unchanged(model, before)
+
+
+def test_per_read_timeout_still_ends_a_stall_before_the_deadline(srv, source):
+    _, ckpt = source
+    _publish(srv, ckpt, ("a",))
+    srv.modes[f"/a/{ckpt.filename}"] = "stall"
+    t0 = time.monotonic()
+    with pytest.raises(WeightsUnavailableError) as info:
+        weights.load_pretrained(_fresh(), _spec(srv.url, ckpt, ("a",)), timeout=0.5, deadline=60.0)
+    assert time.monotonic() - t0 < 10.0
+    (_, error), = info.value.attempts
+    assert f"no data for 0.5 s after 5 of {len(ckpt.data)} bytes" in error and "deadline" not in error
+    assert _cache_entries() == []
+
+
+def test_deadline_comes_from_the_argument_then_the_environment(monkeypatch):
+    monkeypatch.delenv(weights.ENV_DEADLINE, raising=False)
+    assert weights.resolve_deadline() == 15 * 60
+    monkeypatch.setenv(weights.ENV_DEADLINE, "2.5")
+    assert weights.resolve_deadline() == 2.5
+    assert weights.resolve_deadline(7) == 7.0
+    monkeypatch.setenv(weights.ENV_DEADLINE, "soon")
+    with pytest.raises(WeightsError, match=weights.ENV_DEADLINE):
+        weights.resolve_deadline()
+    with pytest.raises(WeightsError, match="positive"):
+        weights.resolve_deadline(0)
+
+
+def test_deadline_from_the_environment_applies_to_downloads(srv, source, monkeypatch):
+    _, ckpt = source
+    _publish(srv, ckpt, ("a",))
+    srv.modes[f"/a/{ckpt.filename}"] = "drip"
+    monkeypatch.setenv(weights.ENV_DEADLINE, "1")
+    t0 = time.monotonic()
+    with pytest.raises(WeightsUnavailableError, match="deadline of 1 s exceeded"):
+        weights.load_pretrained(_fresh(), _spec(srv.url, ckpt, ("a",)), timeout=1.0)
+    assert time.monotonic() - t0 < 6.0
     assert _cache_entries() == []
 
 
