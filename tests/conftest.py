@@ -1,9 +1,44 @@
-"""Fixtures shared by several test modules."""
+"""Fixtures shared by several test modules, and the CI rule that a skipped test is a failed one."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
+
+
+def in_ci() -> bool:
+    """Whether this run is CI's (``CI`` is "true" or "1", as ``.ci/run``'s environment sets it)."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1")
+
+
+def _skip_reason(longrepr: object) -> str:
+    """The reason of a skip report (pytest keeps it as (file, line, "Skipped: reason"))."""
+    return str(longrepr[2]) if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+
+
+def _fail_skip(report: pytest.TestReport | pytest.CollectReport) -> None:
+    """In CI a skip hides a test that did not run (missing data, browser, package): report it as a failure."""
+    if in_ci() and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI, where every test must run: {_skip_reason(report.longrepr)}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> pytest.TestReport:
+    """skip marks, ``pytest.skip`` in a test or fixture, and ``importorskip`` inside a test."""
+    report = yield
+    _fail_skip(report)
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> pytest.CollectReport:
+    """Module-level ``pytest.skip(allow_module_level=True)`` and ``importorskip`` skip at collection."""
+    report = yield
+    _fail_skip(report)
+    return report
 
 
 @pytest.fixture(scope="module")
