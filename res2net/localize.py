@@ -1,28 +1,36 @@
-"""Localisation of CAMs against ground-truth boxes, object-size buckets, bootstrap intervals and verdicts.
+"""Localisation of CAMs against ground-truth boxes, object-size buckets, baselines, intervals and verdicts.
 
-Maps are (H, W) at image resolution (or (N, H, W) with one box per map); boxes are ``(x0, y0, x1, y1)``
-in pixels with exclusive ends. Every score has a chance level: a uniform map's energy in the box is
-``box_fraction(box, size)``.
+Maps are (H, W) at image resolution, placed by ``res2net.cam.register`` (or (N, H, W) with one box per map);
+boxes are ``(x0, y0, x1, y1)`` in pixels with exclusive ends. Concentration metrics (energy in box, pointing
+game) test "focused on small objects"; coverage metrics (share of the box above a threshold, MaxBoxAcc) test
+"covers whole large objects". Every score has baselines that ignore the image: a uniform map (energy = the
+box's area fraction) and a centred Gaussian prior (``centre_prior``), whose peak is "always the centre".
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import numpy as np
 import torch
 
 __all__ = [
-    "energy_in_box", "pointing_game", "cam_box_iou", "box_iou", "box_fraction", "size_bucket", "SIZE_BUCKETS",
-    "SMALL_BELOW", "LARGE_FROM", "CI", "bootstrap_ci", "paired_diff_ci", "verdict", "VERDICTS",
+    "energy_in_box", "pointing_game", "peak_location", "cam_box_iou", "box_iou", "box_fraction", "coverage",
+    "iou_curve", "max_box_acc", "BOXACC_THRESHOLDS", "centre_prior", "fit_centre_prior_sigma", "size_bucket",
+    "SIZE_BUCKETS", "SMALL_BELOW", "LARGE_FROM", "CI", "bootstrap_ci", "paired_diff_ci", "hierarchical_bootstrap",
+    "percentile_ci", "verdict", "VERDICTS", "holm_verdicts",
 ]
 
 SMALL_BELOW = 0.25  # box area / image area below this: "small"
 LARGE_FROM = 0.60  # at or above this: "large"; in between: "medium"
 SIZE_BUCKETS = ("small", "medium", "large")
-VERDICTS = ("supported", "not supported", "inconclusive at this sample size")
+VERDICTS = ("supported", "contradicted", "no meaningful difference", "inconclusive")
+COVERAGE_THRESHOLD = 0.5  # coverage: share of the box where the map is >= this fraction of its max
+BOXACC_THRESHOLDS = np.round(np.arange(0.02, 1.0, 0.02), 2)  # CAM thresholds of MaxBoxAcc (min-max normalised)
+BOXACC_IOU = 0.5  # Choe et al.: a box is correct at IoU >= 0.5
+PLATEAU_RTOL = 1e-9  # values within this fraction of the map's range of its max count as the peak
 POINTING_TOLERANCE = 15 / 224  # Zhang et al.'s 15 px at 224 px, as a fraction of the image's longer side
 
 Box = Sequence[float]
@@ -86,34 +94,52 @@ def energy_in_box(cam: object, box: Box) -> float:
     return float(m[y0:y1, x0:x1].sum() / total) if total > 0 else math.nan
 
 
+def peak_location(cam: object) -> tuple[float, float] | None:
+    """The map's peak (y, x): the centroid of its largest plateau of maximal values; None for a flat map.
+
+    Registered low-resolution maps have flat plateaus (a 2x2 map on 64 px); ``argmax`` would return the plateau's
+    first pixel, a corner, so the pointing game would test the raster order, not the map.
+    """
+    m = _map(cam)
+    lo, hi = float(m.min()), float(m.max())
+    if hi <= lo:
+        return None
+    plateau = _largest_component(m >= hi - PLATEAU_RTOL * (hi - lo))
+    ys, xs = np.nonzero(plateau)
+    return float(ys.mean()), float(xs.mean())
+
+
 @_batched
 def pointing_game(cam: object, box: Box, tolerance: float = POINTING_TOLERANCE) -> bool:
-    """Hit if the map's peak lies within ``tolerance`` x (longer image side) pixels of the box; a flat map misses."""
+    """Hit if the map's peak (``peak_location``) lies within ``tolerance`` x (longer image side) pixels of the box.
+
+    A flat map has no peak and misses.
+    """
     m = _map(cam)
     x0, y0, x1, y1 = _box(box, m.shape)
-    if m.max() <= m.min():
+    peak = peak_location(m)
+    if peak is None:
         return False
-    py, px = np.unravel_index(int(np.argmax(m)), m.shape)
+    py, px = peak
     dx = max(x0 - px, 0, px - (x1 - 1))
     dy = max(y0 - py, 0, py - (y1 - 1))
     return bool(math.hypot(dx, dy) <= tolerance * max(m.shape))
 
 
+def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """8-connected components: (label image, stats rows [x, y, w, h, area] per label, label 0 = background)."""
+    import cv2
+
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    return labels, stats
+
+
 def _largest_component(mask: np.ndarray) -> np.ndarray:
     """The largest 8-connected component of a boolean mask (ties: the one met first in raster order)."""
-    h, w = mask.shape
-    labels = np.where(mask, np.arange(1, h * w + 1).reshape(h, w), 0)
-    while True:
-        p = np.pad(labels, 1)
-        neigh = np.max([p[1 + dy:1 + dy + h, 1 + dx:1 + dx + w] for dy in (-1, 0, 1) for dx in (-1, 0, 1)], axis=0)
-        new = np.where(mask, neigh, 0)
-        if np.array_equal(new, labels):
-            break
-        labels = new
-    ids, counts = np.unique(labels[mask], return_counts=True)
-    best = counts.max()
-    first = min((np.flatnonzero(labels.ravel() == i)[0], i) for i, c in zip(ids, counts, strict=True) if c == best)
-    return labels == first[1]
+    labels, stats = _components(mask)
+    if len(stats) < 2:
+        return np.zeros_like(mask, dtype=bool)
+    return labels == 1 + int(np.argmax(stats[1:, 4]))  # labels are numbered in raster order of first pixel
 
 
 def box_iou(a: Box, b: Box) -> float:
@@ -141,6 +167,85 @@ def cam_box_iou(cam: object, box: Box, threshold: float = 0.5, region: str = "co
         mask = _largest_component(mask)
     ys, xs = np.nonzero(mask)
     return box_iou((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), gt)
+
+
+@_batched
+def coverage(cam: object, box: Box, threshold: float = COVERAGE_THRESHOLD) -> float:
+    """Share of the box's pixels where the map is >= ``threshold`` x its max: how much of the object it covers.
+
+    A coverage metric, for "covers the whole large object"; a flat positive map covers everything, so read it
+    beside a concentration metric. An all-zero map covers nothing (0).
+    """
+    m = _map(cam)
+    x0, y0, x1, y1 = _box(box, m.shape)
+    peak = m.max()
+    if peak <= 0:
+        return 0.0
+    return float((m[y0:y1, x0:x1] >= threshold * peak).mean())
+
+
+@_batched
+def iou_curve(cam: object, box: Box, thresholds: Sequence[float] | np.ndarray = BOXACC_THRESHOLDS) -> np.ndarray:
+    """IoU with ``box`` of the box around the largest component of the min-max normalised map >= each threshold.
+
+    The per-image curve behind MaxBoxAcc (Choe et al., CVPR 2020); a flat map scores 0 everywhere.
+    """
+    m = _map(cam)
+    gt = _box(box, m.shape)
+    thr = np.asarray(thresholds, dtype=np.float64)
+    lo, hi = m.min(), m.max()
+    out = np.zeros(thr.size)
+    if hi <= lo:
+        return out
+    n = (m - lo) / (hi - lo)
+    for k, t in enumerate(thr):
+        _, stats = _components(n >= t)
+        if len(stats) < 2:
+            continue
+        x, y, w, h, _ = stats[1 + int(np.argmax(stats[1:, 4]))]
+        out[k] = box_iou((x, y, x + w, y + h), gt)
+    return out
+
+
+def max_box_acc(curves: np.ndarray, iou: float = BOXACC_IOU) -> float:
+    """MaxBoxAcc: the share of images whose box reaches IoU >= ``iou``, at the best single CAM threshold.
+
+    ``curves`` is (N, thresholds) from ``iou_curve``; the threshold is chosen once for the whole set.
+    """
+    c = np.asarray(curves, dtype=np.float64)
+    if c.ndim != 2 or c.shape[0] == 0:
+        raise ValueError(f"curves must be (N > 0, thresholds), got {c.shape}")
+    return float((c >= iou).mean(0).max())
+
+
+def centre_prior(size: int | Sequence[int], sigma: float) -> np.ndarray:
+    """A centred isotropic Gaussian map (peak 1) of width ``sigma`` px: the baseline that ignores the image."""
+    h, w = _hw(size)
+    if not sigma > 0:
+        raise ValueError(f"sigma must be positive, got {sigma}")
+    yy = np.exp(-0.5 * ((np.arange(h) - (h - 1) / 2) / sigma) ** 2)
+    xx = np.exp(-0.5 * ((np.arange(w) - (w - 1) / 2) / sigma) ** 2)
+    return yy[:, None] * xx[None, :]
+
+
+def fit_centre_prior_sigma(boxes: np.ndarray, size: int | Sequence[int],
+                           sigmas: Sequence[float] | np.ndarray | None = None) -> float:
+    """The ``centre_prior`` width that maximises the mean energy in the box over ``boxes`` (a training split's).
+
+    Fitted on training boxes, never on the boxes it is compared on; separable, so each box costs two sums.
+    """
+    h, w = _hw(size)
+    b = np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
+    grid = np.asarray(sigmas if sigmas is not None else np.arange(2.0, max(h, w) * 1.5, 0.5), dtype=np.float64)
+    best, best_sigma = -1.0, float(grid[0])
+    for sg in grid:
+        gy = np.exp(-0.5 * ((np.arange(h) - (h - 1) / 2) / sg) ** 2)
+        gx = np.exp(-0.5 * ((np.arange(w) - (w - 1) / 2) / sg) ** 2)
+        cy, cx = np.r_[0.0, np.cumsum(gy)], np.r_[0.0, np.cumsum(gx)]
+        e = ((cy[b[:, 3]] - cy[b[:, 1]]) * (cx[b[:, 2]] - cx[b[:, 0]])).mean() / (cy[-1] * cx[-1])
+        if e > best + 1e-12:
+            best, best_sigma = e, float(sg)
+    return best_sigma
 
 
 def box_fraction(box: Box, size: int | Sequence[int]) -> float:
@@ -192,17 +297,143 @@ def paired_diff_ci(
     return bootstrap_ci(a - b, n=n, seed=seed, ci=ci)
 
 
-def verdict(diff_ci: CI | Sequence[float], min_effect: float = 0.0) -> str:
-    """From an interval of (claimed-better minus baseline): 'supported' if it lies above 0, 'not supported'
-    if it lies below 0 (or below ``min_effect``, an effect too small to matter), else inconclusive."""
+def percentile_ci(samples: np.ndarray, estimate: float, ci: float = 0.95) -> CI:
+    """``estimate`` with the percentile interval of bootstrap ``samples`` at level ``ci``."""
+    v = np.asarray(samples, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return CI(float(estimate), math.nan, math.nan)
+    alpha = (1 - ci) / 2
+    lo, hi = np.quantile(v, [alpha, 1 - alpha])
+    return CI(float(estimate), float(lo), float(hi))
+
+
+def hierarchical_bootstrap(
+    arrays: Sequence[np.ndarray],
+    clusters: Sequence[object] | np.ndarray,
+    statistic: Callable[[list[np.ndarray]], np.ndarray] | None = None,
+    mask: np.ndarray | None = None,
+    n: int = 2000,
+    seed: int = 0,
+) -> tuple[float, np.ndarray]:
+    """Point estimate and bootstrap samples of ``statistic`` over (runs, images[, k]) arrays: resample runs, then
+    clusters (classes), then images within each drawn cluster.
+
+    All arrays share the same runs and images (paired: run r of every array is the same seed, image i the same
+    photo). ``statistic`` maps the list of weighted means, each (B,) or (B, k), to (B,); the default is the
+    difference of two means, or the mean of one array. ``mask`` (runs, images) drops entries (e.g. images a run
+    misclassifies); a resample with no kept entry gives NaN. Run-to-run variation enters through the first level.
+    """
+    xs = [np.asarray(a, dtype=np.float64) for a in arrays]
+    if not xs:
+        raise ValueError("hierarchical_bootstrap needs at least one array")
+    r, m = xs[0].shape[:2]
+    for a in xs:
+        if a.shape[:2] != (r, m):
+            raise ValueError(f"arrays must share (runs, images) = {(r, m)}, got {a.shape[:2]}")
+    cl = np.asarray(clusters)
+    if cl.shape != (m,):
+        raise ValueError(f"clusters must give one label per image ({m}), got shape {cl.shape}")
+    keep = np.ones((r, m), dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    if keep.shape != (r, m):
+        raise ValueError(f"mask must be (runs, images) = {(r, m)}, got {keep.shape}")
+    if statistic is None:
+        if len(xs) > 2:
+            raise ValueError("pass a statistic for more than two arrays")
+        statistic = (lambda ms: ms[0] - ms[1]) if len(xs) == 2 else (lambda ms: ms[0])
+    finite = np.ones((r, m), dtype=bool)
+    for a in xs:
+        finite &= np.isfinite(a.reshape(r, m, -1)).all(-1)
+    keep = keep & finite
+    w_full = keep.astype(np.float64)
+
+    vals = [np.where(keep[..., None], a.reshape(r, m, -1), 0.0) for a in xs]
+
+    def means(run_w: np.ndarray, img_w: np.ndarray) -> list[np.ndarray]:
+        # run_w (B, R), img_w (B, M): weighted mean over the kept (run, image) entries
+        wk = run_w[:, :, None] * img_w[:, None, :] * w_full[None]
+        den = wk.sum((1, 2))[:, None]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = [np.einsum("brm,rmk->bk", wk, v) / den for v in vals]
+        return [o[:, 0] if a.ndim == 2 else o for o, a in zip(out, xs, strict=True)]
+
+    est = float(np.asarray(statistic(means(np.ones((1, r)), np.ones((1, m)))))[0])
+    rng = np.random.default_rng(seed)
+    labels, inverse = np.unique(cl, return_inverse=True)
+    members = [np.flatnonzero(inverse == c) for c in range(len(labels))]
+    samples = np.empty(n)
+    chunk = max(1, int(2e7 // max(r * m, 1)))
+    for s0 in range(0, n, chunk):
+        b = min(chunk, n - s0)
+        run_w = rng.multinomial(r, np.full(r, 1.0 / r), size=b).astype(np.float64)
+        cls_n = rng.multinomial(len(labels), np.full(len(labels), 1.0 / len(labels)), size=b)
+        img_w = np.zeros((b, m))
+        for c, idx in enumerate(members):
+            k = cls_n[:, c] * idx.size
+            img_w[:, idx] = rng.multinomial(k, np.full(idx.size, 1.0 / idx.size)) if idx.size else 0
+        samples[s0:s0 + b] = np.asarray(statistic(means(run_w, img_w)), dtype=np.float64)
+    return est, samples
+
+
+def verdict(diff_ci: CI | Sequence[float], min_effect: float) -> str:
+    """Where the interval of (claimed-better minus baseline) lies against the minimum meaningful effect d > 0.
+
+    Above +d: "supported"; below -d: "contradicted"; inside [-d, +d]: "no meaningful difference"; otherwise
+    (it straddles +d or -d) "inconclusive".
+    """
     vals = tuple(diff_ci)
     if len(vals) not in (2, 3):
         raise ValueError(f"diff_ci is (low, high) or (estimate, low, high), got {diff_ci!r}")
-    low, high = vals[-2], vals[-1]
+    low, high = float(vals[-2]), float(vals[-1])
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return VERDICTS[3]
     if low > high:
         raise ValueError(f"interval low {low} is above high {high}")
-    if low > 0 and low >= min_effect:
+    if not min_effect > 0:
+        raise ValueError(f"min_effect must be positive (a stated minimum meaningful effect), got {min_effect}")
+    if low > min_effect:
         return VERDICTS[0]
-    if high < 0 or (min_effect > 0 and high < min_effect):
+    if high < -min_effect:
         return VERDICTS[1]
-    return VERDICTS[2]
+    if low >= -min_effect and high <= min_effect:
+        return VERDICTS[2]
+    return VERDICTS[3]
+
+
+def _decision_p(samples: np.ndarray, d: float) -> float:
+    """Bootstrap p-value of the best-supported decision: above +d, below -d, or inside +-d (two one-sided tests)."""
+    v = samples[np.isfinite(samples)]
+    if v.size == 0:
+        return 1.0
+    p_above = float((v <= d).mean())
+    p_below = float((v >= -d).mean())
+    p_inside = max(float((v >= d).mean()), float((v <= -d).mean()))
+    return min(p_above, p_below, p_inside)
+
+
+def holm_verdicts(claims: Sequence[tuple[float, np.ndarray, float]], alpha: float = 0.025) -> list[dict]:
+    """Verdicts for a family of claims, each (estimate, bootstrap samples, minimum effect), with Holm's correction.
+
+    ``alpha`` is one-sided per direction, so a single claim is judged on its 95% interval. Claims are ranked by
+    the bootstrap p-value of their best-supported decision; the k-th (from 0) of m is judged on its two-sided
+    interval at level 1 - 2 alpha / (m - k), Holm's step-down, and once one claim stays inconclusive every later
+    one does too. Returns, per claim in input order: verdict, the interval used
+    (low, high, level) and the unadjusted 95% interval.
+    """
+    m = len(claims)
+    ps = [_decision_p(np.asarray(c[1], dtype=np.float64), c[2]) for c in claims]
+    order = sorted(range(m), key=lambda i: (ps[i], i))
+    out: list[dict] = [{} for _ in range(m)]
+    stopped = False
+    for k, i in enumerate(order):
+        est, samples, d = claims[i]
+        level = 1 - 2 * alpha / (m - k)
+        adj = percentile_ci(samples, est, level)
+        raw = percentile_ci(samples, est, 0.95)
+        v = verdict(adj, d)
+        if stopped or v == VERDICTS[3]:
+            stopped = True
+            v = VERDICTS[3]
+        out[i] = {"verdict": v, "p": ps[i], "rank": k, "level": level, "low": adj.low, "high": adj.high,
+                  "low95": raw.low, "high95": raw.high, "estimate": est, "min_effect": d}
+    return out

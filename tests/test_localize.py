@@ -116,10 +116,22 @@ def test_paired_difference_and_verdicts() -> None:
     rng = np.random.default_rng(0)
     base = rng.random(200)
     better = paired_diff_ci(base + 0.05, base)  # a constant paired gain: tight interval at 0.05
-    assert better.low == pytest.approx(0.05) and verdict(better) == "supported"
-    assert verdict(CI(-0.2, -0.3, -0.1)) == "not supported"
-    assert verdict((-0.1, 0.2)) == "inconclusive at this sample size"
-    assert verdict((0.001, 0.004), min_effect=0.01) == "not supported"  # real but negligible
-    assert verdict((0.005, 0.03), min_effect=0.01) == "inconclusive at this sample size"
+    assert better.low == pytest.approx(0.05) and verdict(better, 0.01) == "supported"
+    d = 0.02
+    table = [  # (low, high) -> verdict, at every edge of the rule
+        ((0.03, 0.05), "supported"), ((0.02, 0.05), "inconclusive"), ((0.0201, 0.05), "supported"),
+        ((-0.05, -0.03), "contradicted"), ((-0.05, -0.02), "inconclusive"), ((-0.05, -0.0201), "contradicted"),
+        ((-0.02, 0.02), "no meaningful difference"), ((-0.01, 0.005), "no meaningful difference"),
+        ((-0.03, 0.01), "inconclusive"), ((0.01, 0.03), "inconclusive"), ((-0.05, 0.05), "inconclusive"),
+        ((0.001, 0.004), "no meaningful difference"),  # real but negligible
+    ]
+    for interval, expected in table:
+        assert verdict(interval, d) == expected, interval
+        assert verdict(CI(sum(interval) / 2, *interval), d) == expected
+    assert verdict((float("nan"), 0.1), d) == "inconclusive"
+    with pytest.raises(ValueError, match="minimum meaningful effect"):
+        verdict((0.1, 0.2), 0.0)
+    with pytest.raises(ValueError, match="above high"):
+        verdict((0.2, 0.1), d)
     with pytest.raises(ValueError, match="same shape"):
         paired_diff_ci([1, 2], [1])
