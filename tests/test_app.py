@@ -3,23 +3,23 @@ and each kind of bad upload gives its specific message (or a result), never a tr
 
 from __future__ import annotations
 
-import importlib.util
 import io
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from streamlit.testing.v1 import AppTest
 
-pytest.importorskip("streamlit.testing.v1")
-from streamlit.testing.v1 import AppTest  # noqa: E402
+from res2net.data import default_data_dir
 
 REPO = Path(__file__).resolve().parent.parent
 APP = str(REPO / "dashboard" / "app.py")
 PHOTOS = REPO.parent / "shared" / "data" / "imagenet-sample-photos"
+DATA = default_data_dir()
 TIMEOUT = 300
-ANALYSIS = all(importlib.util.find_spec(f"res2net.{m}") for m in ("cam", "plots", "images"))
-needs_analysis = pytest.mark.skipif(not ANALYSIS, reason="res2net.cam/plots/images are not installed")
+needs_data = pytest.mark.skipif(not (DATA / "val.tar.gz").is_file(),
+                                reason=f"Tiny-ImageNet-100 not found at {DATA} (set RES2NET_DATA)")
 
 
 def _app(page: str | None = None) -> AppTest:
@@ -36,10 +36,13 @@ def _no_exception(at: AppTest) -> None:
     assert not [e for e in at.error if "failed:" in e.value], [e.value for e in at.error]  # the catch-all wrapper
 
 
-def _photo() -> bytes:
-    if not PHOTOS.is_dir():
+@pytest.fixture(scope="module")
+def photo() -> bytes:
+    """A real photo; when absent the test skips (fails in CI) before it does any work."""
+    files = sorted(PHOTOS.glob("*.JPEG")) if PHOTOS.is_dir() else []
+    if not files:
         pytest.skip(f"sample photos not found at {PHOTOS}")
-    return sorted(PHOTOS.glob("*.JPEG"))[0].read_bytes()
+    return files[0].read_bytes()
 
 
 def _upload(at: AppTest, name: str, data: bytes) -> AppTest:
@@ -108,7 +111,6 @@ def test_sidebar_offers_cpu_and_states_weights() -> None:
     assert "tiny_res2net26_4s" in captions and "tiny_resnet26" in captions
 
 
-@needs_analysis
 def test_compare_default_demo_shows_overlays_for_both_models() -> None:
     at = _app()
     _no_exception(at)
@@ -117,29 +119,26 @@ def test_compare_default_demo_shows_overlays_for_both_models() -> None:
     assert any("Branch order" in c.value for c in at.caption)
 
 
-@needs_analysis
-def test_compare_real_photo_upload_gives_overlays() -> None:
-    at = _upload(_app(), "photo.JPEG", _photo())
+def test_compare_real_photo_upload_gives_overlays(photo: bytes) -> None:
+    at = _upload(_app(), "photo.JPEG", photo)
     _no_exception(at)
     assert not at.error
     # main overlay per model + 4 branch overlays of the Res2Net block
     assert len(at.image) >= 2 + 4
 
 
-@needs_analysis
-def test_image_injected_through_session_state() -> None:
+def test_image_injected_through_session_state(photo: bytes) -> None:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.session_state["device"] = "cpu"
-    at.session_state["picked_image"] = ("photo.JPEG", _photo(), None)
+    at.session_state["picked_image"] = ("photo.JPEG", photo, None)
     at.run()
     _no_exception(at)
     assert at.radio(key="compare_source").value == "Picked image"
     assert len(at.image) >= 2
 
 
-@needs_analysis
 @pytest.mark.parametrize("name", list(BAD))
-def test_bad_uploads_get_a_specific_message_or_a_result(name: str) -> None:
+def test_bad_uploads_get_a_specific_message_or_a_result(name: str, photo: bytes) -> None:
     factory, expected = BAD[name]
     at = _upload(_app(), name, factory())
     _no_exception(at)
@@ -151,12 +150,11 @@ def test_bad_uploads_get_a_specific_message_or_a_result(name: str) -> None:
         msg = at.error[0].value
         assert name in msg and expected in msg.lower(), msg
     # the session keeps working: a good photo afterwards renders
-    at.file_uploader(key="compare_upload").upload("photo.JPEG", _photo()).run()
+    at.file_uploader(key="compare_upload").upload("photo.JPEG", photo).run()
     _no_exception(at)
     assert not at.error
 
 
-@needs_analysis
 def test_opacity_scale_and_branch_switch_do_not_recompute(monkeypatch: pytest.MonkeyPatch) -> None:
     import res2net.cam
 
@@ -173,7 +171,6 @@ def test_opacity_scale_and_branch_switch_do_not_recompute(monkeypatch: pytest.Mo
     assert len(calls) == 2
 
 
-@needs_analysis
 def test_compare_offers_the_three_downloads() -> None:
     at = _app()
     labels = [b.proto.label for b in at.get("download_button")]
@@ -196,12 +193,8 @@ def test_models_view_lists_the_zoo_with_weight_status() -> None:
     assert set(table["weights"]) <= {"cached", "downloadable", "local"}
 
 
-@needs_analysis
+@needs_data
 def test_val_image_shows_its_box_and_localisation_numbers() -> None:
-    from res2net.data import default_data_dir
-
-    if not (default_data_dir() / "val.tar.gz").is_file():
-        pytest.skip(f"Tiny-ImageNet-100 not found at {default_data_dir()}")
     at = _app()
     at.radio(key="compare_source").set_value("Tiny-ImageNet-100 val").run()
     _no_exception(at)
@@ -211,7 +204,6 @@ def test_val_image_shows_its_box_and_localisation_numbers() -> None:
     assert len(at.get("plotly_chart")) >= 2  # overlays with the box drawn
 
 
-@needs_analysis
 def test_scales_shows_branches_of_both_models_and_states_branch_order() -> None:
     at = _app("views/scales.py")
     _no_exception(at)
@@ -223,12 +215,10 @@ def test_scales_shows_branches_of_both_models_and_states_branch_order() -> None:
     assert len(at.get("plotly_chart")) >= 4  # feature maps per model, energy and sparsity bars
 
 
-@needs_analysis
 def test_class_demo_opens_in_scales_and_compare() -> None:
     at = _app("views/scales.py")
     opens = [b for b in at.button if b.key and b.key.startswith("scales_open_")]
-    if not opens:
-        pytest.skip("no gallery images (neither the data folder nor demo photos are present)")
+    assert opens, "no gallery images: neither val images nor the demo photos (matplotlib ships one) are shown"
     opens[-1].click().run()
     _no_exception(at)
     assert at.radio(key="scales_source").value == "Picked image"
@@ -248,7 +238,6 @@ def test_claims_without_results_says_how_to_make_them(monkeypatch: pytest.Monkey
     assert any("python -m res2net.evaluate" in i.value for i in at.info)
 
 
-@needs_analysis
 def test_claims_plots_localisation_and_computes_verdicts_from_intervals(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -278,7 +267,6 @@ def test_claims_plots_localisation_and_computes_verdicts_from_intervals(
     assert list(at.dataframe[0].value["model"]) == ["tiny_resnet26", "tiny_res2net26_4s"]
 
 
-@needs_analysis
 def test_imagenet_model_without_weights_says_why_and_keeps_working() -> None:
     from res2net.weights import weight_status
 
@@ -293,19 +281,71 @@ def test_imagenet_model_without_weights_says_why_and_keeps_working() -> None:
         assert any("random init" in c.value for c in at.caption)
 
 
-def test_models_download_failure_shows_the_weights_error() -> None:
-    import res2net
-    import res2net.weights as weights
+def test_models_download_failure_shows_the_weights_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The test refuses every connection itself (AppTest runs in this process), so it runs online and offline."""
+    import urllib.error
+    import urllib.request
 
-    downloadable = [n for n in ("resnet50", "res2net50_26w_4s") if weights.weight_status(n) == "downloadable"]
-    if not downloadable or weights.network_available():
-        pytest.skip("needs an offline machine and a model whose weights are not cached")
-    at = _app("views/models.py")
-    at.button_group(key="models_family").set_value(res2net.get_spec(downloadable[0]).family).run()
-    at.selectbox(key="models_pick").set_value(downloadable[0]).run()
-    at.button(key="models_download").click().run()
+    import res2net
+    from dashboard import cached
+    from res2net import weights
+
+    name = "resnet50"
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty checkpoint cache: the weights are 'downloadable'
+    monkeypatch.delenv(weights.ENV_WEIGHTS, raising=False)
+    monkeypatch.delenv(weights.ENV_MIRROR, raising=False)
+    tried: list[str] = []
+
+    def refuse(request: urllib.request.Request, *args: object, **kwargs: object) -> None:
+        tried.append(request.full_url)
+        raise urllib.error.URLError(ConnectionRefusedError(111, "Connection refused"))
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    cached.weight_status.clear()
+    try:
+        at = _app("views/models.py")
+        at.button_group(key="models_family").set_value(res2net.get_spec(name).family).run()
+        at.selectbox(key="models_pick").set_value(name).run()
+        at.button(key="models_download").click().run()
+        _no_exception(at)
+        assert at.error, "no error shown"
+        msg = at.error[0].value
+        assert name in msg and "Connection refused" in msg
+        urls = [w.url for w in res2net.get_spec(name).weights if w.url]
+        assert tried == urls and all(u in msg for u in urls)
+        assert not list(tmp_path.rglob("*.pth*")), "nothing may be left in the cache"
+    finally:
+        cached.weight_status.clear()  # its entries were computed with this test's TORCH_HOME
+
+
+def _val_source_page() -> None:
+    """A page with only the val-image source; what it returns goes into session state for the test to read."""
+    import streamlit as st
+
+    from dashboard import sources
+
+    src = sources.val_choice("t")
+    st.session_state["got"] = None if src is None else (src.label, src.box)
+
+
+@needs_data
+def test_val_source_hands_out_the_exclusive_box() -> None:
+    """The val source's box is the tsv's inclusive box + 1 at x1, y1, for an image whose box reaches column 63."""
+    wnids = [w for w in (DATA / "wnids.txt").read_text().split() if w]
+    rows = [line.split("\t") for line in (DATA / "val_boxes.tsv").read_text().splitlines() if line.strip()]
+    boxes = {r[0]: tuple(int(v) for v in r[-4:]) for r in rows}
+    file, wnid = next((r[0], r[1]) for r in rows if int(r[4]) == 63)
+    cls = wnids.index(wnid)
+    index = sorted(r[0] for r in rows if r[1] == wnid).index(file)  # the split lists a class's files by name
+    at = AppTest.from_function(_val_source_page, default_timeout=TIMEOUT)
+    at.run()
+    at.selectbox(key="t_cls").set_value(cls).run()
+    at.number_input(key="t_idx").set_value(index).run()
     _no_exception(at)
-    assert at.error and downloadable[0] in at.error[0].value
+    label, box = at.session_state["got"]
+    assert label.startswith(f"val/{file} ")
+    x0, y0, x1, y1 = boxes[file]
+    assert box == (x0, y0, x1 + 1, y1 + 1) and box[2] == 64
 
 
 def test_gpu_out_of_memory_falls_back_to_cpu() -> None:
