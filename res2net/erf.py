@@ -29,6 +29,7 @@ from .taps import TapCapture, check_images, eval_mode, model_device, resolve_tap
 __all__ = [
     "ERF", "compute_erf", "erf_map", "erf_metrics", "radial_profile", "area_ratio", "mass_radius",
     "gaussian_sigma", "RFInfo", "theoretical_rf", "tap_stride", "tap_rf_info", "MASS_LEVELS", "AREA_LEVELS",
+    "area_ratio_scale_free", "touches_border", "radius_samples",
 ]
 
 MASS_LEVELS = (0.5, 0.9, 0.99)
@@ -290,6 +291,55 @@ def area_ratio(raw: np.ndarray, centre: tuple[float, float], level: float) -> fl
     return 1.0
 
 
+def area_ratio_scale_free(raw: np.ndarray, centre: tuple[float, float], level: float) -> float:
+    """``area_ratio`` of the map divided by its max first: the same for any gradient scale, so it compares shapes
+    across models (RepLKNet's published form, ``log10(s + 1)`` of the raw scores, also depends on their size)."""
+    r = np.asarray(raw, dtype=np.float64)
+    peak = r.max()
+    return area_ratio(r / peak, centre, level) if peak > 0 else math.nan
+
+
+def touches_border(m: np.ndarray, centre: tuple[float, float], level: float = 0.99) -> bool:
+    """Whether the centred square holding ``level`` of the mass reaches the image border: the ERF is then cut by
+    the input size and its radii are lower bounds."""
+    r = mass_radius(m, centre, level, "square")
+    if not math.isfinite(r):
+        return False
+    h, w = m.shape
+    room = min(centre[0], h - 1 - centre[0], centre[1], w - 1 - centre[1])
+    return bool(r >= room)
+
+
+def radius_samples(per_input: np.ndarray, centre: tuple[float, float], level: float, weights: np.ndarray,
+                   kind: str = "square") -> np.ndarray:
+    """``mass_radius`` of the weighted mean of per-input contribution maps (N, H, W) for each row of ``weights``
+    (B, N): the bootstrap of an ERF radius over inputs, with one sort of the pixels for all resamples."""
+    x = np.asarray(per_input, dtype=np.float64)
+    n, h, w = x.shape
+    cheb, eucl = _distances((h, w), centre)
+    d = (cheb if kind == "square" else eucl).ravel()
+    order = np.argsort(d, kind="stable")
+    ds = d[order]
+    last = np.r_[ds[1:] != ds[:-1], True]
+    flat = x.reshape(n, -1)[:, order]
+    wts = np.atleast_2d(np.asarray(weights, dtype=np.float64))
+    totals = wts @ flat.sum(1)
+    # most resamples reach the level well inside the mean map's radius: accumulate a prefix first
+    r_mean = mass_radius(x.mean(0), centre, level, kind)
+    k = int(np.searchsorted(ds, 1.5 * r_mean + 2, side="right")) if math.isfinite(r_mean) else ds.size
+    out = np.full(wts.shape[0], np.nan)
+    for s0 in range(0, wts.shape[0], 64):
+        rows = slice(s0, s0 + 64)
+        tot = totals[rows][:, None]
+        for part in (k, ds.size):
+            cum = np.cumsum(wts[rows] @ flat[:, :part], axis=1)
+            ok = last[None, :part] & (cum >= level * tot * (1 - 1e-12))
+            if ok.any(1).all() or part == ds.size:
+                break
+        out[rows] = np.where(ok.any(1) & (tot[:, 0] > 0), ds[ok.argmax(1)], np.nan)
+    return out
+
+
 def gaussian_sigma(m: np.ndarray) -> float:
     """Sigma of the isotropic Gaussian with the map's second moment about its centroid: sqrt(E|r - mu|^2 / 2)."""
     total = m.sum()
@@ -310,7 +360,9 @@ def erf_metrics(m: np.ndarray, centre: tuple[float, float], raw: np.ndarray | No
         out[f"radius_{pct}_radial"] = mass_radius(m, centre, level, "radial")
     for level in AREA_LEVELS:
         out[f"area_ratio_{int(round(level * 100))}"] = area_ratio(m if raw is None else raw, centre, level)
+        out[f"area_ratio_{int(round(level * 100))}_scale_free"] = area_ratio_scale_free(m, centre, level)
     out["gaussian_sigma"] = gaussian_sigma(m)
+    out["touches_border"] = float(touches_border(m, centre))
     return out
 
 
@@ -326,6 +378,7 @@ class ERF:
     positive_only: bool = False
     source: str = "images"  # or "gaussian noise"
     mean_contribution: np.ndarray | None = field(default=None, repr=False)  # per-input mean before normalising
+    per_input: np.ndarray | None = field(default=None, repr=False)  # (N, H, W) contributions, with keep_inputs
 
     def radial_profile(self) -> tuple[np.ndarray, np.ndarray]:
         """(radius in px, fraction of the mass within it) around the unit's centre."""
@@ -378,17 +431,20 @@ def compute_erf(
     batch_size: int = 16,
     size: int | Sequence[int] | None = None,
     seed: int = 0,
+    keep_inputs: bool = False,
 ) -> dict[str, ERF]:
     """ERF of the central unit of each tap over an image batch, or over ``inputs`` Gaussian-noise images.
 
     Noise inputs have side ``size`` (default: the model's ``input_size``) and come from ``seed``. One forward
     per batch of ``batch_size`` stops at the deepest tap; each tap adds one backward from its centre unit.
+    ``keep_inputs`` also keeps each input's contribution map (``ERF.per_input``, float32) for bootstrap intervals.
     """
     names = resolve_taps(model, taps)
     if not isinstance(batch_size, Integral) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     batches, n, hw, source = _batches(model, inputs, int(batch_size), size, seed)
     acc = {t: torch.zeros(hw, dtype=torch.float64) for t in names}
+    kept: dict[str, list[Tensor]] = {t: [] for t in names}
     centres: dict[str, tuple[float, float]] = {}
     with eval_mode(model), torch.enable_grad():
         for x in batches:
@@ -404,6 +460,10 @@ def compute_erf(
                 if g is not None:
                     c = torch.relu(g) if positive_only else g.abs()
                     acc[t] += c.sum((0, 1)).double().cpu()
+                    if keep_inputs:
+                        kept[t].append(c.sum(1).float().cpu())
+                elif keep_inputs:
+                    kept[t].append(torch.zeros(x.shape[0], *hw))
                 centres.setdefault(t, _centre(model, t, (h, w), hw))
             del cap
     out = {}
@@ -412,7 +472,8 @@ def compute_erf(
         total = raw.sum()
         m = raw / total if total > 0 else raw.copy()
         out[t] = ERF(map=m, tap=t, num_inputs=n, metrics=erf_metrics(m, centres[t], raw), centre=centres[t],
-                     positive_only=positive_only, source=source, mean_contribution=raw)
+                     positive_only=positive_only, source=source, mean_contribution=raw,
+                     per_input=torch.cat(kept[t]).numpy() if keep_inputs else None)
     return out
 
 

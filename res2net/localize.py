@@ -20,6 +20,7 @@ __all__ = [
     "energy_in_box", "pointing_game", "peak_location", "cam_box_iou", "box_iou", "box_fraction", "coverage",
     "iou_curve", "max_box_acc", "BOXACC_THRESHOLDS", "centre_prior", "fit_centre_prior_sigma", "size_bucket",
     "SIZE_BUCKETS", "SMALL_BELOW", "LARGE_FROM", "CI", "bootstrap_ci", "paired_diff_ci", "hierarchical_bootstrap",
+    "bootstrap_weights", "weighted_means",
     "percentile_ci", "verdict", "VERDICTS", "holm_verdicts",
 ]
 
@@ -308,6 +309,52 @@ def percentile_ci(samples: np.ndarray, estimate: float, ci: float = 0.95) -> CI:
     return CI(float(estimate), float(lo), float(hi))
 
 
+def bootstrap_weights(n_runs: int, clusters: Sequence[object] | np.ndarray, n: int = 2000, seed: int = 0
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Resampling weights of a hierarchical bootstrap: runs, then clusters (classes), then images in each cluster.
+
+    Returns (run weights (n, runs), image weights (n, images)): how often each run and each image is drawn in
+    each resample; a cluster drawn k times contributes k x its size draws from its own images.
+    """
+    cl = np.asarray(clusters)
+    m = cl.shape[0]
+    rng = np.random.default_rng(seed)
+    run_w = rng.multinomial(n_runs, np.full(n_runs, 1.0 / n_runs), size=n).astype(np.float64)
+    labels, inverse = np.unique(cl, return_inverse=True)
+    cls_n = rng.multinomial(len(labels), np.full(len(labels), 1.0 / len(labels)), size=n)
+    img_w = np.zeros((n, m))
+    for c in range(len(labels)):
+        idx = np.flatnonzero(inverse == c)
+        img_w[:, idx] = rng.multinomial(cls_n[:, c] * idx.size, np.full(idx.size, 1.0 / idx.size))
+    return run_w, img_w
+
+
+def weighted_means(arrays: Sequence[np.ndarray], run_w: np.ndarray, img_w: np.ndarray,
+                   mask: np.ndarray | None = None) -> list[np.ndarray]:
+    """Mean of each (runs, images[, k]) array under each resample's weights, over the entries ``mask`` keeps and
+    that are finite in every array: (B,) or (B, k) each; NaN where a resample keeps nothing."""
+    xs = [np.asarray(a, dtype=np.float64) for a in arrays]
+    r, m = xs[0].shape[:2]
+    for a in xs:
+        if a.shape[:2] != (r, m):
+            raise ValueError(f"arrays must share (runs, images) = {(r, m)}, got {a.shape[:2]}")
+    keep = np.ones((r, m), dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    if keep.shape != (r, m):
+        raise ValueError(f"mask must be (runs, images) = {(r, m)}, got {keep.shape}")
+    for a in xs:
+        keep = keep & np.isfinite(a.reshape(r, m, -1)).all(-1)
+    den = np.zeros(run_w.shape[0])
+    nums = [np.zeros((run_w.shape[0], int(np.prod(a.shape[2:], dtype=int)))) for a in xs]
+    for k in range(r):
+        wk = img_w * keep[k][None, :]  # (B, M)
+        den += run_w[:, k] * wk.sum(1)
+        for num, a in zip(nums, xs, strict=True):
+            num += run_w[:, k][:, None] * (wk @ np.where(keep[k][:, None], a[k].reshape(m, -1), 0.0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = [num / den[:, None] for num in nums]
+    return [o[:, 0] if a.ndim == 2 else o for o, a in zip(out, xs, strict=True)]
+
+
 def hierarchical_bootstrap(
     arrays: Sequence[np.ndarray],
     clusters: Sequence[object] | np.ndarray,
@@ -328,50 +375,16 @@ def hierarchical_bootstrap(
     if not xs:
         raise ValueError("hierarchical_bootstrap needs at least one array")
     r, m = xs[0].shape[:2]
-    for a in xs:
-        if a.shape[:2] != (r, m):
-            raise ValueError(f"arrays must share (runs, images) = {(r, m)}, got {a.shape[:2]}")
     cl = np.asarray(clusters)
     if cl.shape != (m,):
         raise ValueError(f"clusters must give one label per image ({m}), got shape {cl.shape}")
-    keep = np.ones((r, m), dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
-    if keep.shape != (r, m):
-        raise ValueError(f"mask must be (runs, images) = {(r, m)}, got {keep.shape}")
     if statistic is None:
         if len(xs) > 2:
             raise ValueError("pass a statistic for more than two arrays")
         statistic = (lambda ms: ms[0] - ms[1]) if len(xs) == 2 else (lambda ms: ms[0])
-    finite = np.ones((r, m), dtype=bool)
-    for a in xs:
-        finite &= np.isfinite(a.reshape(r, m, -1)).all(-1)
-    keep = keep & finite
-    w_full = keep.astype(np.float64)
-
-    vals = [np.where(keep[..., None], a.reshape(r, m, -1), 0.0) for a in xs]
-
-    def means(run_w: np.ndarray, img_w: np.ndarray) -> list[np.ndarray]:
-        # run_w (B, R), img_w (B, M): weighted mean over the kept (run, image) entries
-        wk = run_w[:, :, None] * img_w[:, None, :] * w_full[None]
-        den = wk.sum((1, 2))[:, None]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out = [np.einsum("brm,rmk->bk", wk, v) / den for v in vals]
-        return [o[:, 0] if a.ndim == 2 else o for o, a in zip(out, xs, strict=True)]
-
-    est = float(np.asarray(statistic(means(np.ones((1, r)), np.ones((1, m)))))[0])
-    rng = np.random.default_rng(seed)
-    labels, inverse = np.unique(cl, return_inverse=True)
-    members = [np.flatnonzero(inverse == c) for c in range(len(labels))]
-    samples = np.empty(n)
-    chunk = max(1, int(2e7 // max(r * m, 1)))
-    for s0 in range(0, n, chunk):
-        b = min(chunk, n - s0)
-        run_w = rng.multinomial(r, np.full(r, 1.0 / r), size=b).astype(np.float64)
-        cls_n = rng.multinomial(len(labels), np.full(len(labels), 1.0 / len(labels)), size=b)
-        img_w = np.zeros((b, m))
-        for c, idx in enumerate(members):
-            k = cls_n[:, c] * idx.size
-            img_w[:, idx] = rng.multinomial(k, np.full(idx.size, 1.0 / idx.size)) if idx.size else 0
-        samples[s0:s0 + b] = np.asarray(statistic(means(run_w, img_w)), dtype=np.float64)
+    est = float(np.asarray(statistic(weighted_means(xs, np.ones((1, r)), np.ones((1, m)), mask)))[0])
+    run_w, img_w = bootstrap_weights(r, cl, n, seed)
+    samples = np.asarray(statistic(weighted_means(xs, run_w, img_w, mask)), dtype=np.float64)
     return est, samples
 
 
