@@ -22,7 +22,7 @@ from res2net.images import crop_box
 
 def _symmetric(model: nn.Module) -> nn.Module:
     """Constant positive kernels, identity BN, average pools in place of max-pools: a linear, symmetric network."""
-    for name, mod in list(model.named_modules()):
+    for mod in list(model.modules()):
         for cname, child in list(mod.named_children()):
             if isinstance(child, nn.MaxPool2d):
                 setattr(mod, cname, nn.AvgPool2d(child.kernel_size, child.stride, child.padding))
