@@ -1,7 +1,9 @@
 """Figure builders for the analyses: plotly figures for the dashboard, a matplotlib PNG for downloads, exports.
 
 Nothing here imports Streamlit. Every heatmap sets its colour scale and its zmin/zmax explicitly, so what a
-colour means never depends on a template; models keep one colour everywhere (``model_color``). The PNG is
+colour means never depends on a template; models keep one colour everywhere (``model_color``). Maps drawn on a
+picture must already have the picture's shape: where a tap's cells lie is geometry (``res2net.cam.register``),
+not something a figure may guess by stretching a low-resolution map over the image. The PNG is
 drawn with matplotlib's object API (``Figure`` + Agg canvas), never pyplot, so it is safe in server threads.
 """
 
@@ -15,8 +17,6 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
-
-from .images import resize_map
 
 __all__ = [
     "MODEL_COLORS", "PALETTE", "model_color", "branch_color", "overlay", "map_range", "cam_grid_figure",
@@ -91,8 +91,10 @@ def overlay(
     vmax: float | None = None,
     vmin: float | None = None,
 ) -> np.ndarray:
-    """A heat map blended over an RGB uint8 photo; the map is resized to the photo, NaN leaves the photo bare.
+    """A heat map blended over an RGB uint8 photo; NaN leaves the photo bare.
 
+    ``cam_2d`` must have the photo's (H, W): place a tap's map first (``cam.register`` onto the model input,
+    ``cam.register_to_photo`` onto the photo), since stretching it would shift stride-S cells by (S - 1) / 2 px.
     ``vmax`` (and ``vmin``) fix the colour scale, so several overlays can share one; by default 0..max of this map.
     """
     from matplotlib import colormaps
@@ -108,8 +110,7 @@ def overlay(
     cam = np.asarray(cam_2d, dtype=np.float64)
     if cam.ndim != 2:
         raise ValueError(f"expected a 2-D map, got shape {cam.shape}")
-    if cam.shape != img.shape[:2]:
-        cam = resize_map(cam, img.shape[:2])
+    _check_placed(cam, img.shape[0], img.shape[1])
     (lo, hi), = map_range([cam])
     lo = lo if vmin is None else float(vmin)
     hi = hi if vmax is None else float(vmax)
@@ -121,12 +122,19 @@ def overlay(
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
+def _check_placed(cam: np.ndarray, height: int, width: int) -> None:
+    """Refuse a map that is not at the picture's (H, W): its cells' positions would be a guess."""
+    if cam.shape != (height, width):
+        raise ValueError(
+            f"the map is {cam.shape[0]}x{cam.shape[1]} but the picture is {height}x{width}: place the map on the "
+            "picture first (res2net.cam.register for the model input, cam.register_to_photo for the photo)")
+
+
 # --------------------------------------------------------------------------------------------- CAM grids
 def _heatmap_on_image(cam: np.ndarray, height: int, width: int, **kw: object) -> go.Heatmap:
-    """A heatmap whose cells cover the photo's pixel grid (pixel centres at integers, like ``go.Image``)."""
-    h, w = cam.shape
-    dx, dy = width / w, height / h
-    return go.Heatmap(z=cam, x0=dx / 2 - 0.5, dx=dx, y0=dy / 2 - 0.5, dy=dy, **kw)
+    """A picture-sized (registered) map as a heatmap, one cell per pixel with centres at integers like ``go.Image``."""
+    _check_placed(cam, height, width)
+    return go.Heatmap(z=cam, x0=0, dx=1, y0=0, dy=1, **kw)
 
 
 def cam_grid_figure(
@@ -142,9 +150,10 @@ def cam_grid_figure(
 ) -> go.Figure:
     """Side-by-side CAMs: each photo with its map as a semi-transparent heatmap, and an optional box.
 
-    ``shared_scale`` puts every map on one zmin/zmax (magnitudes comparable across models/branches); otherwise
-    each panel has its own scale and colour bar. ``box`` = (x0, y0, x1, y1) in photo pixels, one for all panels
-    or one per panel.
+    Each map has its photo's (H, W), already placed (``cam.register``); pixel (y, x) of the map colours pixel
+    (y, x) of the photo. ``shared_scale`` puts every map on one zmin/zmax (magnitudes comparable across
+    models/branches); otherwise each panel has its own scale and colour bar. ``box`` = (x0, y0, x1, y1) in photo
+    pixels, one for all panels or one per panel.
     """
     n = len(maps)
     if not (len(images) == n == len(titles)) or n == 0:
@@ -241,8 +250,14 @@ def erf_heatmap(
     title: str = "effective receptive field",
     decades: float = 4.0,
     colorscale: str = MAP_COLORSCALE,
+    centre: tuple[float, float] | None = None,
+    rf_size: tuple[float, float] | None = None,
 ) -> go.Figure:
-    """An ERF map (input-sized, non-negative) as a heatmap; ``log`` shows log10 over ``decades`` below the peak."""
+    """An ERF map (input-sized, non-negative) as a heatmap; ``log`` shows log10 over ``decades`` below the peak.
+
+    ``centre`` = (y, x) input coordinates of the unit's receptive-field centre (``erf.tap_rf_info(...).centre``)
+    marks it with a cross; ``rf_size`` = (height, width) adds its theoretical receptive field as a dashed square.
+    """
     z = np.asarray(erf_map, dtype=np.float64)
     if z.ndim != 2:
         raise ValueError(f"expected a 2-D ERF map, got shape {z.shape}")
@@ -258,8 +273,18 @@ def erf_heatmap(
         cbar = dict(title=dict(text="contribution"))
     fig = go.Figure(go.Heatmap(z=z, colorscale=colorscale, zmin=lo, zmax=hi, zauto=False, colorbar=cbar,
                                hovertemplate="x %{x}, y %{y}<br>%{z:.3g}<extra></extra>"))
-    fig.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain")
-    fig.update_xaxes(constrain="domain")
+    h, w = z.shape
+    if centre is not None:
+        cy, cx = (float(v) for v in centre)
+        fig.add_trace(go.Scatter(x=[cx], y=[cy], mode="markers", name="unit centre", showlegend=False,
+                                 marker=dict(symbol="x-thin", size=12, line=dict(width=2, color="#FFFFFF")),
+                                 hovertemplate="unit centre x %{x:.1f}, y %{y:.1f}<extra></extra>"))
+        if rf_size is not None:
+            sy, sx = (float(v) for v in rf_size)  # pixel centres at integers: the RF spans centre ± (size - 1) / 2
+            fig.add_shape(type="rect", x0=cx - sx / 2, x1=cx + sx / 2, y0=cy - sy / 2, y1=cy + sy / 2,
+                          line=dict(color="#FFFFFF", width=1, dash="dash"))
+    fig.update_yaxes(range=[h - 0.5, -0.5], scaleanchor="x", constrain="domain")
+    fig.update_xaxes(range=[-0.5, w - 0.5], constrain="domain")
     fig.update_layout(title=dict(text=title + (" (log10)" if log else "")), height=360,
                       margin=dict(l=10, r=10, t=40, b=10))
     return fig
@@ -404,7 +429,8 @@ def cam_panel_png(
     """A publication PNG of side-by-side overlays: one column per model, one row per map kind (block, branches).
 
     ``maps`` is one map per column, or a list of rows each with one map per column (``None`` leaves a panel
-    empty, marked n/a). A shared scale gets one colour bar; per-map scales get one each.
+    empty, marked n/a), each at its column's image shape (placed with ``cam.register``). A shared scale gets one
+    colour bar; per-map scales get one each.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.cm import ScalarMappable

@@ -46,8 +46,8 @@ def test_overlay_vmax_sets_a_shared_scale() -> None:
     np.testing.assert_allclose(P.overlay(img, cam, alpha=1.0)[0, 0], full, atol=1)
 
 
-def test_overlay_resizes_keeps_photo_where_nan_and_alpha_zero() -> None:
-    cam = RNG.random((7, 7))
+def test_overlay_keeps_photo_where_nan_and_alpha_zero() -> None:
+    cam = RNG.random(PHOTO.shape[:2])
     out = P.overlay(PHOTO, cam)
     assert out.shape == PHOTO.shape
     assert np.array_equal(P.overlay(PHOTO, cam, alpha=0.0), PHOTO)
@@ -66,9 +66,20 @@ def test_overlay_rejects_bad_input() -> None:
         P.overlay(PHOTO, np.ones((3, 3, 3)))
 
 
+@pytest.mark.parametrize("shape", [(7, 7), (64, 95), (96, 64), (32, 48)])
+def test_overlay_refuses_a_map_of_another_shape(shape: tuple[int, int]) -> None:
+    """Stretching a tap's map over the photo would put stride-S cells (S - 1) / 2 px off their centres."""
+    with pytest.raises(ValueError, match=r"register"):
+        P.overlay(PHOTO, np.ones(shape))
+    with pytest.raises(ValueError, match=r"register"):
+        P.cam_panel_png([PHOTO], [np.ones(shape)], ["a"], dpi=30)
+    with pytest.raises(ValueError, match=r"register"):
+        P.cam_grid_figure([PHOTO], [np.ones(shape)], ["a"])
+
+
 # --------------------------------------------------------------------------------------------- CAM grid
 def test_cam_grid_shared_scale_has_equal_explicit_ranges() -> None:
-    maps = [RNG.random((7, 7)), 3 * RNG.random((14, 14)), 0.5 * RNG.random((7, 7))]
+    maps = [RNG.random((64, 96)), 3 * RNG.random((64, 96)), 0.5 * RNG.random((64, 96))]
     fig = P.cam_grid_figure([PHOTO] * 3, maps, ["a", "b", "c"], shared_scale=True)
     assert [t.type for t in fig.data] == ["image", "heatmap"] * 3
     hms = heatmaps(fig)
@@ -79,28 +90,32 @@ def test_cam_grid_shared_scale_has_equal_explicit_ranges() -> None:
 
 
 def test_cam_grid_per_map_scale() -> None:
-    maps = [RNG.random((7, 7)), 3 * RNG.random((7, 7))]
+    maps = [RNG.random((64, 96)), 3 * RNG.random((64, 96))]
     hms = heatmaps(P.cam_grid_figure([PHOTO] * 2, maps, ["a", "b"], shared_scale=False))
     assert [h.zmax for h in hms] == pytest.approx([maps[0].max(), maps[1].max()])
     assert all(h.showscale for h in hms)
 
 
-def test_cam_grid_heatmap_covers_the_photo_and_boxes() -> None:
-    fig = P.cam_grid_figure([PHOTO, PHOTO], [np.ones((4, 6)), np.ones((8, 8))], ["a", "b"],
-                            box=[(10, 5, 40, 30), None])
+def test_cam_grid_heatmap_puts_map_pixel_on_photo_pixel_and_boxes() -> None:
+    """A placed map's pixel (y, x) is drawn centred on photo pixel (y, x) (go.Image puts pixel centres at integers)."""
+    cam = np.zeros((64, 96))
+    cam[17, 40] = 1.0
+    fig = P.cam_grid_figure([PHOTO, PHOTO], [cam, np.ones((64, 96))], ["a", "b"], box=[(10, 5, 40, 30), None])
     h = heatmaps(fig)[0]
-    assert h.x0 - h.dx / 2 == pytest.approx(-0.5) and h.x0 + 5.5 * h.dx == pytest.approx(96 - 0.5)
-    assert h.y0 - h.dy / 2 == pytest.approx(-0.5) and h.y0 + 3.5 * h.dy == pytest.approx(64 - 0.5)
+    z = np.asarray(h.z)
+    peak = np.unravel_index(int(np.argmax(z)), z.shape)
+    assert (h.y0 + peak[0] * h.dy, h.x0 + peak[1] * h.dx) == (17, 40)
+    assert (h.dx, h.dy) == (1, 1) and z.shape == (64, 96)
     assert len(fig.layout.shapes) == 1
     s = fig.layout.shapes[0]
     assert (s.x0, s.y0, s.x1, s.y1) == (9.5, 4.5, 39.5, 29.5)
-    both = P.cam_grid_figure([PHOTO, PHOTO], [np.ones((4, 6))] * 2, ["a", "b"], box=(0, 0, 10, 10))
+    both = P.cam_grid_figure([PHOTO, PHOTO], [np.ones((64, 96))] * 2, ["a", "b"], box=(0, 0, 10, 10))
     assert len(both.layout.shapes) == 2
 
 
 def test_cam_grid_length_mismatch() -> None:
     with pytest.raises(ValueError, match="as many"):
-        P.cam_grid_figure([PHOTO], [np.ones((3, 3))] * 2, ["a", "b"])
+        P.cam_grid_figure([PHOTO], [np.ones((64, 96))] * 2, ["a", "b"])
 
 
 # ------------------------------------------------------------------------------------------- bar charts
@@ -195,7 +210,7 @@ def test_feature_maps_bad_scale() -> None:
 
 # -------------------------------------------------------------------------------------------- PNG panel
 def test_cam_panel_png_is_a_png_with_a_column_per_model() -> None:
-    maps = [RNG.random((7, 7)), RNG.random((7, 7))]
+    maps = [RNG.random((64, 96)), RNG.random((64, 96))]
     one = P.cam_panel_png([PHOTO], maps[:1], ["a"], dpi=60)
     two = P.cam_panel_png([PHOTO, PHOTO], [maps, [maps[1], None]], ["a", "b"], row_labels=["block", "branch0"],
                           box=(10, 10, 40, 40), dpi=60)
@@ -208,7 +223,7 @@ def test_cam_panel_png_is_a_png_with_a_column_per_model() -> None:
 def test_cam_panel_png_from_threads() -> None:
     def draw(seed: int) -> bytes:
         rng = np.random.default_rng(seed)
-        return P.cam_panel_png([PHOTO, PHOTO], [rng.random((7, 7)), rng.random((7, 7))], ["a", "b"],
+        return P.cam_panel_png([PHOTO, PHOTO], [rng.random((64, 96)), rng.random((64, 96))], ["a", "b"],
                                shared_scale=bool(seed % 2), dpi=50)
 
     with ThreadPoolExecutor(4) as pool:
@@ -221,7 +236,7 @@ def test_cam_panel_png_from_threads() -> None:
 
 def test_plots_never_import_pyplot() -> None:
     code = ("import sys, numpy as np; from res2net import plots as P; "
-            "P.cam_panel_png([np.zeros((8, 8, 3), np.uint8)], [np.ones((2, 2))], ['a'], dpi=30); "
+            "P.cam_panel_png([np.zeros((8, 8, 3), np.uint8)], [np.ones((8, 8))], ['a'], dpi=30); "
             "assert 'matplotlib.pyplot' not in sys.modules and 'streamlit' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
