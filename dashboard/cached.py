@@ -10,15 +10,20 @@ import io
 import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
 import torch
 
 from dashboard.state import MAX_PIXELS, MAX_UPLOAD_BYTES, REPO_ROOT, current_device, weights_mode
-from res2net import cam, data, erf, features, images, weights
+from res2net import cam, data, erf, features, images, localize, weights
 
 RESULTS_FILE = REPO_ROOT / "assets" / "results" / "tiny_imagenet_100.json"
+# Width (px at 64 px) of the centred Gaussian prior when the train boxes are absent: the value
+# localize.fit_centre_prior_sigma gave on the 50,000 Tiny-ImageNet-100 train boxes (the low end of its grid,
+# because most train boxes contain the image centre).
+CENTRE_PRIOR_SIGMA_FALLBACK = 2.0
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
@@ -182,14 +187,42 @@ def model_erf(
         return erf.compute_erf(model, x, list(taps), positive_only=positive_only)
 
     out, fell_back = _on_device(run, device)
+    model = get_model(name, device, weights)
     result = {}
     for t, e in out.items():
+        try:  # e.centre is tap_rf_info(model, t).centre of the tap's middle unit
+            centre, rf_size = tuple(e.centre), tuple(erf.tap_rf_info(model, t).size)
+        except NotImplementedError:  # no receptive-field rule for an op on the path: mark nothing rather than guess
+            centre = rf_size = None
         result[t] = {
             "map": np.asarray(e.map, dtype=np.float64),
             "metrics": dict(e.metrics),
             "radial": tuple(np.asarray(p, dtype=np.float64) for p in e.radial_profile()),
+            "centre": centre,
+            "rf_size": rf_size,
         }
     return {"erf": result, "cpu_fallback": fell_back}
+
+
+# ---------------------------------------------------------------- localisation baselines
+@st.cache_data(show_spinner="Fitting the centre prior on the train boxes…")
+def centre_prior_sigma(data_dir: str | None = None) -> tuple[float, str]:
+    """Width (px at 64 px) of the centred Gaussian prior fitted on the Tiny-ImageNet-100 train boxes, and its source.
+
+    Fitted on train boxes so that it is never tuned on the val boxes it is compared with; without the data
+    folder it is ``CENTRE_PRIOR_SIGMA_FALLBACK``, and the note says so.
+    """
+    folder = Path(data_dir) if data_dir else data.default_data_dir()
+    try:
+        boxes = np.array([b for b in data.read_boxes(folder, "train").values() if min(b) >= 0], dtype=np.int64)
+    except (data.DataError, OSError):
+        boxes = np.zeros((0, 4), dtype=np.int64)
+    if not len(boxes):
+        return CENTRE_PRIOR_SIGMA_FALLBACK, (
+            f"centre prior σ = {CENTRE_PRIOR_SIGMA_FALLBACK:g} px at 64 px, a fixed value: the Tiny-ImageNet-100 "
+            "train boxes it is fitted on are not present")
+    sigma = float(localize.fit_centre_prior_sigma(boxes, data.IMAGE_SIZE))
+    return sigma, f"centre prior σ = {sigma:g} px at 64 px, fitted on {len(boxes):,} Tiny-ImageNet-100 train boxes"
 
 
 # ---------------------------------------------------------------- data, names, status

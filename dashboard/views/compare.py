@@ -6,16 +6,18 @@ from functools import partial
 
 import numpy as np
 import streamlit as st
-import torch
 
 import res2net
-from dashboard import cached, sources
+from dashboard import cached, placement, sources
 from dashboard.state import DEFAULT_PAIR, branch_note, current_device
-from res2net import cam, images, localize, plots
+from res2net import cam, images, plots
 
 st.title("Compare CAMs")
 st.caption("Class activation maps at any block or branch of several models for the same image. All taps of a "
-           "model come from one forward and one backward pass; opacity, colour scale and tap changes only redraw.")
+           "model come from one forward and one backward pass; opacity, colour scale and tap changes only redraw. "
+           "Each map is drawn where its cells look: cell (i, j) of a stride-S tap at its receptive-field centre "
+           "start + S·(i, j) on the model input, not stretched over the picture (that would shift it by (S − 1)/2 "
+           "px).")
 branch_note()
 
 source = sources.pick_image("compare")
@@ -83,7 +85,10 @@ def tap_for(n: str) -> str:
 
 shown = {n: [tap_for(n)] + (infos[n][block].branch_taps if block in infos[n] else []) for n in names}
 maps = {f"{n}/{t}": results[n]["maps"][t] for n in names for t in shown[n] if t in results[n]["maps"]}
-vmax = max(float(m.max()) for m in maps.values()) if scale == "shared" and maps else None
+# what is drawn, exported as a figure and scored: each shown map registered onto its model's input picture
+placed = {n: placement.place_all(loaded[n].model, {t: results[n]["maps"][t] for t in shown[n] if f"{n}/{t}" in maps},
+                                 results[n]["picture"].shape[:2]) for n in names}
+vmax = max(float(m.max()) for d in placed.values() for m in d.values()) if scale == "shared" and maps else None
 
 
 def box_in(n: str) -> tuple[float, float, float, float] | None:
@@ -93,16 +98,28 @@ def box_in(n: str) -> tuple[float, float, float, float] | None:
     return images.crop_box(image.image.size, n, mode).box_to_tensor(source.box)
 
 
-def localisation_line(n: str, cam_map: np.ndarray, size: tuple[int, int]) -> str:
-    """This map against the box: energy inside (beside a uniform map's chance level), pointing game, box IoU."""
-    x0, y0, x1, y1 = box_in(n)
-    box = (int(np.floor(x0)), int(np.floor(y0)), max(int(np.ceil(x1)), int(np.floor(x0)) + 1),
-           max(int(np.ceil(y1)), int(np.floor(y0)) + 1))
-    up = cam.upsample(torch.from_numpy(cam_map), size).numpy()
-    energy, hit = localize.energy_in_box(up, box), localize.pointing_game(up, box)
-    iou = localize.cam_box_iou(up, box)
-    return (f"Energy in box {energy:.2f} (chance {localize.box_fraction(box, size):.2f}) · pointing game "
-            f"{'hit' if hit else 'miss'} · box IoU {iou:.2f}")
+def prior_sigma(n: str) -> tuple[float, str]:
+    """The centre prior's width in model ``n``'s input pixels (fitted at 64 px, scaled like the image) and its note."""
+    sigma64, note = cached.centre_prior_sigma()
+    sx, sy = images.crop_box(image.image.size, n, mode).scale  # model-input pixels per 64 px image pixel
+    sigma = sigma64 * (sx + sy) / 2
+    if abs(sigma - sigma64) > 1e-9:
+        note += f" ({sigma:.3g} px on the {results[n]['picture'].shape[0]} px model input)"
+    return sigma, note
+
+
+def localisation(n: str, t: str) -> dict[str, float | bool] | None:
+    """Tap ``t`` of model ``n``, registered on its input, against the box, each number beside its baselines."""
+    if source.box is None or t not in placed[n]:
+        return None
+    m = placed[n][t]
+    return placement.localise(m, placement.pixel_box(box_in(n), m.shape), prior_sigma(n)[0])
+
+
+def localisation_line(n: str, t: str) -> str:
+    """The caption under the boxed figure: registered-map numbers and the centre prior's provenance."""
+    return placement.localisation_caption(localisation(n, t), placement.geometry_text(loaded[n].model, t),
+                                          prior_sigma(n)[1])
 
 
 cols = st.columns(len(names))
@@ -118,12 +135,12 @@ for col, n in zip(cols, names, strict=True):
             continue
         caption = f"{tap} · target: {classes[r['target']]}"
         if source.box is not None:
-            fig = plots.cam_grid_figure([r["picture"]], [r["maps"][tap]], [caption], shared_scale=True,
+            fig = plots.cam_grid_figure([r["picture"]], [placed[n][tap]], [caption], shared_scale=True,
                                         box=box_in(n), alpha=alpha)
             st.plotly_chart(fig, key=f"compare_box_{n}", width="stretch")
-            st.caption(localisation_line(n, r["maps"][tap], r["picture"].shape[:2]))
+            st.caption(localisation_line(n, tap))
         else:
-            st.image(plots.overlay(r["picture"], r["maps"][tap], alpha=alpha, vmax=vmax), width="stretch",
+            st.image(plots.overlay(r["picture"], placed[n][tap], alpha=alpha, vmax=vmax), width="stretch",
                      caption=caption)
         top = np.argsort(r["probs"])[::-1][:5]
         st.dataframe({"class": [classes[k] for k in top], "prob": [round(float(r["probs"][k]), 4) for k in top]},
@@ -132,7 +149,7 @@ for col, n in zip(cols, names, strict=True):
         if info is not None and info.num_branches > 1:
             st.markdown(f"**Branches of `{block}`** ({info.stype} block)")
             for i, (bc, bt) in enumerate(zip(st.columns(info.num_branches), info.branch_taps, strict=True)):
-                bc.image(plots.overlay(r["picture"], r["maps"][bt], alpha=alpha, vmax=vmax),
+                bc.image(plots.overlay(r["picture"], placed[n][bt], alpha=alpha, vmax=vmax),
                          caption=info.branch_label(i), width="stretch")
 
 st.divider()
@@ -140,15 +157,17 @@ rows = [
     {"model": n, "weights": loaded[n].weights, "method": method, "preprocessing": mode, "tap": t,
      "target": cached.class_names(n)[results[n]["target"]],
      "target_prob": float(results[n]["probs"][results[n]["target"]]),
-     "height": m.shape[0], "width": m.shape[1], "max": float(m.max()), "mean": float(m.mean())}
+     "height": m.shape[0], "width": m.shape[1], "max": float(m.max()), "mean": float(m.mean()),
+     **placement.geometry(loaded[n].model, t), **(localisation(n, t) or {})}
     for n in names for t in shown[n] if (m := results[n]["maps"].get(t)) is not None
 ]
+exported = {**maps, **{f"{placement.REGISTERED_PREFIX}{n}/{t}": m for n in names for t, m in placed[n].items()}}
 with_block = [n for n in names if block in infos[n]]
 if with_block:
-    grid = [[results[n]["maps"][tap_for(n)] for n in with_block]]
+    grid = [[placed[n][tap_for(n)] for n in with_block]]
     labels = ["selected tap"]
     for i in range(max(infos[n][block].num_branches for n in with_block)):
-        grid.append([results[n]["maps"][infos[n][block].branch_taps[i]] if i < infos[n][block].num_branches
+        grid.append([placed[n][infos[n][block].branch_taps[i]] if i < infos[n][block].num_branches
                      else None for n in with_block])
         labels.append(f"branch {i}")
     png = partial(plots.cam_panel_png, [results[n]["picture"] for n in with_block], grid,
@@ -156,6 +175,11 @@ if with_block:
                   alpha=alpha)  # files are built only when a button is clicked, so redraws stay fast
     e1, e2, e3 = st.columns(3)
     e1.download_button("Figure (PNG)", png, "cams.png", "image/png")
-    e2.download_button("Maps (.npz)", partial(plots.maps_to_npz_bytes, maps), "cams.npz", "application/octet-stream")
+    e2.download_button("Maps (.npz)", partial(plots.maps_to_npz_bytes, exported), "cams.npz",
+                       "application/octet-stream")
     e3.download_button("Numbers (CSV)", partial(plots.rows_to_csv_bytes, rows), "cams.csv", "text/csv")
-st.caption(f"Device: {current_device()}. The .npz file holds the raw (unnormalised) maps at each tap's resolution.")
+st.caption(f"Device: {current_device()}. The .npz file holds the raw (unnormalised) maps at each tap's resolution "
+           f"under `model/tap`, and the same maps registered on the model input under `{placement.REGISTERED_PREFIX}"
+           "model/tap`; the CSV gives each map's stride and where its cells sit "
+           f"({placement.REGISTRATION_RULE}, in model-input pixels)"
+           + (", and the localisation numbers with their baselines." if source.box is not None else "."))

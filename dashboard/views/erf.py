@@ -14,7 +14,9 @@ from res2net import plots
 st.title("ERF explorer")
 st.caption("The effective receptive field of a tap's central unit: how much each input pixel moves it "
            "(|gradient| summed over RGB and inputs, normalised to sum 1). Random-init ERFs are meaningful too "
-           "(Luo et al. study them) and always work offline; they are labelled as such.")
+           "(Luo et al. study them) and always work offline; they are labelled as such. The cross "
+           "marks the unit's receptive-field centre on the input (from the op graph), the dashed square its "
+           "theoretical receptive field.")
 branch_note()
 
 names = st.multiselect("Models", res2net.list_models(), default=list(DEFAULT_PAIR), max_selections=4, key="erf_models")
@@ -67,8 +69,9 @@ for n, r in results.items():
     st.subheader(f"{n} · {label}")
     for col, t in zip(st.columns(len(r["taps"])), r["taps"], strict=True):
         title = t.rsplit(".", 1)[-1] if t != block else "block output"
-        col.plotly_chart(plots.erf_heatmap(r["erf"][t]["map"], log=log_scale, title=title),
-                         key=f"erf_map_{n}_{t}", width="stretch")
+        e = r["erf"][t]
+        col.plotly_chart(plots.erf_heatmap(e["map"], log=log_scale, title=title, centre=e.get("centre"),
+                                           rf_size=e.get("rf_size")), key=f"erf_map_{n}_{t}", width="stretch")
     curves = {t.rsplit(".", 1)[-1] if t != block else "block output": e["radial"]
               for t, e in r["erf"].items() if e["radial"] is not None}
     if curves:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import streamlit as st
 
 import res2net
-from dashboard import cached, sources
+from dashboard import cached, placement, sources
 from dashboard.state import DEFAULT_PAIR, branch_note
 from res2net import cam, plots
 
@@ -88,8 +88,12 @@ def show(model_name: str, col) -> dict | None:  # noqa: ANN001
         feats = cached.block_features(source.data, model_name, lm.device, lm.weights, block)
         labels = [info.branch_label(i) for i in range(info.num_branches)]
         st.markdown("**Per-branch CAM**")
+        st.caption(f"Each branch's map is placed on the model input by its cells' receptive-field centres "
+                   f"({placement.REGISTRATION_RULE}); the feature maps below are the raw grids, one square per cell.")
+        size = cams["picture"].shape[:2]
         for bc, label, tap in zip(st.columns(info.num_branches), labels, info.branch_taps, strict=True):
-            bc.image(plots.overlay(cams["picture"], cams["maps"][tap], alpha=alpha), caption=label, width="stretch")
+            bc.image(plots.overlay(cams["picture"], placement.place(lm.model, tap, cams["maps"][tap], size),
+                                   alpha=alpha), caption=label, width="stretch")
         st.markdown(f"**Top {n_top} channels by energy** per branch")
         stats = feats["stats"]
         pairs = list(zip(labels, info.branch_taps, strict=True))
