@@ -31,11 +31,14 @@ def create_model(
     pretrained: bool | str | os.PathLike = False,
     num_classes: int | None = None,
     progress=None,  # noqa: ANN001  (callable(done_bytes, total_bytes | None, source_label))
+    seed: int | None = None,
     **kw: object,
 ) -> nn.Module:
     """Build model ``name``; ``pretrained`` is False, True (resolve and load the released weights) or a path.
 
-    Weights always load with ``weights_only=True`` and ``strict=True``; on any failure no model is returned.
+    ``seed`` (embedded models, with ``pretrained=True``): which training run of the recipe to load; the default
+    (None or 0) is the seed-0 run, ``res2net.weights.embedded_seeds(name)`` lists the shipped ones. Weights always
+    load with ``weights_only=True`` and ``strict=True``; on any failure no model is returned.
     """
     spec = get_spec(name)
     n = spec.num_classes if num_classes is None else num_classes
@@ -45,10 +48,12 @@ def create_model(
         )
     model = spec.builder(num_classes=n, **kw)
     model.input_size = spec.input_size  # the side analyses use when they make inputs (e.g. noise ERFs)
+    if seed not in (None, 0) and pretrained is not True:
+        raise ValueError(f"seed={seed} picks a training run's weights: pass pretrained=True with it")
     if pretrained is True:
         from .weights import load_pretrained
 
-        load_pretrained(model, spec, progress=progress)
+        load_pretrained(model, spec, progress=progress, seed=seed)
     elif pretrained:
         from .weights import load_checkpoint_file
 

@@ -26,9 +26,10 @@ from torch import nn
 
 from . import count_macs, count_params, create_model, get_spec
 from .data import Split, default_cache_dir, default_data_dir, load_split, read_classes
-from .weights import sha256_file
+from .weights import embedded_asset, sha256_file
 
-__all__ = ["RECIPE", "TrainConfig", "TrainError", "train", "evaluate_split", "write_release", "main"]
+__all__ = ["RECIPE", "TrainConfig", "TrainError", "train", "evaluate_split", "write_release", "stored_state",
+           "as_stored", "release_name", "repack", "main"]
 
 RECIPE = {
     "optimizer": "SGD", "momentum": 0.9, "nesterov": True, "lr": 0.2, "schedule": "one-cycle (torch OneCycleLR)",
@@ -244,9 +245,30 @@ def train(cfg: TrainConfig, train_split: Split, run_dir: str | os.PathLike, devi
             "train_seconds": elapsed}
 
 
+def stored_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The state dict as it ships: floating tensors in float16 (half the bytes), everything else unchanged."""
+    return {k: (v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu()).contiguous()
+            for k, v in model.state_dict().items()}
+
+
+def as_stored(model: nn.Module) -> nn.Module:
+    """``model`` with its weights replaced by the values it ships with (float16-rounded), so metrics describe them."""
+    model.load_state_dict(stored_state(model))
+    return model
+
+
+def release_name(model: str, seed: int) -> str:
+    """File stem of a run's weights and card: ``<model>`` for seed 0, ``<model>-seed<k>`` otherwise."""
+    return Path(embedded_asset(model, seed)).stem
+
+
 def write_release(model: nn.Module, cfg: TrainConfig, metrics: dict, out_dir: str | os.PathLike,
-                  train_seconds: float, device: torch.device, data: dict) -> tuple[Path, Path]:
-    """Write ``<out>/<name>.pth`` (float32 state dict, exactly the model's keys) and its model card ``.json``."""
+                  train_seconds: float, device: torch.device, data: dict, device_label: str | None = None
+                  ) -> tuple[Path, Path]:
+    """Write the run's weights (float16 state dict, exactly the model's keys) and its model card ``.json``.
+
+    ``metrics`` must describe the stored (float16) values: evaluate ``as_stored(model)``.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     data = dict(data)
@@ -254,11 +276,11 @@ def write_release(model: nn.Module, cfg: TrainConfig, metrics: dict, out_dir: st
     spec = get_spec(cfg.model)
     cpu_model = create_model(cfg.model)
     cpu_model.load_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
-    state = {k: (v.float() if v.is_floating_point() else v).contiguous() for k, v in cpu_model.state_dict().items()}
-    pth = out / f"{cfg.model}.pth"
+    state = stored_state(cpu_model)
+    pth = out / f"{release_name(cfg.model, cfg.seed)}.pth"
     _save_atomic(state, pth)
     n = torch.get_num_threads()
-    dev = str(device) if device.type != "cpu" else f"cpu ({n} thread{'s' if n != 1 else ''})"
+    dev = device_label or (str(device) if device.type != "cpu" else f"cpu ({n} thread{'s' if n != 1 else ''})")
     card = {
         "name": cfg.model,
         "arch": f"{'ResNet' if spec.extra.get('scale', 1) == 1 else 'Res2Net'} trunk, bottleneck layers [2, 2, 2, 2], "
@@ -274,6 +296,7 @@ def write_release(model: nn.Module, cfg: TrainConfig, metrics: dict, out_dir: st
         "top5": metrics["top5"],
         "epochs": cfg.epochs,
         "seed": cfg.seed,
+        "storage": "float16 (top-1/top-5 measured on the stored values)",
         "recipe": {**RECIPE, "lr": cfg.lr, "batch_size": cfg.batch_size, "weight_decay": cfg.weight_decay,
                    "label_smoothing": cfg.label_smoothing, "pct_start": cfg.pct_start, "epochs": cfg.epochs},
         "train_seconds": round(train_seconds, 1),
@@ -285,7 +308,7 @@ def write_release(model: nn.Module, cfg: TrainConfig, metrics: dict, out_dir: st
         "stem_rationale": STEM_RATIONALE,
         "sha256": sha256_file(pth),
     }
-    card_path = out / f"{cfg.model}.json"
+    card_path = out / f"{release_name(cfg.model, cfg.seed)}.json"
     tmp = card_path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(card, indent=2) + "\n")
     os.replace(tmp, card_path)
@@ -337,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stopped after step {res['step']} (epoch {res['epoch']:.2f}); resume with --resume", flush=True)
         return 0
     mean, std = normalizer(args.model, device)
-    metrics = evaluate_split(res["model"], va, mean, std, progress=True)
+    metrics = evaluate_split(as_stored(res["model"]), va, mean, std, progress=True)
     print(f"{args.model}: top1 {metrics['top1']:.2f}  top5 {metrics['top5']:.2f}  "
           f"train {res['train_seconds']:.0f} s", flush=True)
     data = {"name": "tiny-imagenet-100", "train_images": len(tr), "val_images": len(va),
@@ -346,6 +369,24 @@ def main(argv: list[str] | None = None) -> int:
     pth, card = write_release(res["model"], cfg, metrics, args.out, res["train_seconds"], device, data)
     print(f"wrote {pth} and {card}", flush=True)
     return 0
+
+
+def repack(pth: str | os.PathLike, card: str | os.PathLike, out_dir: str | os.PathLike,
+           data_dir: str | os.PathLike | None = None) -> tuple[Path, Path]:
+    """Re-release a finished run written with float32 weights: float16 storage, top-1/top-5 measured again on the
+    stored values, the card's other fields (recipe, seed, training time, device) kept."""
+    old = json.loads(Path(card).read_text())
+    name, seed = old["name"], int(old["seed"])
+    model = create_model(name)
+    model.load_state_dict(torch.load(pth, map_location="cpu", weights_only=True))
+    va = load_split("val", data_dir)
+    mean, std = normalizer(name, torch.device("cpu"))
+    metrics = evaluate_split(as_stored(model), va, mean, std)
+    cfg = TrainConfig(model=name, epochs=int(old["epochs"]), seed=seed, **{
+        k: old["recipe"][k] for k in ("lr", "batch_size", "weight_decay", "label_smoothing", "pct_start")})
+    data = {**old["data"], "wnids": old.get("wnids", []), "class_names": old.get("classes", [])}
+    return write_release(model, cfg, metrics, out_dir, float(old["train_seconds"]), torch.device("cpu"), data,
+                         device_label=old.get("device"))
 
 
 def _embedded() -> dict:

@@ -50,7 +50,8 @@ from .zoo import ASSETS_DIR, MODELS, OFFICIAL, ModelSpec, WeightSource, get_spec
 __all__ = [
     "WeightsError", "WeightsUnavailableError", "HashMismatchError", "CorruptCheckpointError",
     "ArchitectureMismatchError", "cache_dir", "load_pretrained", "load_checkpoint_file", "load_state_dict_file",
-    "read_model_card", "weight_status", "network_available", "resolve_local", "ENV_WEIGHTS", "ENV_MIRROR",
+    "read_model_card", "embedded_seeds", "embedded_asset", "weight_status", "network_available", "resolve_local",
+    "ENV_WEIGHTS", "ENV_MIRROR",
     "resolve_deadline", "ENV_DEADLINE", "DEFAULT_TIMEOUT", "DEFAULT_DEADLINE",
 ]
 
@@ -199,9 +200,29 @@ def _mirror_sources(spec: ModelSpec) -> list[WeightSource]:
     return [WeightSource(b.rstrip("/") + "/" + ref.filename, ref.filename, ref.sha256, f"mirror {b}") for b in bases]
 
 
-def read_model_card(name: str) -> dict | None:
-    """The embedded model's card ``assets/weights/<name>.json``, or None when it does not exist."""
-    return _read_card(ASSETS_DIR / "weights" / f"{name}.json")
+def embedded_asset(name: str, seed: int = 0) -> str:
+    """Path under ``assets/`` of an embedded model's weights for one training run: ``weights/<name>.pth`` for seed 0
+    (the default run), ``weights/<name>-seed<k>.pth`` for the other runs of the same recipe."""
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    return f"weights/{name}.pth" if seed == 0 else f"weights/{name}-seed{seed}.pth"
+
+
+def embedded_seeds(name: str) -> list[int]:
+    """The training runs (seeds) of an embedded model whose weights and card ship in ``assets/weights``."""
+    found = []
+    for card in sorted((ASSETS_DIR / "weights").glob(f"{name}*.json")):
+        stem = card.stem
+        if stem == name:
+            found.append(0)
+        elif stem.startswith(f"{name}-seed") and stem[len(name) + 5:].isdigit():
+            found.append(int(stem[len(name) + 5:]))
+    return sorted(s for s in found if (ASSETS_DIR / embedded_asset(name, s)).is_file())
+
+
+def read_model_card(name: str, seed: int = 0) -> dict | None:
+    """The embedded model's card (``assets/weights/<name>.json``, or ``<name>-seed<k>.json``), or None if absent."""
+    return _read_card((ASSETS_DIR / embedded_asset(name, seed)).with_suffix(".json"))
 
 
 def _read_card(path: Path) -> dict | None:
@@ -514,13 +535,15 @@ def load_checkpoint_file(model: nn.Module, path: str | os.PathLike, spec: ModelS
     return model
 
 
-def _load_embedded(model: nn.Module, spec: ModelSpec, source: WeightSource) -> None:
-    path = ASSETS_DIR / source.asset
+def _load_embedded(model: nn.Module, spec: ModelSpec, source: WeightSource, seed: int = 0) -> None:
+    path = ASSETS_DIR / (source.asset if seed == 0 else embedded_asset(spec.name, seed))
     if not path.is_file():
+        shipped = embedded_seeds(spec.name)
         raise WeightsUnavailableError(
-            f"embedded weights for {spec.name} are missing: {path} does not exist. Train them with "
-            f"`{TRAIN_COMMAND}` (it writes {path} and its model card), or set {ENV_WEIGHTS} to a checkpoint file",
-            filename=source.filename,
+            f"embedded weights for {spec.name} (seed {seed}) are missing: {path} does not exist. Train them with "
+            f"`{TRAIN_COMMAND} --model {spec.name} --seed {seed}` (it writes {path} and its model card), or set "
+            f"{ENV_WEIGHTS} to a checkpoint file" + (f"; shipped seeds: {shipped}" if shipped else ""),
+            filename=path.name,
         )
     card = _read_card(path.with_suffix(".json"))
     expected = card.get("sha256") if card else None
@@ -538,20 +561,29 @@ def load_pretrained(
     weights_path: str | os.PathLike | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     deadline: float | None = None,
+    seed: int | None = None,
 ) -> nn.Module:
     """Resolve ``spec``'s weights (override, embedded, cache, network in that order) and load them strictly.
 
     ``progress(done_bytes, total_bytes | None, source_label)`` is called while downloading (True prints to stderr).
     ``timeout``: seconds one connect or read may wait; ``deadline``: seconds for a whole file from one source
-    (None: ``$RES2NET_DOWNLOAD_DEADLINE`` or 15 min). On any failure a :class:`WeightsError` subclass is raised and
+    (None: ``$RES2NET_DOWNLOAD_DEADLINE`` or 15 min). ``seed``: which training run of an embedded model (None or
+    0: the default run; see ``embedded_seeds``). On any failure a :class:`WeightsError` subclass is raised and
     ``model`` is unchanged.
     """
     spec = get_spec(spec) if isinstance(spec, str) else spec
+    embedded = [w for w in spec.weights if w.url is None and w.asset]
+    if seed not in (None, 0):
+        if not embedded:
+            raise ValueError(f"{spec.name} has one released set of weights; seed= picks a training run of an "
+                             "embedded model")
+        embedded_asset(spec.name, seed)  # validates seed
+        _load_embedded(model, spec, embedded[0], seed)
+        return model
     callback: Progress | None = _print_progress if progress is True else (progress or None)
     local = resolve_local(spec, weights_path)
     if local is not None:
         return load_checkpoint_file(model, local, spec)
-    embedded = [w for w in spec.weights if w.url is None and w.asset]
     if embedded and not any(w.url for w in spec.weights):
         _load_embedded(model, spec, embedded[0])
         return model
