@@ -199,8 +199,8 @@ def test_val_image_shows_its_box_and_localisation_numbers() -> None:
     at.radio(key="compare_source").set_value("Tiny-ImageNet-100 val").run()
     _no_exception(at)
     lines = [c.value for c in at.caption if c.value.startswith("Energy in box")]
-    assert len(lines) == 2, lines  # one per model, each beside its chance level
-    assert all("chance" in line and "pointing game" in line for line in lines)
+    assert len(lines) == 2, lines  # one per model, each beside its baselines
+    assert all("uniform map" in line and "centre prior" in line and "always the centre" in line for line in lines)
     assert len(at.get("plotly_chart")) >= 2  # overlays with the box drawn
 
 

@@ -157,6 +157,18 @@ def test_erf_heatmap_linear_and_log_ranges() -> None:
     assert np.nanmin(np.asarray(log.z)) >= log.zmin - 1e-12
 
 
+def test_erf_heatmap_marks_the_unit_centre_and_its_receptive_field() -> None:
+    """A 5 x 7 px RF centred on pixel (y 10, x 20) covers pixels 8..12 and 17..23: edges 7.5..12.5, 16.5..23.5."""
+    fig = P.erf_heatmap(np.ones((32, 48)) / (32 * 48), centre=(10, 20), rf_size=(5, 7))
+    mark = [t for t in fig.data if t.type == "scatter"]
+    assert len(mark) == 1 and (mark[0].y[0], mark[0].x[0]) == (10, 20)
+    (rect,) = fig.layout.shapes
+    assert (rect.x0, rect.x1, rect.y0, rect.y1) == (16.5, 23.5, 7.5, 12.5)
+    assert tuple(fig.layout.xaxis.range) == (-0.5, 47.5) and tuple(fig.layout.yaxis.range) == (31.5, -0.5)
+    plain = P.erf_heatmap(np.ones((32, 48)) / (32 * 48))
+    assert [t.type for t in plain.data] == ["heatmap"] and not plain.layout.shapes
+
+
 def test_radial_mass_lines_and_guides() -> None:
     curves = {"tiny_resnet26": ([1, 2, 4], [0.3, 0.7, 1.0]), "branch 2": ([1, 2], [0.5, 1.0])}
     fig = P.radial_mass_figure(curves)
