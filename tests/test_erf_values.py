@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from res2net.erf import mass_radius, radial_profile
+from res2net.erf import mass_radius, radial_profile, radius_samples, touches_border
 
 H, W = 7, 11
 CELLS = [(2, 7), (2, 9), (5, 7), (0, 3)]
@@ -103,3 +103,48 @@ def test_radial_profile_agrees_with_the_radial_radius() -> None:
         r = mass_radius(m, CENTRE, level, "radial")
         first = radii[np.argmax(frac >= level)]
         assert r <= first < r + 1
+
+
+# radius_samples: one input holds the masses at (2, 7) and (5, 7) (Chebyshev 0 and 3, Euclidean 0 and 3), the other
+# those at (2, 9) and (0, 3) (Chebyshev 2 and 4, Euclidean 2 and sqrt(20)); each weight row is one resample.
+def _inputs() -> np.ndarray:
+    a, b = np.zeros((H, W)), np.zeros((H, W))
+    a[2, 7] = a[5, 7] = 1.0
+    b[2, 9] = b[0, 3] = 1.0
+    return np.stack([a, b])
+
+
+def test_radius_samples_by_hand() -> None:
+    """Weights (1, 3) put masses 1, 3, 1, 3 (total 8) at Chebyshev 0, 2, 3, 4: 4 of 8 within 2 (exactly half),
+    5 within 3, 8 within 4. A row of zeros has no mass and no radius."""
+    rows = np.array([[1, 0], [0, 1], [1, 1], [2, 0], [1, 3], [0, 0]], dtype=np.float64)
+    got = radius_samples(_inputs(), CENTRE, 0.5, rows)
+    np.testing.assert_array_equal(got[:5], [0.0, 2.0, 2.0, 0.0, 2.0])  # a level reached exactly is held
+    assert math.isnan(got[5])
+    np.testing.assert_array_equal(radius_samples(_inputs(), CENTRE, 0.6, rows[:5]), [3.0, 4.0, 3.0, 3.0, 3.0])
+    np.testing.assert_array_equal(radius_samples(_inputs(), CENTRE, 0.9, rows[:5]), [3.0, 4.0, 4.0, 3.0, 4.0])
+    radial = radius_samples(_inputs(), CENTRE, 0.9, rows[:5], kind="radial")
+    np.testing.assert_allclose(radial, [3.0, math.sqrt(20), math.sqrt(20), 3.0, math.sqrt(20)], rtol=0, atol=1e-12)
+
+
+def test_radius_samples_beyond_the_mean_maps_radius_and_across_chunks() -> None:
+    """A mass at (6, 0) lies at Chebyshev distance 7 from (2, 7). The mean of both inputs holds half its mass at
+    radius 0, yet the resample that draws only the far input needs 7; 150 rows cross the 64-row chunks."""
+    near, far = np.zeros((H, W)), np.zeros((H, W))
+    near[2, 7], far[6, 0] = 1.0, 1.0
+    rows = np.tile(np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), (50, 1))
+    got = radius_samples(np.stack([near, far]), CENTRE, 0.5, rows)
+    np.testing.assert_array_equal(got, np.tile([0.0, 7.0, 0.0], 50))
+    np.testing.assert_array_equal(radius_samples(np.stack([near, far]), CENTRE, 0.6, rows[:3]), [0.0, 7.0, 7.0])
+
+
+def test_touches_border_by_hand() -> None:
+    """About (2, 7) on the 7 x 11 map the nearest border is the top row, 2 px away. A square of radius 2 reaches
+    it (row 0); one of radius 1 does not."""
+    m = np.zeros((H, W))
+    m[2, 7] = m[2, 9] = 1.0  # 99% of the mass needs Chebyshev radius 2
+    assert touches_border(m, CENTRE)
+    m = np.zeros((H, W))
+    m[2, 7] = m[3, 8] = 1.0  # radius 1
+    assert not touches_border(m, CENTRE)
+    assert not touches_border(np.zeros((H, W)), CENTRE)
