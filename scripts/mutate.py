@@ -1,0 +1,402 @@
+"""Mutation check: plant one plausible bug at a time in a copy of the repository and run the tests aimed at it.
+
+    .venv/bin/python scripts/mutate.py [--only NAME ...] [--quick] [--list] [--timeout S] [-v]
+
+Each row of ``MUTATIONS`` is one bug that would make the project draw a wrong conclusion: a file, an exact source
+snippet (it must occur exactly once, or the row is reported stale: the code changed and the row needs updating),
+its replacement, and the pytest selection that should fail on it. For every mutation the working tree's files
+(tracked and untracked, minus what git ignores) are copied to a temporary folder, the one change is made there,
+and the selection runs in the copy with the project's Python and ``PYTHONPATH`` set to the copy, so the copy's
+``res2net`` and ``dashboard`` are the ones imported (checked at the start by a copy whose ``res2net`` cannot be
+imported). Each distinct selection first runs unmutated: if it fails there, its mutations are reported as
+"baseline fails", not as killed. A mutation whose tests time out counts as killed (a hanging suite fails CI).
+
+Exit status: 1 if any mutation survived, else 2 if any row was stale or could not be judged (or the arguments
+were wrong), else 0.
+Adding a mutation is one ``M(...)`` row; ``quick=True`` puts it in the ``--quick`` subset meant for CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_TIMEOUT = 240.0  # seconds per pytest run
+
+
+@dataclass(frozen=True)
+class M:
+    """One mutation: in ``file`` replace ``find`` (exactly one occurrence) by ``replace``; ``tests`` must fail."""
+
+    name: str
+    file: str
+    find: str
+    replace: str
+    tests: tuple[str, ...]  # pytest arguments: node ids, files, "-k", "expression"
+    quick: bool = False
+    timeout: float | None = None  # seconds; None: --timeout
+
+
+LOC, CAM, ERF = "res2net/localize.py", "res2net/cam.py", "res2net/erf.py"
+CLAIMS, LOC_T = "tests/test_localize_claims.py", "tests/test_localize.py"
+POINTING = (f"{CLAIMS}::test_pointing_game_every_side_non_square",
+            f"{CLAIMS}::test_pointing_tolerance_uses_the_longer_side",
+            f"{LOC_T}::test_pointing_game_tolerance_scales_with_image_size")
+PEAK = (f"{CLAIMS}::test_centred_plateau_peak_hits_a_centred_small_box", f"{CLAIMS}::test_peak_is_the_largest_plateau")
+VERDICT = (f"{LOC_T}::test_paired_difference_and_verdicts",)
+BOOTSTRAP = (f"{CLAIMS}::test_hierarchical_bootstrap_point_estimate_and_mask",
+             f"{CLAIMS}::test_hierarchical_bootstrap_covers_a_known_effect")
+
+MUTATIONS: tuple[M, ...] = (
+    # --- localisation: pointing game, peaks, coverage, size buckets
+    M("pointing-right-edge-off-by-one", LOC,
+      "dx = max(x0 - px, 0, px - (x1 - 1))", "dx = max(x0 - px, 0, px - x1)",
+      POINTING, quick=True),
+    M("pointing-bottom-edge-off-by-one", LOC,
+      "dy = max(y0 - py, 0, py - (y1 - 1))", "dy = max(y0 - py, 0, py - y1)",
+      POINTING),
+    M("pointing-tolerance-shorter-side", LOC,
+      "tolerance * max(m.shape)", "tolerance * min(m.shape)",
+      POINTING),
+    M("peak-argmax-not-plateau-centroid", LOC,
+      "ys, xs = np.nonzero(plateau)", "ys, xs = np.unravel_index([int(np.argmax(m))], m.shape)",
+      PEAK),
+    M("peak-all-plateaus-not-largest", LOC,
+      "plateau = _largest_component(m >= hi - PLATEAU_RTOL * (hi - lo))",
+      "plateau = m >= hi - PLATEAU_RTOL * (hi - lo)",
+      PEAK),
+    M("coverage-strict-threshold", LOC,
+      "(m[y0:y1, x0:x1] >= threshold * peak).mean()", "(m[y0:y1, x0:x1] > threshold * peak).mean()",
+      (f"{CLAIMS}::test_coverage_by_hand",)),
+    M("energy-in-box-inclusive-end", LOC,
+      "m[y0:y1, x0:x1].sum() / total", "m[y0:y1 + 1, x0:x1 + 1].sum() / total",
+      (LOC_T,), quick=True),
+    M("size-bucket-small-inclusive", LOC,
+      'return "small" if f < SMALL_BELOW', 'return "small" if f <= SMALL_BELOW',
+      (f"{LOC_T}::test_box_fraction_and_size_buckets",)),
+    # --- intervals and verdicts
+    M("verdict-supported-at-the-edge", LOC,
+      "if low > min_effect:", "if low >= min_effect:",
+      VERDICT, quick=True),
+    M("verdict-contradicted-at-the-edge", LOC,
+      "if high < -min_effect:", "if high <= -min_effect:",
+      VERDICT),
+    M("verdict-negligible-open-interval", LOC,
+      "if low >= -min_effect and high <= min_effect:", "if low > -min_effect and high < min_effect:",
+      VERDICT),
+    M("verdict-ignores-min-effect", LOC,
+      "if low > min_effect:", "if low > 0:",
+      VERDICT),
+    M("bootstrap-runs-not-resampled", LOC,
+      "run_w = rng.multinomial(n_runs, np.full(n_runs, 1.0 / n_runs), size=n).astype(np.float64)",
+      "run_w = np.ones((n, n_runs))",
+      BOOTSTRAP),
+    M("bootstrap-classes-not-resampled", LOC,
+      "cls_n = rng.multinomial(len(labels), np.full(len(labels), 1.0 / len(labels)), size=n)",
+      "cls_n = np.ones((n, len(labels)), dtype=np.int64)",
+      BOOTSTRAP),
+    M("bootstrap-mask-ignored", LOC,
+      "keep = np.ones((r, m), dtype=bool) if mask is None else np.asarray(mask, dtype=bool)",
+      "keep = np.ones((r, m), dtype=bool)",
+      BOOTSTRAP),
+    M("holm-no-step-down-stop", LOC,
+      "if stopped or v == VERDICTS[3]:", "if v == VERDICTS[3]:",
+      (f"{CLAIMS}::test_holm_verdicts",)),
+    M("holm-level-not-adjusted", LOC,
+      "level = 1 - 2 * alpha / (m - k)", "level = 1 - 2 * alpha",
+      (f"{CLAIMS}::test_holm_verdicts",)),
+    # --- CAMs and their registration on the input
+    M("gradcam-sum-not-mean", CAM,
+      "return _weighted(a, g.mean((2, 3)))", "return _weighted(a, g.sum((2, 3)))",
+      ("tests/test_cam_values.py",), quick=True),
+    M("register-half-pixel-centres", CAM,
+      "return sample_at_centres(maps, start, jump, np.arange(h), np.arange(w))",
+      "return sample_at_centres(maps, (start[0] + (jump[0] - 1) / 2, start[1] + (jump[1] - 1) / 2), jump, "
+      "np.arange(h), np.arange(w))",
+      ("tests/test_register.py::test_registration_is_not_the_half_pixel_resize",
+       "tests/test_register.py::test_registration_matches_gradient_centroid_embedded[tiny_resnet26]")),
+    # --- effective receptive fields
+    M("erf-centre-y-x-swapped", ERF,
+      "dy, dx = np.abs(yy - centre[0]), np.abs(xx - centre[1])",
+      "dy, dx = np.abs(yy - centre[1]), np.abs(xx - centre[0])",
+      ("tests/test_erf_values.py",), quick=True),
+    M("mass-radius-level-strict", ERF,
+      "cum >= level * total * (1 - 1e-12)", "cum > level * total",
+      ("tests/test_erf_values.py",)),
+    M("radius-samples-level-strict", ERF,
+      "cum >= level * tot * (1 - 1e-12)", "cum > level * tot",
+      ("tests/test_erf_values.py",)),
+    M("radius-samples-prefix-only", ERF,
+      "if ok.any(1).all() or part == ds.size:", "if True:",
+      ("tests/test_erf_values.py",)),
+    M("touches-border-strict", ERF,
+      "return bool(r >= room)", "return bool(r > room)",
+      ("tests/test_erf_values.py",)),
+    # --- decoding photos and boxes
+    M("exif-orientation-8-as-6", "res2net/images.py",
+      "oriented = ImageOps.exif_transpose(im)",
+      "oriented = im.transpose(Image.Transpose.ROTATE_270) if exif_orientation == 8 else ImageOps.exif_transpose(im)",
+      ("tests/test_exif_orientation.py",), quick=True),
+    M("exif-mirrored-orientations-ignored", "res2net/images.py",
+      "oriented = ImageOps.exif_transpose(im)",
+      "oriented = im if exif_orientation in (2, 4, 5, 7) else ImageOps.exif_transpose(im)",
+      ("tests/test_exif_orientation.py",)),
+    M("boxes-inclusive-end-kept", "res2net/data.py",
+      "return x0, y0, x1 + 1, y1 + 1", "return x0, y0, x1, y1",
+      ("tests/test_data.py::test_inclusive_to_exclusive_by_hand",), quick=True),
+    # --- weights download
+    M("download-deadline-not-enforced", "res2net/weights.py",
+      "left = deadline - (time.monotonic() - start)", "left = deadline",
+      ("tests/test_weights.py", "-k", "deadline"), timeout=90.0),
+)
+
+SANITY_TESTS = ("tests/test_localize.py::test_box_iou_by_hand",)
+SANITY_MARK = "mutate.py sanity check: this copy's res2net was imported"
+
+
+class StaleMutation(Exception):
+    """The snippet of a row no longer occurs exactly once: the code changed, the row must follow."""
+
+
+def fail(message: str) -> None:
+    """Stop with status 2: nothing could be judged (usage error, or the copies would not test themselves)."""
+    print(message, file=sys.stderr)
+    raise SystemExit(2)
+
+
+def python() -> str:
+    """The project's Python (its venv), else the one running this script."""
+    venv = ROOT / ".venv" / "bin" / "python"
+    return str(venv) if venv.exists() else sys.executable
+
+
+def working_files() -> list[str]:
+    """Files of the working tree git does not ignore (tracked and untracked), as paths relative to the root."""
+    out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                         check=True, capture_output=True).stdout.decode()
+    return sorted({p for p in out.split("\0") if p and (ROOT / p).is_file()})
+
+
+def make_copy(files: list[str], dest: Path) -> None:
+    """Copy ``files`` from the root to ``dest`` (a fresh folder per mutation, so no run sees another's writes)."""
+    for rel in files:
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, target, follow_symlinks=False)
+
+
+def mutated_text(m: M, text: str) -> str:
+    """``text`` with the row's snippet replaced; ``StaleMutation`` unless it occurs exactly once."""
+    n = text.count(m.find)
+    if n != 1:
+        raise StaleMutation(f"{m.name}: the snippet occurs {n} times in {m.file}, expected exactly once "
+                            f"(the code changed; update this row of MUTATIONS): {m.find!r}")
+    return text.replace(m.find, m.replace)
+
+
+def check_row(m: M) -> str | None:
+    """Why the row cannot be applied to the current tree, or None."""
+    path = ROOT / m.file
+    if not path.is_file():
+        return f"{m.name}: {m.file} does not exist"
+    try:
+        new = mutated_text(m, path.read_text())
+        compile(new, m.file, "exec")
+    except StaleMutation as e:
+        return str(e)
+    except SyntaxError as e:
+        return f"{m.name}: the mutated {m.file} does not compile: {e}"
+    return None
+
+
+def child_env(copy: Path) -> dict[str, str]:
+    """The environment of a test run in ``copy``: its packages first, no bytecode written."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(copy)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+@dataclass
+class Run:
+    """How one pytest run ended."""
+
+    rc: int | None  # None: timed out
+    seconds: float
+    output: str
+
+
+def run_tests(copy: Path, tests: tuple[str, ...], timeout: float) -> Run:
+    """The selection in ``copy`` with the project's Python; its whole process group is ended on timeout."""
+    cmd = [python(), "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, cwd=copy, env=child_env(copy), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+        return Run(proc.returncode, time.monotonic() - t0, out)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        return Run(None, time.monotonic() - t0, out)
+    except BaseException:  # Ctrl-C: leave no test run behind
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+
+
+def tail(text: str, lines: int = 15) -> str:
+    """The last lines of pytest's output, indented under the row they explain."""
+    return "\n".join("    " + s for s in text.rstrip().splitlines()[-lines:])
+
+
+def check_isolation(copy: Path, timeout: float) -> None:
+    """Exit unless the copy's packages are the ones imported: by spec, and by a pytest run on a broken res2net."""
+    probe = ("import importlib.util as u; "
+             "print(u.find_spec('res2net').origin); print(u.find_spec('dashboard').origin)")
+    out = subprocess.run([python(), "-c", probe], cwd=copy, env=child_env(copy), capture_output=True, text=True,
+                         check=True).stdout.split()
+    if not all(Path(p).resolve().is_relative_to(copy.resolve()) for p in out):
+        fail(f"isolation check failed: the packages import from {out}, not from the copy {copy}")
+    init = copy / "res2net" / "__init__.py"
+    original = init.read_text()
+    init.write_text(original + f"\nraise RuntimeError({SANITY_MARK!r})\n")
+    try:
+        run = run_tests(copy, SANITY_TESTS, timeout)
+    finally:
+        init.write_text(original)
+    if run.rc in (0, None) or SANITY_MARK not in run.output:
+        fail(f"isolation check failed: tests passed (or did not fail on it) with the copy's res2net broken, "
+                 f"so they import another copy of the package:\n{tail(run.output)}")
+
+
+def plain(tests: tuple[str, ...]) -> bool:
+    """Whether a selection is only node ids and files (no options), so it can run together with others."""
+    return not any(t.startswith("-") for t in tests)
+
+
+def run_baselines(clean: Path, rows: list[M], args: argparse.Namespace) -> dict[tuple[str, ...], Run]:
+    """Each distinct selection of ``rows`` run unmutated: the plain ones together in one run (one start-up instead
+    of many), each on its own when that run fails or has options such as ``-k``."""
+    out: dict[tuple[str, ...], Run] = {}
+    selections = list(dict.fromkeys(m.tests for m in rows))
+    timeouts = {m.tests: m.timeout or args.timeout for m in rows}
+    together = [s for s in selections if plain(s)]
+    if len(together) > 1:
+        union = tuple(dict.fromkeys(t for s in together for t in s))
+        run = run_tests(clean, union, sum(timeouts[s] for s in together))
+        print(f"baseline {'passes' if run.rc == 0 else 'FAILS':6} {run.seconds:6.1f} s  {len(together)} plain "
+              f"selections together{'' if run.rc == 0 else ': running each on its own'}", flush=True)
+        if run.rc == 0:
+            out.update(dict.fromkeys(together, run))
+    for s in selections:
+        if s not in out:
+            run = out[s] = run_tests(clean, s, timeouts[s])
+            print(f"baseline {'passes' if run.rc == 0 else 'FAILS':6} {run.seconds:6.1f} s  {' '.join(s)}",
+                  flush=True)
+            if run.rc != 0 or args.verbose:
+                print(tail(run.output), flush=True)
+    return out
+
+
+def judge(run: Run) -> tuple[str, str]:
+    """(result, note) of a mutant's run: pytest's 1 (a test failed) or 2 (collection failed) kill it."""
+    if run.rc is None:
+        return "killed", "timeout"
+    if run.rc == 0:
+        return "SURVIVED", ""
+    if run.rc in (1, 2):
+        return "killed", "" if run.rc == 1 else "collection error"
+    return "error", f"pytest exit status {run.rc}"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", nargs="+", metavar="NAME", help="run only these mutations")
+    ap.add_argument("--quick", action="store_true", help="run the small subset meant for CI")
+    ap.add_argument("--list", action="store_true", help="list the mutations and whether each still applies")
+    ap.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per pytest run (default 240)")
+    ap.add_argument("-v", "--verbose", action="store_true", help="show the end of pytest's output for every run")
+    return ap.parse_args(argv)
+
+
+def select(args: argparse.Namespace) -> list[M]:
+    names = [m.name for m in MUTATIONS]
+    dupes = {n for n in names if names.count(n) > 1}
+    if dupes:
+        fail(f"duplicate mutation names in MUTATIONS: {', '.join(sorted(dupes))}")
+    chosen = list(MUTATIONS)
+    if args.only:
+        unknown = [n for n in args.only if n not in names]
+        if unknown:
+            fail(f"unknown mutation(s): {', '.join(unknown)}; --list shows them all")
+        chosen = [m for m in chosen if m.name in args.only]
+    if args.quick:
+        chosen = [m for m in chosen if m.quick]
+    return chosen
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    chosen = select(args)
+    stale = {m.name: why for m in chosen if (why := check_row(m))}
+    if args.list:
+        for m in chosen:
+            flag = "STALE" if m.name in stale else "quick" if m.quick else ""
+            print(f"{m.name:40} {flag:6} {m.file:22} {' '.join(m.tests)}")
+        for why in stale.values():
+            print(f"  {why}", file=sys.stderr)
+        return 2 if stale else 0
+    for why in stale.values():
+        print(f"STALE ROW: {why}", file=sys.stderr)
+    runnable = [m for m in chosen if m.name not in stale]
+    files = working_files()
+    results: dict[str, tuple[str, float, str]] = {n: ("error", 0.0, "stale row") for n in stale}
+    t_start = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="res2scope-mutate-") as tmp:
+        tmp_path = Path(tmp)
+        shared = (ROOT.parent / "shared").resolve()
+        if shared.is_dir():  # the data folder lies beside the repository: keep it beside the copies too
+            (tmp_path / "shared").symlink_to(shared, target_is_directory=True)
+        clean = tmp_path / "clean"
+        make_copy(files, clean)
+        if runnable:
+            check_isolation(clean, args.timeout)
+        baseline = run_baselines(clean, runnable, args)
+        for m in runnable:
+            if baseline[m.tests].rc != 0:
+                results[m.name] = ("error", 0.0, "baseline fails")
+                continue
+            copy = tmp_path / m.name
+            make_copy(files, copy)
+            target = copy / m.file
+            target.write_text(mutated_text(m, target.read_text()))
+            run = run_tests(copy, m.tests, m.timeout or args.timeout)
+            shutil.rmtree(copy, ignore_errors=True)
+            result, note = judge(run)
+            results[m.name] = (result, run.seconds, note)
+            print(f"  {result:8} {run.seconds:6.1f} s  {m.name}", flush=True)
+            if result != "killed" or args.verbose:
+                print(tail(run.output), flush=True)
+    total = time.monotonic() - t_start
+    print(f"\n{'mutation':40} {'result':9} {'seconds':>7}  note")
+    for m in chosen:
+        result, secs, note = results[m.name]
+        print(f"{m.name:40} {result:9} {secs:7.1f}  {note}")
+    counts = {k: sum(r[0] == k for r in results.values()) for k in ("killed", "SURVIVED", "error")}
+    print(f"\n{len(chosen)} mutations: {counts['killed']} killed, {counts['SURVIVED']} survived, "
+          f"{counts['error']} not judged (stale row or baseline fails); {total:.0f} s in all")
+    return 1 if counts["SURVIVED"] else 2 if counts["error"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
