@@ -84,15 +84,67 @@ def _batched(fn):  # noqa: ANN001, ANN202
     return wrapper
 
 
-@_batched
-def energy_in_box(cam: object, box: Box) -> float:
-    """Energy pointing game: share of the (non-negative) map's total inside the box; NaN for an all-zero map."""
-    m = _map(cam)
+def _maps_and_boxes(cam: object, box: Box | np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(N, H, W) float64 maps and (N, 4) int boxes, validated, and whether the input was one map."""
+    arr = cam.detach().cpu().double().numpy() if isinstance(cam, torch.Tensor) else np.asarray(cam, dtype=np.float64)
+    single = arr.ndim == 2
+    if single:
+        arr = arr[None]
+        boxes = np.asarray([_box(box, arr.shape[1:])])
+    else:
+        if arr.ndim != 3:
+            raise ValueError(f"maps must have shape (H, W) or (N, H, W), got {arr.shape}")
+        raw = np.asarray(box)
+        if raw.shape != (arr.shape[0], 4):
+            raise ValueError(f"{arr.shape[0]} maps need boxes of shape ({arr.shape[0]}, 4), got {raw.shape}")
+        boxes = np.asarray([_box(b, arr.shape[1:]) for b in raw]).reshape(-1, 4)
+    if not np.isfinite(arr).all():
+        raise ValueError("the map contains NaN or infinite values")
+    return arr, boxes, single
+
+
+def _box_sums(values: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Sum of each (H, W) array inside its (x0, y0, x1, y1) box (exclusive ends), from integral images."""
+    ii = np.zeros((values.shape[0], values.shape[1] + 1, values.shape[2] + 1))
+    ii[:, 1:, 1:] = values.cumsum(1).cumsum(2)
+    n = np.arange(values.shape[0])
+    x0, y0, x1, y1 = boxes.T
+    return ii[n, y1, x1] - ii[n, y0, x1] - ii[n, y1, x0] + ii[n, y0, x0]
+
+
+def _out(values: np.ndarray, single: bool, cast: type = float) -> object:
+    return cast(values[0]) if single else values
+
+
+def energy_in_box(cam: object, box: Box | np.ndarray) -> float | np.ndarray:
+    """Energy pointing game: share of the (non-negative) map's total inside the box; NaN for an all-zero map.
+
+    Takes one (H, W) map and box, or (N, H, W) maps with (N, 4) boxes (then returns an array).
+    """
+    m, boxes, single = _maps_and_boxes(cam, box)
     if (m < 0).any():
         raise ValueError("energy_in_box needs a non-negative map (a CAM after its ReLU)")
-    x0, y0, x1, y1 = _box(box, m.shape)
-    total = m.sum()
-    return float(m[y0:y1, x0:x1].sum() / total) if total > 0 else math.nan
+    total = m.sum((1, 2))
+    inside = _box_sums(m, boxes)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        e = np.where(total > 0, inside / np.where(total > 0, total, 1.0), math.nan)
+    return _out(e, single)
+
+
+def _peaks(m: np.ndarray) -> np.ndarray:
+    """(N, 2) peak (y, x) per map: the centroid of the largest plateau of maximal values; NaN for flat maps."""
+    n = m.shape[0]
+    lo, hi = m.min((1, 2)), m.max((1, 2))
+    plateau = m >= (hi - PLATEAU_RTOL * (hi - lo))[:, None, None]
+    count = plateau.sum((1, 2))
+    out = np.full((n, 2), np.nan)
+    flat_idx = m.reshape(n, -1).argmax(1)
+    one = (count == 1) & (hi > lo)
+    out[one] = np.stack(np.unravel_index(flat_idx[one], m.shape[1:]), 1)
+    for k in np.flatnonzero((count > 1) & (hi > lo)):
+        ys, xs = np.nonzero(_largest_component(plateau[k]))
+        out[k] = ys.mean(), xs.mean()
+    return out
 
 
 def peak_location(cam: object) -> tuple[float, float] | None:
@@ -101,30 +153,23 @@ def peak_location(cam: object) -> tuple[float, float] | None:
     Registered low-resolution maps have flat plateaus (a 2x2 map on 64 px); ``argmax`` would return the plateau's
     first pixel, a corner, so the pointing game would test the raster order, not the map.
     """
-    m = _map(cam)
-    lo, hi = float(m.min()), float(m.max())
-    if hi <= lo:
-        return None
-    plateau = _largest_component(m >= hi - PLATEAU_RTOL * (hi - lo))
-    ys, xs = np.nonzero(plateau)
-    return float(ys.mean()), float(xs.mean())
+    py, px = _peaks(_map(cam)[None])[0]
+    return None if math.isnan(py) else (float(py), float(px))
 
 
-@_batched
-def pointing_game(cam: object, box: Box, tolerance: float = POINTING_TOLERANCE) -> bool:
+def pointing_game(cam: object, box: Box | np.ndarray, tolerance: float = POINTING_TOLERANCE) -> bool | np.ndarray:
     """Hit if the map's peak (``peak_location``) lies within ``tolerance`` x (longer image side) pixels of the box.
 
-    A flat map has no peak and misses.
+    A flat map has no peak and misses. One map and box, or (N, H, W) maps with (N, 4) boxes.
     """
-    m = _map(cam)
-    x0, y0, x1, y1 = _box(box, m.shape)
-    peak = peak_location(m)
-    if peak is None:
-        return False
-    py, px = peak
-    dx = max(x0 - px, 0, px - (x1 - 1))
-    dy = max(y0 - py, 0, py - (y1 - 1))
-    return bool(math.hypot(dx, dy) <= tolerance * max(m.shape))
+    m, boxes, single = _maps_and_boxes(cam, box)
+    py, px = _peaks(m).T
+    x0, y0, x1, y1 = boxes.T.astype(np.float64)
+    dx = np.maximum(np.maximum(x0 - px, 0), px - (x1 - 1))
+    dy = np.maximum(np.maximum(y0 - py, 0), py - (y1 - 1))
+    hit = np.hypot(dx, dy) <= tolerance * max(m.shape[1:])
+    hit &= ~np.isnan(py)
+    return _out(hit, single, bool)
 
 
 def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -170,19 +215,17 @@ def cam_box_iou(cam: object, box: Box, threshold: float = 0.5, region: str = "co
     return box_iou((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), gt)
 
 
-@_batched
-def coverage(cam: object, box: Box, threshold: float = COVERAGE_THRESHOLD) -> float:
+def coverage(cam: object, box: Box | np.ndarray, threshold: float = COVERAGE_THRESHOLD) -> float | np.ndarray:
     """Share of the box's pixels where the map is >= ``threshold`` x its max: how much of the object it covers.
 
     A coverage metric, for "covers the whole large object"; a flat positive map covers everything, so read it
-    beside a concentration metric. An all-zero map covers nothing (0).
+    beside a concentration metric. An all-zero map covers nothing (0). One map and box, or a batch.
     """
-    m = _map(cam)
-    x0, y0, x1, y1 = _box(box, m.shape)
-    peak = m.max()
-    if peak <= 0:
-        return 0.0
-    return float((m[y0:y1, x0:x1] >= threshold * peak).mean())
+    m, boxes, single = _maps_and_boxes(cam, box)
+    peak = m.max((1, 2))
+    above = (m >= threshold * peak[:, None, None]) & (peak > 0)[:, None, None]
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return _out(_box_sums(above.astype(np.float64), boxes) / area, single)
 
 
 @_batched
@@ -229,24 +272,33 @@ def centre_prior(size: int | Sequence[int], sigma: float) -> np.ndarray:
     return yy[:, None] * xx[None, :]
 
 
-def fit_centre_prior_sigma(boxes: np.ndarray, size: int | Sequence[int],
-                           sigmas: Sequence[float] | np.ndarray | None = None) -> float:
-    """The ``centre_prior`` width that maximises the mean energy in the box over ``boxes`` (a training split's).
+def fit_centre_prior_sigma(boxes: np.ndarray, size: int | Sequence[int]) -> float:
+    """The ``centre_prior`` width fitted on ``boxes`` (a training split's): the isotropic Gaussian with the same
+    spread about the image centre as the objects' pixels, sigma^2 = mean over box pixels of (d_y^2 + d_x^2) / 2.
 
-    Fitted on training boxes, never on the boxes it is compared on; separable, so each box costs two sums.
+    Fitted on training boxes, never on the boxes it is compared on. (Maximising the prior's energy in the box
+    instead would shrink it to a point at the centre, the pointing baseline.)
     """
     h, w = _hw(size)
     b = np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
-    grid = np.asarray(sigmas if sigmas is not None else np.arange(2.0, max(h, w) * 1.5, 0.5), dtype=np.float64)
-    best, best_sigma = -1.0, float(grid[0])
-    for sg in grid:
-        gy = np.exp(-0.5 * ((np.arange(h) - (h - 1) / 2) / sg) ** 2)
-        gx = np.exp(-0.5 * ((np.arange(w) - (w - 1) / 2) / sg) ** 2)
-        cy, cx = np.r_[0.0, np.cumsum(gy)], np.r_[0.0, np.cumsum(gx)]
-        e = ((cy[b[:, 3]] - cy[b[:, 1]]) * (cx[b[:, 2]] - cx[b[:, 0]])).mean() / (cy[-1] * cx[-1])
-        if e > best + 1e-12:
-            best, best_sigma = e, float(sg)
-    return best_sigma
+    if b.shape[0] == 0:
+        raise ValueError("fit_centre_prior_sigma needs at least one box")
+    for row in b:
+        _box(row, (h, w))
+    cy, cx = (h - 1) / 2, (w - 1) / 2
+
+    def second_moment(lo: np.ndarray, hi: np.ndarray, c: float) -> np.ndarray:
+        # sum over integer t in [lo, hi) of (t - c)^2, in closed form
+        def s2(n: np.ndarray) -> np.ndarray:  # sum_{t=0}^{n-1} (t - c)^2
+            n = n.astype(np.float64)
+            return (n - 1) * n * (2 * n - 1) / 6 - 2 * c * (n - 1) * n / 2 + n * c * c
+        return s2(hi) - s2(lo)
+
+    x0, y0, x1, y1 = b.T
+    area = ((x1 - x0) * (y1 - y0)).astype(np.float64)
+    sy = second_moment(y0, y1, cy) * (x1 - x0)
+    sx = second_moment(x0, x1, cx) * (y1 - y0)
+    return float(math.sqrt((sy.sum() + sx.sum()) / area.sum() / 2))
 
 
 def box_fraction(box: Box, size: int | Sequence[int]) -> float:

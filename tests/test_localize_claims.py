@@ -89,11 +89,18 @@ def test_centre_prior_and_its_fitted_width() -> None:
     rng = np.random.default_rng(0)
     boxes = []
     for _ in range(40):
-        x0, y0 = rng.integers(0, 40, 2)
-        boxes.append((x0, y0, x0 + rng.integers(8, 24), y0 + rng.integers(8, 24)))
-    grid = np.arange(2.0, 40.0, 1.0)
-    brute = [np.mean([L.energy_in_box(L.centre_prior(64, s), b) for b in boxes]) for s in grid]
-    assert L.fit_centre_prior_sigma(np.array(boxes), 64, grid) == grid[int(np.argmax(brute))]
+        x0, y0 = rng.integers(0, 30, 2)
+        boxes.append((x0, y0, x0 + rng.integers(8, 24), y0 + rng.integers(8, 34)))
+    # brute force: every pixel of every box, its squared distance to the centre (31.5, 31.5) of a 64 px image
+    num = den = 0.0
+    for x0, y0, x1, y1 in boxes:
+        for y in range(y0, y1):
+            for x in range(x0, x1):
+                num += ((y - 31.5) ** 2 + (x - 31.5) ** 2) / 2
+                den += 1
+    assert L.fit_centre_prior_sigma(np.array(boxes), 64) == pytest.approx(np.sqrt(num / den))
+    # a non-square image: the centre is ((h - 1) / 2, (w - 1) / 2)
+    assert L.fit_centre_prior_sigma(np.array([(0, 0, 1, 1)]), (5, 9)) == pytest.approx(np.sqrt((2**2 + 4**2) / 2))
 
 
 def test_hierarchical_bootstrap_point_estimate_and_mask() -> None:
