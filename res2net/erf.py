@@ -313,31 +313,22 @@ def touches_border(m: np.ndarray, centre: tuple[float, float], level: float = 0.
 def radius_samples(per_input: np.ndarray, centre: tuple[float, float], level: float, weights: np.ndarray,
                    kind: str = "square") -> np.ndarray:
     """``mass_radius`` of the weighted mean of per-input contribution maps (N, H, W) for each row of ``weights``
-    (B, N): the bootstrap of an ERF radius over inputs, with one sort of the pixels for all resamples."""
+    (B, N): the bootstrap of an ERF radius over inputs. Pixels are summed per distance from the centre once, so
+    each resample only accumulates one value per distinct radius."""
     x = np.asarray(per_input, dtype=np.float64)
     n, h, w = x.shape
     cheb, eucl = _distances((h, w), centre)
     d = (cheb if kind == "square" else eucl).ravel()
     order = np.argsort(d, kind="stable")
     ds = d[order]
-    last = np.r_[ds[1:] != ds[:-1], True]
-    flat = x.reshape(n, -1)[:, order]
+    starts = np.r_[0, np.flatnonzero(ds[1:] != ds[:-1]) + 1]
+    radii = ds[starts]
+    rings = np.add.reduceat(x.reshape(n, -1)[:, order], starts, axis=1)  # (N, distinct distances)
     wts = np.atleast_2d(np.asarray(weights, dtype=np.float64))
-    totals = wts @ flat.sum(1)
-    # most resamples reach the level well inside the mean map's radius: accumulate a prefix first
-    r_mean = mass_radius(x.mean(0), centre, level, kind)
-    k = int(np.searchsorted(ds, 1.5 * r_mean + 2, side="right")) if math.isfinite(r_mean) else ds.size
-    out = np.full(wts.shape[0], np.nan)
-    for s0 in range(0, wts.shape[0], 64):
-        rows = slice(s0, s0 + 64)
-        tot = totals[rows][:, None]
-        for part in (k, ds.size):
-            cum = np.cumsum(wts[rows] @ flat[:, :part], axis=1)
-            ok = last[None, :part] & (cum >= level * tot * (1 - 1e-12))
-            if ok.any(1).all() or part == ds.size:
-                break
-        out[rows] = np.where(ok.any(1) & (tot[:, 0] > 0), ds[ok.argmax(1)], np.nan)
-    return out
+    cum = np.cumsum(wts @ rings, axis=1)
+    total = cum[:, -1:]
+    ok = cum >= level * total * (1 - 1e-12)
+    return np.where(total[:, 0] > 0, radii[ok.argmax(1)], np.nan)
 
 
 def gaussian_sigma(m: np.ndarray) -> float:

@@ -1,13 +1,16 @@
-"""Evaluate the embedded family on the Tiny-ImageNet-100 val split: accuracy, CAM localisation by object size, ERFs.
+"""Evaluate the embedded family on the Tiny-ImageNet-100 val split, every training run of every model.
 
     python -m res2net.evaluate [--models ...] [--limit N] [--out assets/results/tiny_imagenet_100.json]
 
-For every embedded model with shipped weights: top-1/top-5; Grad-CAM of the true class at the last block of each
-stage (block output and every branch), upsampled to 64 px and scored against the val boxes with the analysis
-engine's metrics (energy in box, pointing game, thresholded-CAM box IoU at block outputs), bucketed by object
-size with bootstrap intervals and the uniform map's chance level; ERF metrics per branch; and paired comparisons
-of each Res2Net against the ResNet baseline at the block outputs. The output has no timestamps, so a rerun on
-the same machine regenerates the file exactly.
+Per run: top-1; Grad-CAM of the true class at every stage output and at the branches of each stage's last block,
+placed on the image by the cells' receptive-field centres (``cam.register``) and scored against the val boxes:
+energy in box and pointing game (concentration), coverage of the box and MaxBoxAcc (coverage), beside maps that
+ignore the image (uniform; a centred Gaussian fitted on the train boxes). ERFs from 256 px noise, trained and
+random-init, with intervals over runs and inputs. Comparisons of each Res2Net with the ResNet are paired by seed
+and image; intervals are hierarchical bootstraps (runs, then classes, then images). The claims on the Claims page
+get verdicts from where their intervals lie against a minimum effect, Holm-corrected as one family; the layer the
+verdicts use (``VERDICT_LAYER``) is fixed here, and every stage appears in the tables. Writes the summaries
+(``.json``) and the per-image scores (``.npz``) with no timestamps: a rerun reproduces both files byte for byte.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import argparse
 import json
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,23 +27,61 @@ import torch
 
 from . import create_model, get_spec, list_models
 from . import localize as L
-from .cam import compute_cams, upsample
-from .data import Split, default_data_dir, load_split
-from .erf import compute_erf
+from .cam import compute_cams, register_all
+from .data import Split, default_data_dir, load_split, read_boxes
+from .erf import compute_erf, radius_samples
+from .results import SCHEMA_VERSION, image_scores_path, save_image_scores
 from .taps import block_infos
 from .train import evaluate_split, normalizer
-from .weights import read_model_card
+from .weights import embedded_seeds, read_model_card
 
-__all__ = ["stage_taps", "subset_indices", "localisation_scores", "summarise", "evaluate_model", "run", "main"]
+__all__ = ["stage_taps", "subset_indices", "score_run", "prior_scores", "run", "main", "VERDICT_LAYER",
+           "MIN_EFFECT", "STAGES"]
 
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "assets" / "results" / "tiny_imagenet_100.json"
 BASELINE = "tiny_resnet26"
-ERF_IMAGES = 64
+STAGES = ("layer1", "layer2", "layer3", "layer4")
+VERDICT_LAYER = "layer3"  # fixed before any result: mid-level, 4x4 cells at 64 px (layer4 is 2x2)
+ERF_STAGES = ("layer2", "layer3")  # stages whose last block's branches get ERFs
+ERF_SIZE = 256  # noise inputs large enough that the 99% mass of layer1-3 ERFs fits (flagged where it does not)
+ERF_INPUTS = 16
+BOOT_SUMMARY = 1000
+BOOT_COMPARE = 2000
 DIGITS = 4
-IOU_THRESHOLD = 0.5
-IOU_REGION = "all"  # box around every pixel >= 0.5 x max (the component variant costs ~100x more)
+OUTPUT_METRICS = ("energy", "pointing", "coverage", "maxboxacc")
+BRANCH_METRICS = ("energy", "pointing")
+# The smallest difference that would matter, per metric, fixed before any result (about the run-to-run spread
+# of one model, and a change a reader would notice): below it a difference is "no meaningful difference".
+MIN_EFFECT = {"top1": 1.0, "energy": 0.02, "pointing": 0.03, "coverage": 0.03, "maxboxacc": 0.03,
+              "erf_radius": 1.0}
+METRICS = {
+    "top1": {"label": "top-1 accuracy (points)", "kind": "accuracy"},
+    "energy": {"label": "energy inside the box", "kind": "concentration",
+               "why": "share of the map's mass on the object: high when the map is focused on it (Wang et al. 2020)"},
+    "pointing": {"label": "pointing game hit rate", "kind": "concentration",
+                 "why": "the map's peak (plateau centroid) on the object, 15/224 of the longer side tolerance"},
+    "coverage": {"label": "coverage of the box", "kind": "coverage",
+                 "why": f"share of the box where the map is >= {L.COVERAGE_THRESHOLD} x its max: how much of the "
+                        "object it covers"},
+    "maxboxacc": {"label": "MaxBoxAcc", "kind": "coverage",
+                  "why": "share of images whose thresholded-map box has IoU >= 0.5 with the object box, at the best "
+                         "threshold (Choe et al., CVPR 2020): the map spans the whole object, not just a part"},
+    "erf_radius": {"label": "50% ERF radius (px)", "kind": "receptive field",
+                   "why": "half-side of the centred square holding half the ERF mass (Luo et al. 2016)"},
+}
+for _k, _v in METRICS.items():
+    _v["min_effect"] = MIN_EFFECT[_k]
+PAPER = {
+    "accuracy": "Res2Net improves top-1 over ResNet at similar parameters and FLOPs (Gao et al., TPAMI 2021, "
+                "Table 1; the scale ablation of Table 3)",
+    "small": "Res2Net's Grad-CAM maps are more concentrated on small objects (§4.5, Fig. 4)",
+    "large": "Res2Net's Grad-CAM maps cover the whole of large objects (§4.5, Fig. 4)",
+    "branch_erf": "later branches of a block see larger receptive fields: 3x3, 5x5, 7x7 … in one block (§3.1, Fig. 2)",
+    "block_erf": "a Res2Net block covers a wider range of receptive fields than a ResNet block (§3.1, §1)",
+}
 
 
+# ------------------------------------------------------------------------------------------------------- scoring
 def stage_taps(model: torch.nn.Module) -> dict[str, dict[str, str]]:
     """Per stage, the last block's taps keyed by group: ``output`` and ``branch0..branch{s-1}`` (ResNet: output)."""
     last: dict[str, object] = {}
@@ -61,240 +103,457 @@ def subset_indices(n: int, limit: int | None) -> torch.Tensor:
     return torch.linspace(0, n - 1, limit).round().long().unique()
 
 
-def _exclusive(boxes: torch.Tensor) -> np.ndarray:
-    """Tiny ImageNet boxes have inclusive ends (x1 = 63 is the last column); the metrics take exclusive ends."""
-    b = boxes.numpy().astype(np.int64).copy()
-    b[:, 2:] += 1
-    return b
-
-
-def localisation_scores(model: torch.nn.Module, name: str, split: Split, idx: torch.Tensor, taps: list[str],
-                        iou_taps: set[str], batch_size: int = 100) -> dict[str, dict[str, np.ndarray]]:
-    """Per tap, per image: energy in box, pointing-game hit, and (for ``iou_taps``) box IoU of the true-class CAM."""
-    mean, std = normalizer(name, torch.device("cpu"))
-    out: dict[str, dict[str, list]] = {t: {"energy": [], "pointing": [], "iou": []} for t in taps}
-    size = split.images.shape[-1]
-    for s in range(0, len(idx), batch_size):
-        sel = idx[s:s + batch_size]
-        x = (split.images[sel].float() / 255.0 - mean) / std
-        cams = upsample(compute_cams(model, x, targets=split.labels[sel], taps=taps), size)
-        boxes = _exclusive(split.boxes[sel])
-        for t in taps:
-            out[t]["energy"].append(L.energy_in_box(cams[t], boxes))
-            out[t]["pointing"].append(L.pointing_game(cams[t], boxes).astype(np.float64))
-            if t in iou_taps:
-                out[t]["iou"].append(L.cam_box_iou(cams[t], boxes, IOU_THRESHOLD, IOU_REGION))
-    return {t: {k: np.concatenate(v) for k, v in d.items() if v} for t, d in out.items()}
-
-
-def _r(v: float) -> float | None:
-    return None if v is None or not math.isfinite(v) else round(float(v), DIGITS)
-
-
-def _ci(values: np.ndarray) -> dict:
-    v = values[np.isfinite(values)]
-    if v.size == 0:
-        return {"n": 0, "mean": None, "low": None, "high": None}
-    c = L.bootstrap_ci(v, n=1000, seed=0)
-    return {"n": int(v.size), "mean": _r(c.estimate), "low": _r(c.low), "high": _r(c.high)}
-
-
-def summarise(scores: dict[str, np.ndarray], buckets: np.ndarray, fractions: np.ndarray) -> dict:
-    """Per size bucket (and ``all``): metric means with bootstrap intervals, and the chance level (box fraction)."""
-    out = {}
-    for b in (*L.SIZE_BUCKETS, "all"):
-        m = np.ones_like(buckets, dtype=bool) if b == "all" else buckets == b
-        entry = {"images": int(m.sum()), "chance_energy": _r(fractions[m].mean()) if m.any() else None}
-        for k, v in scores.items():
-            entry[k] = _ci(v[m])
-        entry["nan_maps"] = int((~np.isfinite(scores["energy"][m])).sum())
-        out[b] = entry
+def _map_scores(maps: np.ndarray, boxes: np.ndarray, full: bool) -> dict[str, np.ndarray]:
+    """Per image: energy and pointing hit; with ``full`` also coverage and the MaxBoxAcc hits per threshold."""
+    out = {"energy": L.energy_in_box(maps, boxes), "pointing": L.pointing_game(maps, boxes).astype(bool)}
+    if full:
+        out["coverage"] = L.coverage(maps, boxes)
+        out["maxboxacc"] = L.iou_curve(maps, boxes) >= L.BOXACC_IOU
     return out
 
 
-def evaluate_model(name: str, val: Split, idx: torch.Tensor, erf_images: int = ERF_IMAGES) -> tuple[dict, dict]:
-    """(results entry, per-image scores at block outputs) for one embedded model with shipped weights."""
-    model = create_model(name, pretrained=True)
-    sub = Split(val.images[idx], val.labels[idx], [val.files[i] for i in idx], val.boxes[idx], val.wnids)
+def score_run(model: torch.nn.Module, name: str, split: Split, idx: torch.Tensor, batch_size: int = 100
+              ) -> dict[str, np.ndarray]:
+    """Per image of ``split[idx]``: ``correct`` and, per tap ``<tap>/<metric>``, the registered true-class Grad-CAM's
+    scores (all metrics at stage outputs, energy and pointing at branches)."""
     mean, std = normalizer(name, torch.device("cpu"))
-    acc = evaluate_split(model, sub, mean, std)
-    with torch.no_grad():
-        correct = np.concatenate([
-            (model((sub.images[i:i + 500].float() / 255.0 - mean) / std).argmax(1) == sub.labels[i:i + 500]).numpy()
-            for i in range(0, len(sub), 500)]).astype(np.float64)
     groups = stage_taps(model)
     taps = [t for g in groups.values() for t in g.values()]
     outputs = {g["output"] for g in groups.values()}
-    scores = localisation_scores(model, name, val, idx, taps, outputs)
-    size = val.images.shape[-1]
-    boxes = _exclusive(val.boxes[idx])
-    buckets = np.array([L.size_bucket(b, size) for b in boxes])
-    fractions = np.array([L.box_fraction(b, size) for b in boxes])
-    loc = {stage: {group: summarise(scores[tap], buckets, fractions) for group, tap in g.items()}
-           for stage, g in groups.items()}
-    erf_idx = subset_indices(len(idx), erf_images)
-    x = (sub.images[erf_idx].float() / 255.0 - mean) / std
-    erf_taps = [t for g in groups.values() for k, t in g.items() if k != "output"] or sorted(outputs)
-    erfs = compute_erf(model, x, erf_taps, batch_size=16)
-    erf = {t: {k: _r(v) for k, v in e.metrics.items()} for t, e in erfs.items()}
-    spec = get_spec(name)
-    card = read_model_card(name) or {}
-    entry = {"scale": spec.extra.get("scale", 1), "top1": acc["top1"], "top5": acc["top5"],
-             "params": card.get("params"), "gmacs": card.get("gmacs"), "seed": card.get("seed"),
-             "epochs": card.get("epochs"), "taps": groups, "localisation": loc,
-             "erf": {"images": int(len(erf_idx)), "taps": erf}}
-    per_image = {stage: scores[g["output"]] for stage, g in groups.items()}
-    return entry, {"per_image": per_image, "buckets": buckets, "correct": correct}
+    size = tuple(split.images.shape[-2:])
+    parts: dict[str, list[np.ndarray]] = {}
+    for s in range(0, len(idx), batch_size):
+        sel = idx[s:s + batch_size]
+        x = (split.images[sel].float() / 255.0 - mean) / std
+        cams, logits = compute_cams(model, x, targets=split.labels[sel], taps=taps, return_logits=True)
+        parts.setdefault("correct", []).append((logits.argmax(1) == split.labels[sel]).numpy())
+        placed = register_all(model, cams, size)
+        boxes = split.boxes[sel].numpy().astype(np.int64)
+        for t in taps:
+            for k, v in _map_scores(placed[t].double().numpy(), boxes, t in outputs).items():
+                parts.setdefault(f"{t}/{k}", []).append(v)
+    return {k: np.concatenate(v) for k, v in parts.items()}
 
 
-def _comparisons(per_model: dict[str, dict]) -> dict:
-    """Paired (same images) energy/pointing differences of each Res2Net minus the ResNet baseline per stage output."""
-    if BASELINE not in per_model:
-        return {}
-    base = per_model[BASELINE]
-    out = {}
-    for name, d in per_model.items():
-        if name == BASELINE:
-            continue
-        by_stage = {}
-        for stage, sc in d["per_image"].items():
-            by_bucket = {}
-            for b in (*L.SIZE_BUCKETS, "all"):
-                m = np.ones_like(d["buckets"], dtype=bool) if b == "all" else d["buckets"] == b
-                entry = {}
-                for metric in ("energy", "pointing"):
-                    a, r = sc[metric][m], base["per_image"][stage][metric][m]
-                    ok = np.isfinite(a) & np.isfinite(r)
-                    if not ok.any():
-                        continue
-                    c = L.paired_diff_ci(a[ok], r[ok], n=1000, seed=0)
-                    entry[metric] = {"diff": _r(c.estimate), "low": _r(c.low), "high": _r(c.high), "n": int(ok.sum()),
-                                     "verdict": L.verdict(c)}
-                by_bucket[b] = entry
-            by_stage[stage] = by_bucket
-        out[f"{name} - {BASELINE}"] = by_stage
+def prior_scores(boxes: np.ndarray, size: tuple[int, int], sigma: float) -> dict[str, np.ndarray]:
+    """Scores of the image-blind baselines per image: the uniform map's energy (the box fraction) and every metric
+    of the centred Gaussian prior (its peak is "always the centre")."""
+    prior = L.centre_prior(size, sigma)
+    maps = np.broadcast_to(prior, (len(boxes), *prior.shape))
+    out = {f"prior/{k}": v for k, v in _map_scores(maps, boxes, True).items()}
+    out["uniform/energy"] = np.array([L.box_fraction(b, size) for b in boxes])
     return out
 
 
+def _stored(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The per-image values as they are stored (float16 scores, booleans), so summaries use exactly those."""
+    return {k: (v.astype(np.float16) if v.dtype.kind == "f" else v) for k, v in arrays.items()}
+
+
+# -------------------------------------------------------------------------------------------------- statistics
+def _r(v: float | None) -> float | None:
+    return None if v is None or not math.isfinite(v) else round(float(v), DIGITS)
+
+
+def _stat(metric: str) -> Callable[[list[np.ndarray]], np.ndarray]:
+    """Weighted means -> the metric's value per resample (MaxBoxAcc: best threshold; top-1 in points)."""
+    if metric == "maxboxacc":
+        return lambda ms: ms[0].max(1)
+    if metric == "top1":
+        return lambda ms: 100.0 * ms[0]
+    return lambda ms: ms[0]
+
+
+def _diff_stat(metric: str) -> Callable[[list[np.ndarray]], np.ndarray]:
+    one = _stat(metric)
+    return lambda ms: one([ms[0]]) - one([ms[1]])
+
+
+def _interval(est: float, samples: np.ndarray) -> dict:
+    c = L.percentile_ci(samples, est, 0.95)
+    return {"mean": _r(c.estimate), "low": _r(c.low), "high": _r(c.high)}
+
+
+class _Weights:
+    """Bootstrap weights per (bucket mask, count), drawn once and reused by every metric of that bucket."""
+
+    def __init__(self, runs: int, labels: np.ndarray, n: int) -> None:
+        self.runs, self.labels, self.n, self.cache = runs, labels, n, {}
+
+    def get(self, key: str, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if key not in self.cache:
+            sel = np.flatnonzero(mask)
+            rw, iw = L.bootstrap_weights(self.runs, self.labels[sel], self.n, seed=0)
+            self.cache[key] = (sel, rw, iw)
+        return self.cache[key]
+
+
+def _estimate(arrays: list[np.ndarray], stat: Callable, keep: np.ndarray | None, w: tuple) -> tuple[float, np.ndarray]:
+    sel, rw, iw = w
+    xs = [a[:, sel] for a in arrays]
+    k = None if keep is None else keep[:, sel]
+    r, m = xs[0].shape[:2]
+    est = float(np.asarray(stat(L.weighted_means(xs, np.ones((1, r)), np.ones((1, m)), k)))[0])
+    return est, np.asarray(stat(L.weighted_means(xs, rw, iw, k)), dtype=np.float64)
+
+
+# ---------------------------------------------------------------------------------------------------------- ERF
+def _erf_taps(model: torch.nn.Module) -> list[str]:
+    groups = stage_taps(model)
+    taps = [groups[s]["output"] for s in STAGES if s in groups]
+    for s in ERF_STAGES:
+        taps += [t for k, t in groups.get(s, {}).items() if k != "output"]
+    return taps
+
+
+def _erf_maps(name: str, seeds: list[int], trained: bool, taps: list[str], n_inputs: int, size: int
+              ) -> tuple[dict[str, np.ndarray], dict[str, tuple[float, float]]]:
+    """Per tap: per-input ERF contributions stacked over runs, (runs, inputs, H, W) float32, and the unit's centre.
+
+    Every run sees the same noise inputs (seed 0), so runs and models are paired input by input.
+    """
+    per_tap: dict[str, list[np.ndarray]] = {t: [] for t in taps}
+    centres: dict[str, tuple[float, float]] = {}
+    for seed in seeds:
+        if trained:
+            model = create_model(name, pretrained=True, seed=seed)
+        else:
+            torch.manual_seed(seed)
+            model = create_model(name)
+        erfs = compute_erf(model, n_inputs, taps, size=size, seed=0, batch_size=8, keep_inputs=True)
+        for t in taps:
+            per_tap[t].append(erfs[t].per_input)
+            centres[t] = erfs[t].centre
+    return {t: np.stack(v) for t, v in per_tap.items()}, centres
+
+
+def _erf_weights(runs: int, inputs: int, n: int) -> np.ndarray:
+    """(n, runs * inputs) weights: runs resampled, then inputs (one draw of inputs shared by the drawn runs)."""
+    rng = np.random.default_rng(0)
+    rw = rng.multinomial(runs, np.full(runs, 1.0 / runs), size=n).astype(np.float64)
+    iw = rng.multinomial(inputs, np.full(inputs, 1.0 / inputs), size=n).astype(np.float64)
+    return (rw[:, :, None] * iw[:, None, :]).reshape(n, runs * inputs)
+
+
+def _erf_summary(maps: np.ndarray, centre: tuple[float, float], weights: np.ndarray) -> tuple[dict, np.ndarray]:
+    """Radii with intervals, area ratios and border flags of one tap's ERF over runs and inputs."""
+    from .erf import erf_metrics
+
+    flat = maps.reshape(-1, *maps.shape[-2:]).astype(np.float64)
+    raw = flat.mean(0)
+    m = raw / raw.sum() if raw.sum() > 0 else raw
+    metrics = erf_metrics(m, centre, raw)
+    out = {"radius_99": _r(metrics["radius_99_square"]), "touches_border": bool(metrics["touches_border"]),
+           "area_ratio_20_published": _r(metrics["area_ratio_20"]),
+           "area_ratio_20_scale_free": _r(metrics["area_ratio_20_scale_free"]),
+           "area_ratio_50_published": _r(metrics["area_ratio_50"]),
+           "area_ratio_50_scale_free": _r(metrics["area_ratio_50_scale_free"])}
+    samples50 = radius_samples(flat, centre, 0.5, weights)
+    for level, key in ((0.5, "radius_50"), (0.9, "radius_90")):
+        s = samples50 if level == 0.5 else radius_samples(flat, centre, level, weights)
+        c = L.percentile_ci(s, metrics[f"radius_{int(level * 100)}_square"], 0.95)
+        out[key], out[f"{key}_low"], out[f"{key}_high"] = _r(c.estimate), _r(c.low), _r(c.high)
+    return out, samples50
+
+
+# -------------------------------------------------------------------------------------------------------- run
 def run(models: list[str] | None = None, limit: int | None = None, data_dir: str | Path | None = None,
-        erf_images: int = ERF_IMAGES, progress: bool = True) -> dict:
-    """Evaluate ``models`` (default: every embedded model whose weights are shipped); return the results dict."""
+        erf_inputs: int = ERF_INPUTS, erf_size: int = ERF_SIZE, seeds: list[int] | None = None,
+        progress: bool = True) -> tuple[dict, dict[str, np.ndarray]]:
+    """Evaluate ``models`` (default: every embedded model with shipped weights) over their shipped runs.
+
+    Returns (results dict, per-image arrays). Every model must have the same runs (seeds), so runs pair up.
+    """
     torch.manual_seed(0)
-    names = models or [m for m in list_models("embedded") if read_model_card(m) is not None]
+    names = models or [m for m in list_models("embedded") if embedded_seeds(m)]
     if not names:
         raise SystemExit("error: no embedded model has shipped weights; train them with `python -m res2net.train`")
+    run_seeds = seeds if seeds is not None else sorted(set.intersection(*(set(embedded_seeds(n)) for n in names)))
+    if not run_seeds:
+        raise SystemExit(f"error: {', '.join(names)} share no training run (seed); ship the same seeds for each")
+    log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if progress else (lambda msg: None)
+    data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
     val = load_split("val", data_dir)
     idx = subset_indices(len(val), limit)
-    results, per_model = {}, {}
+    size = tuple(int(v) for v in val.images.shape[-2:])
+    boxes = val.boxes[idx].numpy().astype(np.int64)
+    labels = val.labels[idx].numpy()
+    fractions = np.array([L.box_fraction(b, size) for b in boxes])
+    buckets = np.array([L.size_bucket(b, size) for b in boxes])
+    train_boxes = np.array(list(read_boxes(data_dir, "train").values()), dtype=np.int64)
+    sigma = L.fit_centre_prior_sigma(train_boxes[train_boxes.min(1) >= 0], size)
+    arrays: dict[str, np.ndarray] = {"image_index": idx.numpy(), "label": labels, "box": boxes,
+                                     "seeds": np.array(run_seeds)}
+    arrays.update(prior_scores(boxes, size, sigma))
+
+    entries: dict[str, dict] = {}
     for name in names:
-        if progress:
-            print(f"evaluating {name} on {len(idx)} val images ...", file=sys.stderr, flush=True)
-        card = read_model_card(name) or {}
-        entry, extra = evaluate_model(name, val, idx, erf_images)
-        entry["weights_sha256"] = card.get("sha256")
-        results[name], per_model[name] = entry, extra
-    return {
-        "dataset": "tiny-imagenet-100", "split": "val", "images": int(len(idx)), "limit": limit,
-        "cam": {"method": "gradcam", "target": "true class", "upsample": "bilinear to 64 px",
-                "boxes": "val_boxes.tsv, inclusive ends converted to exclusive",
-                "iou": f"box around CAM >= {IOU_THRESHOLD} x max (region '{IOU_REGION}'), block outputs only"},
+        runs = []
+        for seed in run_seeds:
+            log(f"scoring {name} seed {seed} on {len(idx)} val images ...")
+            model = create_model(name, pretrained=True, seed=seed)
+            scores = score_run(model, name, val, idx)
+            card = read_model_card(name, seed) or {}
+            acc = evaluate_split(model, Split(val.images[idx], val.labels[idx], [val.files[i] for i in idx],
+                                                   val.boxes[idx], val.wnids),
+                                 *normalizer(name, torch.device("cpu")))
+            runs.append({"seed": seed, "top1": acc["top1"], "top5": acc["top5"], "weights_sha256": card.get("sha256"),
+                         "epochs": card.get("epochs")})
+            for k, v in scores.items():
+                arrays[f"{name}/seed{seed}/{k}"] = v
+        model = create_model(name)
+        entries[name] = {"scale": get_spec(name).extra.get("scale", 1), "runs": runs, "run_count": len(runs),
+                         "taps": stage_taps(model), "params": (read_model_card(name) or {}).get("params"),
+                         "gmacs": (read_model_card(name) or {}).get("gmacs")}
+    arrays = _stored(arrays)
+    res = summarise(arrays, entries, names, buckets, labels, fractions, sigma)
+    log("ERFs from noise inputs ...")
+    res["erf"], erf_claims = _erf_study(names, run_seeds, erf_inputs, erf_size)
+    res["claims"] = _claims(res, arrays, entries, names, buckets, labels, erf_claims)
+    res.update({
+        "schema_version": SCHEMA_VERSION, "dataset": "tiny-imagenet-100 val", "images": int(len(idx)),
+        "limit": limit,
+        "cam": {"method": "gradcam", "target": "the true class",
+                "placement": "registered: cell (i, j) of a tap at its receptive-field centre start + stride * (i, j) "
+                             "(res2net.cam.register); bilinear between centres, edge values beyond",
+                "boxes": "val_boxes.tsv, exclusive ends as res2net.data hands them out"},
+        "metrics": METRICS,
         "size_buckets": {"small": f"box area < {L.SMALL_BELOW:.0%} of the image",
                          "medium": f"{L.SMALL_BELOW:.0%} to {L.LARGE_FROM:.0%}", "large": f">= {L.LARGE_FROM:.0%}"},
-        "intervals": "95% percentile bootstrap over images, 1000 resamples, seed 0",
-        "baseline": BASELINE, "models": results, "comparisons": _comparisons(per_model),
-        "localisation": _localisation_rows(results), "erf": _erf_rows(results),
-        "verdicts": _verdicts(results, per_model),
-    }
+        "prior": {"sigma_px": sigma, "fitted_on": f"{len(train_boxes)} train boxes (maximises mean energy in box)",
+                  "pointing": "its peak is the image centre: 'always the centre'"},
+        "intervals": f"95% percentile, hierarchical bootstrap: runs, then classes, then images within classes "
+                     f"({BOOT_SUMMARY} resamples for single models, {BOOT_COMPARE} for comparisons; seed 0); "
+                     f"ERFs: runs, then noise inputs",
+        "verdict_layer": VERDICT_LAYER,
+        "verdict_rule": {"rule": "interval above +d: supported; below -d: contradicted; inside [-d, +d]: no "
+                                 "meaningful difference; otherwise inconclusive",
+                         "min_effect": MIN_EFFECT,
+                         "correction": "Holm over the confirmatory claims: the k-th most significant of m is judged "
+                                       "on its 1 - 0.05/(m-k) interval; exploratory rows use their 95% interval"},
+        "caveats": [f"{len(run_seeds)} training runs per model (seeds {run_seeds}); with so few runs the run level "
+                    "of the bootstrap has few distinct resamples",
+                    "maps are coarse at 64 px: layer3 is 4x4 cells (stride 16), layer4 2x2 (stride 32)",
+                    "CAMs target the true class; the 'both correct' rows remove misclassified images",
+                    f"ERFs from {erf_inputs} Gaussian-noise inputs of {erf_size} px; radii of maps flagged "
+                    "'touches_border' are lower bounds"],
+    })
+    return res, arrays
 
 
-LOC_VIEWS = (("energy", "layer2"), ("energy", "layer3"), ("energy", "layer4"), ("pointing", "layer3"))
-METRIC_NAMES = {"energy": "energy inside the box", "pointing": "pointing game hit rate", "iou": "CAM box IoU"}
+def _metric_arrays(arrays: dict, name: str, seeds: list[int], tap: str, metric: str) -> np.ndarray:
+    key = "correct" if metric == "top1" else f"{tap}/{metric}"
+    return np.stack([arrays[f"{name}/seed{s}/{key}"].astype(np.float64) for s in seeds])
 
 
-def _localisation_rows(results: dict) -> list[dict]:
-    """Flat rows (model, metric, bucket, mean, lo, hi, chance, n) at stage outputs, for plotting by object size."""
-    rows = []
-    for metric, stage in LOC_VIEWS:
-        for name, e in results.items():
-            for b in L.SIZE_BUCKETS:
-                v = e["localisation"][stage]["output"][b]
-                if v[metric]["mean"] is None:
-                    continue
-                rows.append({"model": name, "metric": f"{METRIC_NAMES[metric]} · {stage} output", "tap": f"{stage}.1",
-                             "bucket": b, "mean": v[metric]["mean"], "lo": v[metric]["low"], "hi": v[metric]["high"],
-                             "chance": v["chance_energy"] if metric == "energy" else None, "n": v[metric]["n"]})
-    return rows
-
-
-def _erf_rows(results: dict) -> list[dict]:
-    """One row per model and branch tap: ERF radii (50/90% mass, square) and Gaussian sigma, in input pixels."""
-    rows = []
-    for name, e in results.items():
-        for tap, m in e["erf"]["taps"].items():
-            rows.append({"model": name, "tap": tap, "branch": int(tap.rsplit("branch", 1)[1]),
-                         "radius_50": m["radius_50_square"], "radius_90": m["radius_90_square"],
-                         "sigma": m["gaussian_sigma"]})
-    return rows
-
-
-def _verdicts(results: dict, per_model: dict) -> dict:
-    """The paper's claims, each with the paired interval of (Res2Net - ResNet) or the measured ERF growth."""
-    out: dict[str, list[dict]] = {"accuracy": [], "localisation": [], "erf": []}
-    base = per_model.get(BASELINE)
-    for name, e in results.items():
-        if name == BASELINE or base is None:
+def summarise(arrays: dict, entries: dict, names: list[str], buckets: np.ndarray, labels: np.ndarray,
+              fractions: np.ndarray, sigma: float) -> dict:
+    """Tables: per-model metrics with intervals, baselines, paired comparisons and accuracy by object size."""
+    seeds = [int(s) for s in arrays["seeds"]]
+    wsum, wcmp = _Weights(len(seeds), labels, BOOT_SUMMARY), _Weights(len(seeds), labels, BOOT_COMPARE)
+    masks = {b: (buckets == b) if b != "all" else np.ones(len(buckets), bool) for b in (*L.SIZE_BUCKETS, "all")}
+    loc_rows, cmp_rows, acc_rows = [], [], []
+    baselines = {}
+    for b, m in masks.items():
+        bl = {"images": int(m.sum()), "uniform_energy": _r(arrays["uniform/energy"][m].astype(np.float64).mean())}
+        for k in OUTPUT_METRICS:
+            v = arrays[f"prior/{k}"][m].astype(np.float64)
+            bl[f"prior_{k}"] = _r(v.mean(0).max() if k == "maxboxacc" else v.mean())
+        baselines[b] = bl
+    for name in names:
+        e = entries[name]
+        correct = _metric_arrays(arrays, name, seeds, "", "top1")
+        est, smp = _estimate([correct], _stat("top1"), None, wsum.get("all", masks["all"]))
+        e["top1"] = _interval(est, smp)
+        for b, m in masks.items():
+            est, smp = _estimate([correct], _stat("top1"), None, wsum.get(b, m))
+            acc_rows.append({"model": name, "bucket": b, "kind": "top1", **_interval(est, smp), "n": int(m.sum()),
+                             "runs": len(seeds)})
+        for stage, groups in e["taps"].items():
+            for group, tap in groups.items():
+                metrics = OUTPUT_METRICS if group == "output" else BRANCH_METRICS
+                for b, m in masks.items():
+                    for subset in ("all", "correct"):
+                        if subset == "correct" and group != "output":
+                            continue
+                        keep = correct.astype(bool) if subset == "correct" else None
+                        for metric in metrics:
+                            x = _metric_arrays(arrays, name, seeds, tap, metric)
+                            est, smp = _estimate([x], _stat(metric), keep, wsum.get(b, m))
+                            loc_rows.append({"model": name, "stage": stage, "tap": tap, "group": group,
+                                             "subset": subset, "bucket": b, "metric": metric, **_interval(est, smp),
+                                             "n": int(m.sum()), "runs": len(seeds)})
+    base = BASELINE if BASELINE in names else None
+    for name in names:
+        if base is None or name == base:
             continue
-        s = e["scale"]
-        c = L.paired_diff_ci(per_model[name]["correct"] * 100, base["correct"] * 100, n=1000, seed=0)
-        out["accuracy"].append({"claim": f"Res2Net s={s} has a higher top-1 than the matched ResNet",
-                                "diff_ci": [_r(c.estimate), _r(c.low), _r(c.high)],
-                                "detail": f"(top-1 difference in points, {name} - {BASELINE})"})
-        for bucket, what in (("small", "concentrates more energy on small objects"),
-                             ("large", "covers more of large objects")):
-            cmp = _comparisons({name: per_model[name], BASELINE: base})[f"{name} - {BASELINE}"]["layer3"][bucket]
-            if "energy" in cmp:
-                d = cmp["energy"]
-                out["localisation"].append({
-                    "claim": f"Res2Net s={s}'s Grad-CAM (layer3 output) {what} than ResNet's",
-                    "diff_ci": [d["diff"], d["low"], d["high"]],
-                    "detail": f"(energy-in-box difference, {bucket} objects, n={d['n']})"})
-    for name, e in results.items():
-        s = e["scale"]
-        if s < 3:
-            continue
-        for stage in ("layer2", "layer3"):
-            taps = e["erf"]["taps"]
-            r0, rl = taps.get(f"{stage}.1.branch0"), taps.get(f"{stage}.1.branch{s - 2}")
-            if r0 is None or rl is None:
+        ca = _metric_arrays(arrays, name, seeds, "", "top1")
+        cb = _metric_arrays(arrays, base, seeds, "", "top1")
+        for b, m in masks.items():
+            est, smp = _estimate([ca, cb], _diff_stat("top1"), None, wcmp.get(b, m))
+            acc_rows.append({"model": name, "bucket": b, "kind": f"top1 difference to {base}",
+                             **_interval(est, smp), "n": int(m.sum()), "runs": len(seeds)})
+        both = (ca * cb).astype(bool)
+        for stage in STAGES:
+            ta, tb = entries[name]["taps"].get(stage, {}).get("output"), entries[base]["taps"].get(stage, {}).get(
+                "output")
+            if ta is None or tb is None:
                 continue
-            d = rl["radius_50_square"] - r0["radius_50_square"]
-            out["erf"].append({
-                "claim": f"{name}: the ERF grows from branch 0 to branch {s - 2} ({stage}.1)",
-                "verdict": L.VERDICTS[0] if d > 0 else L.VERDICTS[1] if d < 0 else L.VERDICTS[2],
-                "detail": f"(50% radius {r0['radius_50_square']} -> {rl['radius_50_square']} px over "
-                          f"{e['erf']['images']} val images; one ERF, no interval)"})
+            for b, m in masks.items():
+                for subset, keep in (("all", None), ("both correct", both)):
+                    for metric in OUTPUT_METRICS:
+                        xa = _metric_arrays(arrays, name, seeds, ta, metric)
+                        xb = _metric_arrays(arrays, base, seeds, tb, metric)
+                        est, smp = _estimate([xa, xb], _diff_stat(metric), keep, wcmp.get(b, m))
+                        c = L.percentile_ci(smp, est, 0.95)
+                        cmp_rows.append({"model": name, "baseline": base, "stage": stage, "subset": subset,
+                                         "bucket": b, "metric": metric, "diff": _r(est), "low": _r(c.low),
+                                         "high": _r(c.high), "n": int(m.sum()), "runs": len(seeds)})
+    return {"models": entries, "baselines": baselines, "localisation": loc_rows, "comparisons": cmp_rows,
+            "accuracy_by_size": acc_rows, "baseline": base}
+
+
+def _erf_study(names: list[str], seeds: list[int], n_inputs: int, size: int) -> tuple[list[dict], list[dict]]:
+    """ERF rows (trained and random-init, every tap of ``_erf_taps``) and the samples the ERF claims need."""
+    rows, claims = [], []
+    weights = _erf_weights(len(seeds), n_inputs, BOOT_COMPARE)
+    outputs: dict[tuple[str, str], tuple[np.ndarray, str, int]] = {}
+    for init in ("trained", "random init"):
+        for name in names:
+            model = create_model(name)
+            taps = _erf_taps(model)
+            maps, centres = _erf_maps(name, seeds, init == "trained", taps, n_inputs, size)
+            samples = {}
+            for t in taps:
+                summary, samples[t] = _erf_summary(maps[t], centres[t], weights)
+                stage = t.split(".")[0]
+                rows.append({"model": name, "weights": init, "tap": t, "stage": stage,
+                             "group": "output" if "branch" not in t else t.rsplit(".", 1)[1],
+                             "branch": int(t.rsplit("branch", 1)[1]) if "branch" in t else None,
+                             **summary, "inputs": n_inputs, "size": size, "runs": len(seeds)})
+            scale = get_spec(name).extra.get("scale", 1)
+            groups = stage_taps(model)
+            if init == "trained" and scale >= 3:
+                b0, bl = groups[VERDICT_LAYER]["branch0"], groups[VERDICT_LAYER][f"branch{scale - 2}"]
+                est = rows_value(rows, name, init, bl) - rows_value(rows, name, init, b0)
+                claims.append({"id": f"erf-branches-{name}", "kind": "branch_erf", "model": name,
+                               "layer": f"{b0} -> {bl}", "estimate": est, "samples": samples[bl] - samples[b0]})
+            for stage in STAGES:
+                if stage in groups:
+                    outputs[(init, name, stage)] = (samples[groups[stage]["output"]],
+                                                    groups[stage]["output"], scale)
+    if BASELINE in names:
+        for name in names:
+            if name == BASELINE:
+                continue
+            a, ta, _ = outputs[("trained", name, VERDICT_LAYER)]
+            b, tb, _ = outputs[("trained", BASELINE, VERDICT_LAYER)]
+            est = rows_value(rows, name, "trained", ta) - rows_value(rows, BASELINE, "trained", tb)
+            claims.append({"id": f"erf-block-{name}", "kind": "block_erf", "model": name, "layer": ta,
+                           "estimate": est, "samples": a - b})
+    return rows, claims
+
+
+def rows_value(rows: list[dict], name: str, init: str, tap: str, key: str = "radius_50") -> float:
+    """The value of ``key`` in the ERF row of (model, weights, tap)."""
+    for r in rows:
+        if r["model"] == name and r["weights"] == init and r["tap"] == tap:
+            return float(r[key])
+    raise KeyError((name, init, tap))
+
+
+def _claims(res: dict, arrays: dict, entries: dict, names: list[str], buckets: np.ndarray, labels: np.ndarray,
+            erf_claims: list[dict]) -> list[dict]:
+    """The Claims page's statements with numbers, intervals and Holm-corrected verdicts (confirmatory family)."""
+    base = res["baseline"]
+    if base is None:
+        return []
+    seeds = [int(s) for s in arrays["seeds"]]
+    w = _Weights(len(seeds), labels, BOOT_COMPARE)
+    masks = {b: (buckets == b) if b != "all" else np.ones(len(buckets), bool) for b in (*L.SIZE_BUCKETS, "all")}
+    pending: list[dict] = []
+    bl = res["baselines"]
+    for name in names:
+        if name == base:
+            continue
+        s = entries[name]["scale"]
+        ca = _metric_arrays(arrays, name, seeds, "", "top1")
+        cb = _metric_arrays(arrays, base, seeds, "", "top1")
+        est, smp = _estimate([ca, cb], _diff_stat("top1"), None, w.get("all", masks["all"]))
+        pending.append({"id": f"top1-{name}", "section": "accuracy", "paper": PAPER["accuracy"], "metric": "top1",
+                        "model": name, "layer": "logits", "subset": "all", "family": "confirmatory",
+                        "estimate": est, "samples": smp, "images": int(len(labels)),
+                        "baseline_note": "", "caveat": f"s={s}; 6-epoch models on 64 px images"})
+        both = (ca * cb).astype(bool)
+        ta, tb = entries[name]["taps"][VERDICT_LAYER]["output"], entries[base]["taps"][VERDICT_LAYER]["output"]
+        for bucket, metrics, key in (("small", ("energy", "pointing"), "small"),
+                                     ("large", ("coverage", "maxboxacc"), "large")):
+            for metric in metrics:
+                for subset, keep in (("all", None), ("both correct", both)):
+                    xa = _metric_arrays(arrays, name, seeds, ta, metric)
+                    xb = _metric_arrays(arrays, base, seeds, tb, metric)
+                    est, smp = _estimate([xa, xb], _diff_stat(metric), keep, w.get(bucket, masks[bucket]))
+                    prior = bl[bucket][f"prior_{metric}"]
+                    uni = bl[bucket]["uniform_energy"] if metric == "energy" else None
+                    note = f"centred Gaussian prior: {prior}" + (f"; uniform map: {uni}" if uni is not None else "")
+                    pending.append({
+                        "id": f"{metric}-{bucket}-{name}" + ("-both-correct" if keep is not None else ""),
+                        "section": "localisation", "paper": PAPER[key], "metric": metric, "model": name,
+                        "layer": f"{VERDICT_LAYER} output ({ta})", "subset": subset,
+                        "family": "confirmatory" if keep is None else "exploratory", "estimate": est,
+                        "samples": smp, "images": int(masks[bucket].sum()), "baseline_note": note,
+                        "caveat": f"{bucket} objects; {VERDICT_LAYER} maps are 4x4 cells at 64 px"})
+    for c in erf_claims:
+        pending.append({"id": c["id"], "section": "erf", "paper": PAPER[c["kind"]], "metric": "erf_radius",
+                        "model": c["model"], "layer": c["layer"], "subset": "noise inputs", "family": "confirmatory",
+                        "estimate": c["estimate"], "samples": c["samples"], "images": 0, "baseline_note": "",
+                        "caveat": "trained weights; ERF of the centre unit, 256 px Gaussian noise"})
+    confirm = [c for c in pending if c["family"] == "confirmatory"]
+    decided = L.holm_verdicts([(c["estimate"], c["samples"], MIN_EFFECT[c["metric"]]) for c in confirm])
+    for c, d in zip(confirm, decided, strict=True):
+        c.update(low=d["low"], high=d["high"], level=d["level"], verdict=d["verdict"])
+    out = []
+    for c in pending:
+        smp = c.pop("samples")
+        raw = L.percentile_ci(smp, c["estimate"], 0.95)
+        if c["family"] == "exploratory":
+            c.update(low=raw.low, high=raw.high, level=0.95, verdict=L.verdict(raw, MIN_EFFECT[c["metric"]]))
+        c["metric"] = f"{c['metric']}: {METRICS[c['metric']]['label']}"
+        c.update(low95=raw.low, high95=raw.high, min_effect=MIN_EFFECT[c["metric"].split(":")[0]],
+                 runs=len(seeds))
+        for k in ("estimate", "low", "high", "low95", "high95"):
+            c[k] = _r(c[k])
+        c["level"] = round(float(c["level"]), 6)
+        out.append(c)
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: write the results JSON (sorted keys, no timestamps)."""
+    """Command line: write the results JSON (sorted keys, no timestamps) and the per-image scores beside it."""
     ap = argparse.ArgumentParser(prog="python -m res2net.evaluate", description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="*", default=None, help="embedded model names (default: all shipped)")
+    ap.add_argument("--seeds", nargs="*", type=int, default=None, help="training runs (default: all shared ones)")
     ap.add_argument("--limit", type=int, default=None, help="evaluate N evenly spaced val images (default: all)")
     ap.add_argument("--data", default=None, help="tiny-imagenet-100 folder (default: $RES2NET_DATA or ../shared/data)")
-    ap.add_argument("--erf-images", type=int, default=ERF_IMAGES)
+    ap.add_argument("--erf-inputs", type=int, default=ERF_INPUTS)
+    ap.add_argument("--erf-size", type=int, default=ERF_SIZE)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", default=str(DEFAULT_OUT))
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    res = run(args.models, args.limit, args.data or default_data_dir(), args.erf_images)
+    res, arrays = run(args.models, args.limit, args.data or default_data_dir(), args.erf_inputs, args.erf_size,
+                      args.seeds)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1, sort_keys=True) + "\n")
+    save_image_scores(image_scores_path(out), arrays)
     for name, r in res["models"].items():
-        print(f"{name}: top1 {r['top1']:.2f} top5 {r['top5']:.2f}")
-    print(f"wrote {out}")
+        t = r["top1"]
+        print(f"{name}: top-1 {t['mean']:.2f} [{t['low']:.2f}, {t['high']:.2f}] over {r['run_count']} runs")
+    for c in res["claims"]:
+        print(f"{c['verdict']:>26}  {c['id']}: {c['estimate']} [{c['low']}, {c['high']}]")
+    print(f"wrote {out} and {image_scores_path(out)}")
     return 0
 
 

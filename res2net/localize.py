@@ -29,7 +29,7 @@ LARGE_FROM = 0.60  # at or above this: "large"; in between: "medium"
 SIZE_BUCKETS = ("small", "medium", "large")
 VERDICTS = ("supported", "contradicted", "no meaningful difference", "inconclusive")
 COVERAGE_THRESHOLD = 0.5  # coverage: share of the box where the map is >= this fraction of its max
-BOXACC_THRESHOLDS = np.round(np.arange(0.02, 1.0, 0.02), 2)  # CAM thresholds of MaxBoxAcc (min-max normalised)
+BOXACC_THRESHOLDS = np.round(np.arange(0.05, 1.0, 0.05), 2)  # CAM thresholds of MaxBoxAcc (min-max normalised)
 BOXACC_IOU = 0.5  # Choe et al.: a box is correct at IoU >= 0.5
 PLATEAU_RTOL = 1e-9  # values within this fraction of the map's range of its max count as the peak
 POINTING_TOLERANCE = 15 / 224  # Zhang et al.'s 15 px at 224 px, as a fraction of the image's longer side
