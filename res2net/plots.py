@@ -230,12 +230,22 @@ def branch_bars(
 
 def grouped_branch_bars(
     per_model: Mapping[str, Mapping[str, Mapping[str, float]]], metric: str, *, title: str | None = None,
+    low: str | None = None, high: str | None = None,
 ) -> go.Figure:
-    """Bars of ``metric`` per branch, one group per branch and one colour per model (a model and its baseline)."""
+    """Bars of ``metric`` per branch, one group per branch and one colour per model (a model and its baseline).
+
+    ``low``/``high`` name the keys of an interval drawn as error bars (e.g. a bootstrap 95% interval).
+    """
     fig = go.Figure()
     for model, stats in per_model.items():
         labels = list(stats)
-        fig.add_trace(go.Bar(x=[str(b) for b in labels], y=[float(stats[b][metric]) for b in labels], name=model,
+        y = np.array([float(stats[b][metric]) for b in labels])
+        err = None
+        if low and high:
+            lo = np.array([float(stats[b][low]) for b in labels])
+            hi = np.array([float(stats[b][high]) for b in labels])
+            err = dict(type="data", symmetric=False, array=hi - y, arrayminus=y - lo, thickness=1.5, width=4)
+        fig.add_trace(go.Bar(x=[str(b) for b in labels], y=y, name=model, error_y=err,
                              marker=dict(color=model_color(model))))
     fig.update_layout(barmode="group", title=dict(text=title or metric), yaxis_title=metric,
                       xaxis_title="branch (code order)", height=340, margin=dict(l=10, r=10, t=40, b=10))
@@ -317,10 +327,12 @@ def localisation_by_size_figure(
     *,
     metric: str = "energy inside the box",
     title: str | None = None,
+    baselines: Mapping[str, Mapping[str, float | None]] | None = None,
 ) -> go.Figure:
-    """Mean and 95% interval per object-size bucket per model, and a dashed chance level (uniform map).
+    """Mean and 95% interval per object-size bucket per model, beside image-blind baselines.
 
-    Each row: ``model``, ``bucket``, ``mean``, ``lo``, ``hi`` and optionally ``chance`` and ``n``. Buckets
+    Each row: ``model``, ``bucket``, ``mean``, ``lo``, ``hi`` and optionally ``chance`` (uniform map) and ``n``.
+    ``baselines``: name -> {bucket: value}, drawn as a tick per bucket (never a line joining buckets). Buckets
     keep their first-seen order.
     """
     if not rows:
@@ -349,10 +361,15 @@ def localisation_by_size_figure(
         vals = [float(r["chance"]) for r in rows if str(r["bucket"]) == b and r.get("chance") is not None]
         if vals:
             chance[b] = float(np.mean(vals))
+    marks = dict(baselines or {})
     if chance:
-        fig.add_trace(go.Scatter(x=list(chance), y=list(chance.values()), mode="lines+markers",
-                                 name="chance (uniform map)", line=dict(color=CHANCE_COLOR, dash="dash"),
-                                 marker=dict(symbol="line-ew", size=14, color=CHANCE_COLOR, line=dict(width=2))))
+        marks = {"chance (uniform map)": chance, **marks}
+    for k, (label, values) in enumerate(marks.items()):
+        xs = [b for b in buckets if values.get(b) is not None]
+        colour = (CHANCE_COLOR, "#B8860B", "#6A3D9A")[k % 3]
+        fig.add_trace(go.Scatter(x=xs, y=[float(values[b]) for b in xs], mode="markers", name=label,
+                                 marker=dict(symbol="line-ew", size=26, color=colour, line=dict(width=3,
+                                                                                               color=colour))))
     fig.update_layout(title=dict(text=title or f"{metric} by object size (mean, 95% CI)"), scattermode="group",
                       xaxis_title="object size (box area / image area)", yaxis_title=metric, height=380,
                       margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25))

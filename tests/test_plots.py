@@ -190,8 +190,11 @@ def test_localisation_by_size_error_bars_and_chance() -> None:
     np.testing.assert_allclose(first.error_y.array, [0.1] * 3)
     np.testing.assert_allclose(first.error_y.arrayminus, [0.05] * 3)
     chance = fig.data[-1]
-    assert chance.line.dash == "dash" and list(chance.y) == [0.05, 0.2, 0.6]
+    assert chance.mode == "markers" and list(chance.y) == [0.05, 0.2, 0.6]  # ticks, no line across buckets
     assert list(fig.layout.xaxis.categoryarray) == ["small", "medium", "large"]
+    fig = P.localisation_by_size_figure(rows, baselines={"centre prior": {"small": 0.3, "large": 0.9}})
+    prior = fig.data[-1]
+    assert prior.name == "centre prior" and list(prior.x) == ["small", "large"] and list(prior.y) == [0.3, 0.9]
     with pytest.raises(KeyError, match="lo"):
         P.localisation_by_size_figure([dict(model="m", bucket="s", mean=1, hi=2)])
 
