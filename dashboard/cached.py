@@ -7,7 +7,6 @@ changes never recompute a CAM, a feature map or an ERF.
 from __future__ import annotations
 
 import io
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +20,9 @@ from res2net import cam, data, erf, features, images, localize, weights
 
 RESULTS_FILE = REPO_ROOT / "assets" / "results" / "tiny_imagenet_100.json"
 # Width (px at 64 px) of the centred Gaussian prior when the train boxes are absent: the value
-# localize.fit_centre_prior_sigma gave on the 50,000 Tiny-ImageNet-100 train boxes (the low end of its grid,
-# because most train boxes contain the image centre).
-CENTRE_PRIOR_SIGMA_FALLBACK = 2.0
+# localize.fit_centre_prior_sigma gives on the 50,000 Tiny-ImageNet-100 train boxes (the objects' spread about
+# the image centre).
+CENTRE_PRIOR_SIGMA_FALLBACK = 16.69
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
@@ -293,7 +292,12 @@ def model_info(name: str) -> dict:
 
 
 def results() -> dict | None:
-    """The evaluation results of the embedded family, or None when the file has not been generated."""
+    """The evaluation results of the embedded family, or None when the file has not been generated.
+
+    A file of another schema version or not a results file raises ``res2net.results.ResultsError``.
+    """
+    from res2net.results import load_results
+
     if not RESULTS_FILE.is_file():
         return None
-    return json.loads(RESULTS_FILE.read_text())
+    return load_results(RESULTS_FILE)

@@ -238,35 +238,6 @@ def test_claims_without_results_says_how_to_make_them(monkeypatch: pytest.Monkey
     assert any("python -m res2net.evaluate" in i.value for i in at.info)
 
 
-def test_claims_plots_localisation_and_computes_verdicts_from_intervals(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    import json
-
-    from dashboard import cached
-
-    rows = [{"model": m, "bucket": b, "mean": 0.5, "lo": 0.4, "hi": 0.6, "chance": 0.3, "n": 40}
-            for m in ("tiny_resnet26", "tiny_res2net26_4s") for b in ("small", "medium", "large")]
-    res = {
-        "models": {"tiny_resnet26": {"top1": 50.1, "top5": 75.0}, "tiny_res2net26_4s": {"top1": 52.3, "top5": 77.0}},
-        "localisation": rows,
-        "verdicts": {"localisation": [
-            {"claim": "small objects: Res2Net more concentrated", "diff_ci": [0.02, 0.08]},
-            {"claim": "large objects: Res2Net covers more", "diff_ci": [-0.03, 0.05]},
-        ]},
-    }
-    path = tmp_path / "tiny_imagenet_100.json"
-    path.write_text(json.dumps(res))
-    monkeypatch.setattr(cached, "RESULTS_FILE", path)
-    monkeypatch.setattr(cached, "REPO_ROOT", tmp_path)
-    at = _app("views/claims.py")
-    _no_exception(at)
-    text = " ".join(m.value for m in at.markdown)
-    assert "**supported** — small objects" in text and "**inconclusive at this sample size** — large" in text
-    assert len(at.get("plotly_chart")) == 1
-    assert list(at.dataframe[0].value["model"]) == ["tiny_resnet26", "tiny_res2net26_4s"]
-
-
 def test_imagenet_model_without_weights_says_why_and_keeps_working() -> None:
     from res2net.weights import weight_status
 

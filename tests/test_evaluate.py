@@ -1,28 +1,32 @@
-"""The evaluate command: tap groups, localisation scores against a hand-written Grad-CAM, and the results file."""
+"""The evaluate command: tap groups, per-image scores against a hand-written registered Grad-CAM, and the results
+files: recomputed from the per-image scores, verdicts equal to the rule on their own intervals, byte-identical
+reruns, and the shipped file consistent with the model cards."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 import res2net
 from res2net import evaluate as ev
+from res2net import localize as L
 from res2net.data import Split, default_data_dir, load_split
+from res2net.results import image_scores_path, load_image_scores, load_results
 
-torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "assets" / "results" / "tiny_imagenet_100.json"
 WEIGHTS = ROOT / "assets" / "weights"
+needs_data = pytest.mark.skipif(not (default_data_dir() / "val.tar.gz").is_file(),
+                                reason="Tiny-ImageNet-100 val split absent")
 
 
-def _hand_gradcam_energy(model: torch.nn.Module, block: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
-                         boxes: np.ndarray) -> np.ndarray:
-    """Grad-CAM of class y at a block's output, written out with a forward hook and autograd, energy in box."""
+def _hand_registered_gradcam(model: torch.nn.Module, block: torch.nn.Module, stride: int, x: torch.Tensor,
+                             y: torch.Tensor) -> np.ndarray:
+    """Grad-CAM of class y at a block's output (forward hook + autograd), each cell placed at input pixel
+    stride * i (its receptive-field centre), linear in between and the edge value beyond (np.interp)."""
     store = {}
     h = block.register_forward_hook(lambda m, i, o: store.__setitem__("a", o))
     try:
@@ -31,13 +35,14 @@ def _hand_gradcam_energy(model: torch.nn.Module, block: torch.nn.Module, x: torc
         h.remove()
     a = store["a"]
     (g,) = torch.autograd.grad(logits.gather(1, y[:, None]).sum(), a)
-    cam = torch.relu((g.mean((2, 3), keepdim=True) * a).sum(1, keepdim=True))
-    cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0].detach().numpy()
-    out = []
-    for m, (x0, y0, x1, y1) in zip(cam, boxes, strict=True):
-        total = m.sum()
-        out.append(m[y0:y1 + 1, x0:x1 + 1].sum() / total if total > 0 else np.nan)  # inclusive box ends
-    return np.array(out)
+    cam = torch.relu((g.mean((2, 3), keepdim=True) * a).sum(1)).detach().double().numpy()
+    size = x.shape[-1]
+    centres = stride * np.arange(cam.shape[-1])
+    out = np.empty((cam.shape[0], size, size))
+    for n, m in enumerate(cam):
+        rows = np.stack([np.interp(np.arange(size), centres, m[:, j]) for j in range(m.shape[1])], 1)
+        out[n] = np.stack([np.interp(np.arange(size), centres, r) for r in rows])
+    return out
 
 
 def _toy_split(n: int = 6) -> Split:
@@ -55,7 +60,7 @@ def test_stage_taps_are_the_last_block_of_each_stage_with_its_branches() -> None
     assert ev.stage_taps(res2net.create_model("tiny_resnet26"))["layer2"]["output"] == "layer2.1"
 
 
-def test_energy_scores_match_a_hand_written_gradcam() -> None:
+def test_scores_match_a_hand_written_registered_gradcam(one_thread) -> None:
     torch.manual_seed(0)
     model = res2net.create_model("tiny_res2net26_4s").eval()
     for m in model.modules():  # non-trivial BN statistics, so random init is not a degenerate case
@@ -63,15 +68,19 @@ def test_energy_scores_match_a_hand_written_gradcam() -> None:
             m.running_mean.uniform_(-0.2, 0.2)
             m.running_var.uniform_(0.5, 2.0)
     split = _toy_split()
-    idx = torch.arange(len(split))
-    scores = ev.localisation_scores(model, "tiny_res2net26_4s", split, idx, ["layer2.1", "layer3.1"], {"layer3.1"})
+    scores = ev.score_run(model, "tiny_res2net26_4s", split, torch.arange(len(split)))
     mean, std = ev.normalizer("tiny_res2net26_4s", torch.device("cpu"))
     x = (split.images.float() / 255.0 - mean) / std
-    for tap, block in (("layer2.1", model.layer2[1]), ("layer3.1", model.layer3[1])):
-        ref = _hand_gradcam_energy(model, block, x, split.labels, split.boxes.numpy().astype(int))
-        np.testing.assert_allclose(scores[tap]["energy"], ref, rtol=1e-4, atol=1e-5)
-    assert "iou" in scores["layer3.1"] and "iou" not in scores["layer2.1"]
-    assert ((scores["layer3.1"]["iou"] >= 0) & (scores["layer3.1"]["iou"] <= 1)).all()
+    boxes = split.boxes.numpy().astype(int)
+    for tap, block, stride in (("layer2.1", model.layer2[1], 8), ("layer3.1", model.layer3[1], 16)):
+        ref = _hand_registered_gradcam(model, block, stride, x, split.labels)
+        energy = [m[y0:y1, x0:x1].sum() / m.sum() for m, (x0, y0, x1, y1) in zip(ref, boxes, strict=True)]
+        np.testing.assert_allclose(scores[f"{tap}/energy"], energy, rtol=1e-4, atol=1e-5)
+        cover = [(m[y0:y1, x0:x1] >= 0.5 * m.max()).mean() if m.max() > 0 else 0.0  # an all-zero map covers nothing
+                 for m, (x0, y0, x1, y1) in zip(ref, boxes, strict=True)]
+        np.testing.assert_allclose(scores[f"{tap}/coverage"], cover, atol=1e-9)
+        assert scores[f"{tap}/maxboxacc"].shape == (len(split), len(L.BOXACC_THRESHOLDS))
+    assert "layer3.1.branch2/energy" in scores and "layer3.1.branch2/coverage" not in scores
 
 
 def test_subset_indices_are_even_and_cover_the_range() -> None:
@@ -79,36 +88,129 @@ def test_subset_indices_are_even_and_cover_the_range() -> None:
     assert ev.subset_indices(10, None).tolist() == list(range(10))
 
 
-@pytest.mark.skipif(not (default_data_dir() / "val.tar.gz").is_file(), reason="Tiny-ImageNet-100 val split absent")
-@pytest.mark.skipif(not (WEIGHTS / "tiny_resnet26.pth").is_file(), reason="tiny_resnet26 weights not shipped yet")
-def test_evaluate_on_a_subset_reproduces_independent_numbers(tmp_path: Path) -> None:
-    out = tmp_path / "r.json"
-    assert ev.main(["--models", "tiny_resnet26", "--limit", "40", "--erf-images", "4", "--out", str(out)]) == 0
-    res = json.loads(out.read_text())
-    entry = res["models"]["tiny_resnet26"]
+@pytest.fixture(scope="module")
+def subset_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not (default_data_dir() / "val.tar.gz").is_file():
+        pytest.skip("Tiny-ImageNet-100 val split absent")
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("eval") / "r.json"
+    argv = ["--models", "tiny_resnet26", "tiny_res2net26_4s", "--seeds", "0", "1", "--limit", "120",
+            "--erf-inputs", "3", "--erf-size", "96", "--out", str(out)]
+    assert ev.main(argv) == 0
+    return out
+
+
+def test_subset_run_reruns_byte_identically(subset_run: Path, tmp_path: Path) -> None:
+    again = tmp_path / "again.json"
+    argv = ["--models", "tiny_resnet26", "tiny_res2net26_4s", "--seeds", "0", "1", "--limit", "120",
+            "--erf-inputs", "3", "--erf-size", "96", "--out", str(again)]
+    assert ev.main(argv) == 0
+    assert again.read_bytes() == subset_run.read_bytes()
+    assert image_scores_path(again).read_bytes() == image_scores_path(subset_run).read_bytes()
+
+
+def test_subset_run_top1_and_buckets_recomputed_from_per_image_scores(subset_run: Path) -> None:
+    res = load_results(subset_run)
+    scores = load_image_scores(image_scores_path(subset_run))
     val = load_split("val")
-    idx = ev.subset_indices(len(val), 40)
-    model = res2net.create_model("tiny_resnet26", pretrained=True)
-    mean, std = ev.normalizer("tiny_resnet26", torch.device("cpu"))
-    x = (val.images[idx].float() / 255.0 - mean) / std
+    idx = ev.subset_indices(len(val), 120)
+    assert scores["image_index"].tolist() == idx.tolist()
+    # top-1 of seed 1, independently
+    model = res2net.create_model("tiny_res2net26_4s", pretrained=True, seed=1)
+    mean, std = ev.normalizer("tiny_res2net26_4s", torch.device("cpu"))
     with torch.no_grad():
-        top1 = 100.0 * float((model(x).argmax(1) == val.labels[idx]).float().mean())
-    assert entry["top1"] == pytest.approx(top1, abs=1e-6)
-    ref = _hand_gradcam_energy(model, model.layer3[1], x, val.labels[idx], val.boxes[idx].numpy().astype(int))
-    got = entry["localisation"]["layer3"]["output"]["all"]["energy"]
-    assert got["mean"] == pytest.approx(float(np.nanmean(ref)), abs=1e-3)
-    assert got["low"] <= got["mean"] <= got["high"]
-    assert set(entry["erf"]["taps"]) == {f"layer{i}.1.branch0" for i in range(1, 5)}
+        pred = model((val.images[idx].float() / 255.0 - mean) / std).argmax(1)
+    correct = (pred == val.labels[idx]).numpy()
+    assert scores["tiny_res2net26_4s/seed1/correct"].tolist() == correct.tolist()
+    run1 = [r for r in res["models"]["tiny_res2net26_4s"]["runs"] if r["seed"] == 1][0]
+    assert run1["top1"] == round(100 * correct.mean(), 2)
+    # size buckets from the boxes, by hand: area fraction < 0.25 small, >= 0.6 large
+    b = val.boxes[idx].numpy().astype(float)
+    frac = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) / 64**2
+    small, large = frac < 0.25, frac >= 0.6
+    for bucket, mask in (("small", small), ("large", large)):
+        for metric in ("energy", "coverage"):
+            row = [r for r in res["localisation"] if (r["model"], r["stage"], r["group"], r["subset"], r["bucket"],
+                                                      r["metric"]) == ("tiny_res2net26_4s", "layer3", "output",
+                                                                       "all", bucket, metric)][0]
+            vals = np.stack([scores[f"tiny_res2net26_4s/seed{s}/layer3.1/{metric}"] for s in (0, 1)]).astype(float)
+            v = vals[:, mask]
+            assert row["n"] == int(mask.sum())
+            assert row["mean"] == pytest.approx(np.nanmean(v), abs=1e-4)
+            assert row["low"] < row["mean"] < row["high"]
+            est, samples = L.hierarchical_bootstrap([v], val.labels[idx].numpy()[mask], n=ev.BOOT_SUMMARY, seed=0)
+            lo, hi = np.quantile(samples[np.isfinite(samples)], [0.025, 0.975])
+            assert (row["low"], row["high"]) == (pytest.approx(lo, abs=1e-4), pytest.approx(hi, abs=1e-4))
+    # the uniform baseline is the box fraction; MaxBoxAcc rows are a best-threshold share
+    assert res["baselines"]["small"]["uniform_energy"] == pytest.approx(frac[small].mean(), abs=1e-4)
+    acc = [r for r in res["localisation"] if r["metric"] == "maxboxacc" and r["bucket"] == "all"
+           and r["subset"] == "all" and r["model"] == "tiny_resnet26" and r["stage"] == "layer3"][0]
+    hits = np.stack([scores[f"tiny_resnet26/seed{s}/layer3.1/maxboxacc"] for s in (0, 1)]).astype(float)
+    assert acc["mean"] == pytest.approx(hits.mean((0, 1)).max(), abs=1e-4)
+
+
+def _check_verdicts(res: dict) -> None:
+    """Each verdict is the rule applied to its own interval; confirmatory levels follow Holm's step-down."""
+    confirm = [c for c in res["claims"] if c["family"] == "confirmatory"]
+    m = len(confirm)
+    levels = sorted(c["level"] for c in confirm)
+    assert levels == pytest.approx(sorted(1 - 0.05 / (m - k) for k in range(m)), abs=1e-6)
+    decided_before_stop = True
+    for c in sorted(confirm, key=lambda c: -c["level"]):  # Holm tests the strictest level first
+        rule = L.verdict((c["low"], c["high"]), c["min_effect"])
+        if decided_before_stop:
+            assert c["verdict"] == rule, c["id"]
+            decided_before_stop = rule != "inconclusive"
+        else:
+            assert c["verdict"] == "inconclusive", c["id"]
+    for c in res["claims"]:
+        assert c["low"] <= c["estimate"] <= c["high"] or c["low"] is None, c["id"]
+        assert c["low95"] <= c["estimate"] <= c["high95"], c["id"]
+        if c["family"] == "exploratory":
+            assert c["verdict"] == L.verdict((c["low"], c["high"]), c["min_effect"])
+
+
+def test_subset_run_claims_follow_their_intervals(subset_run: Path) -> None:
+    res = load_results(subset_run)
+    _check_verdicts(res)
+    ids = {c["id"] for c in res["claims"]}
+    assert {"top1-tiny_res2net26_4s", "energy-small-tiny_res2net26_4s", "pointing-small-tiny_res2net26_4s",
+            "coverage-large-tiny_res2net26_4s", "maxboxacc-large-tiny_res2net26_4s",
+            "erf-branches-tiny_res2net26_4s", "erf-block-tiny_res2net26_4s"} <= ids
+    erf = {(r["model"], r["weights"], r["tap"]): r for r in res["erf"]}
+    growth = [c for c in res["claims"] if c["id"] == "erf-branches-tiny_res2net26_4s"][0]
+    want = (erf[("tiny_res2net26_4s", "trained", "layer3.1.branch2")]["radius_50"]
+            - erf[("tiny_res2net26_4s", "trained", "layer3.1.branch0")]["radius_50"])
+    assert growth["estimate"] == pytest.approx(want)  # larger branch minus smaller, not the reverse
+    assert all(c["layer"].startswith(res["verdict_layer"]) for c in res["claims"] if c["section"] != "accuracy")
+    stages = {r["stage"] for r in res["localisation"]}
+    assert stages == {"layer1", "layer2", "layer3", "layer4"}  # every stage in the tables
+
+
+def test_subset_results_render_on_the_claims_page(subset_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard import cached
+
+    monkeypatch.setattr(cached, "RESULTS_FILE", subset_run)
+    at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=120)
+    at.session_state["device"] = "cpu"
+    at.run()
+    at.switch_page("views/claims.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.header) == 3 and len(at.get("plotly_chart")) >= 2
 
 
 @pytest.mark.skipif(not RESULTS.is_file(), reason="assets/results/tiny_imagenet_100.json not generated yet")
-def test_results_file_agrees_with_the_model_cards() -> None:
-    res = json.loads(RESULTS.read_text())
+def test_shipped_results_agree_with_the_model_cards_and_the_rule() -> None:
+    res = load_results(RESULTS)
+    assert res["limit"] is None and res["images"] == 5000
     for name, entry in res["models"].items():
-        card = json.loads((WEIGHTS / f"{name}.json").read_text())
-        assert entry["weights_sha256"] == card["sha256"], f"{name}: results made with other weights; rerun evaluate"
-        if res["limit"] is None:
-            assert entry["top1"] == pytest.approx(card["top1"], abs=0.5)
-            for stage in entry["localisation"].values():
-                chance = stage["output"]["all"]["chance_energy"]
-                assert 0 < chance < 1
+        assert entry["run_count"] >= 3, name
+        for r in entry["runs"]:
+            card = res2net.weights.read_model_card(name, r["seed"])
+            assert r["weights_sha256"] == card["sha256"], f"{name} seed {r['seed']}: other weights; rerun evaluate"
+            assert r["top1"] == pytest.approx(card["top1"], abs=0.1)
+    _check_verdicts(res)
+    scores = load_image_scores(image_scores_path(RESULTS))
+    assert scores["image_index"].shape == (5000,)

@@ -1,82 +1,156 @@
-"""Claims: the paper's statements, each next to this project's measurement on the embedded family, with a verdict."""
+"""Claims: the paper's statements, each beside this project's measurement on the embedded family, with a verdict.
+
+Per claim: the statement and where the paper makes it, the metric and why it fits, the number with its interval
+beside the image-blind baselines, the verdict (from where the interval lies against the metric's minimum effect,
+Holm-corrected over the page), and the caveats. Every number is read from the results file of
+``python -m res2net.evaluate``; nothing is computed here except the presentation.
+"""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from dashboard import cached
+from dashboard.claims_text import (
+    VERDICT_ICONS,
+    claim_rows,
+    fmt_interval,
+    localisation_rows,
+    metric_label,
+    verdict_counts,
+)
 from dashboard.state import branch_note
-from res2net import localize, plots
+from res2net import plots
+from res2net.results import ResultsError
 
 st.title("Claims")
-st.caption("Each statement of the Res2Net paper beside our measurement on the matched embedded family "
-           "(Tiny-ImageNet-100, one training recipe for every model). Verdicts come from 95% bootstrap intervals "
-           f"of the difference to the baseline: {', '.join(repr(v) for v in localize.VERDICTS)}.")
 
-res = cached.results()
+try:
+    res = cached.results()
+except ResultsError as exc:
+    st.error(f"The results file cannot be used: {exc}")
+    st.stop()
 if res is None:
     st.info("No evaluation results yet. Generate them with `python -m res2net.evaluate` (it needs the "
             "Tiny-ImageNet-100 data folder); it writes "
             f"`{cached.RESULTS_FILE.relative_to(cached.REPO_ROOT)}`, which this page reads.")
     st.stop()
 
+models = res["models"]
+runs = sorted({r["run_count"] for r in models.values()})
+rule = res["verdict_rule"]
+st.caption(
+    f"Dataset: {res['dataset']}, {res['images']} images. Models: {', '.join(f'`{m}`' for m in models)} "
+    f"(one training recipe), {', '.join(map(str, runs))} training runs each (seeds "
+    f"{', '.join(str(r['seed']) for r in next(iter(models.values()))['runs'])}). Baseline: `{res['baseline']}`. "
+    f"Intervals: {res['intervals']}.")
 
-def as_rows(block: object, key: str = "model") -> list[dict]:
-    """A results section as table rows, whether stored as a list of rows or as a dict keyed by model."""
-    if isinstance(block, list):
-        return [r for r in block if isinstance(r, dict)]
-    if isinstance(block, dict):
-        return [{key: k, **v} if isinstance(v, dict) else {key: k, "value": v} for k, v in block.items()]
-    return []
+counts = verdict_counts(res["claims"])
+cols = st.columns(len(counts))
+for col, (verdict, n) in zip(cols, counts.items(), strict=True):
+    col.metric(f"{VERDICT_ICONS[verdict]} {verdict}", n)
+with st.expander("How a verdict is reached", expanded=False):
+    st.markdown(
+        f"- **Rule.** {rule['rule']}. The minimum meaningful effect *d* of each metric was fixed in code before any "
+        "result: " + ", ".join(f"{metric_label(res, k)} **{v:g}**" for k, v in rule["min_effect"].items()) + ".\n"
+        f"- **Many claims.** {rule['correction']}. The interval shown with each verdict is the one it was judged on "
+        "(its level is given); the unadjusted 95% interval is beside it.\n"
+        f"- **Layer.** Localisation and ERF verdicts use the **{res['verdict_layer']}** output, fixed before looking; "
+        "every stage is in the tables below, favourable or not.\n"
+        "- **Baselines.** A uniform map's energy in the box is the box's area fraction; the centred Gaussian prior "
+        f"(σ = {res['prior']['sigma_px']:.1f} px, {res['prior']['fitted_on']}) ignores the image: its peak is "
+        "'always the centre'. A model that does not beat the prior localises nothing the framing does not give away.")
+    st.markdown("**Caveats.** " + " · ".join(res["caveats"]))
 
 
-def verdict_lines(section: str) -> None:
-    """Verdicts stored with the results, recomputed from their intervals where the interval is given."""
-    for v in as_rows((res.get("verdicts") or {}).get(section) if isinstance(res.get("verdicts"), dict) else None):
-        ci = v.get("diff_ci") or v.get("ci")
-        text = localize.verdict(ci) if ci else v.get("verdict", "")
-        st.markdown(f"- **{text}** — {v.get('claim') or v.get('text') or ''} {v.get('detail', '')}")
+def claims_section(section: str) -> None:
+    """The section's claims as a table: statement, metric, estimate, interval used, verdict, caveat."""
+    rows = claim_rows(res, section)
+    if not rows:
+        st.info("No claims of this kind in the results file.")
+        return
+    st.dataframe(rows, hide_index=True, width="stretch",
+                 column_config={"verdict": st.column_config.TextColumn(width="medium"),
+                                "claim": st.column_config.TextColumn(width="large")})
+    for c in [c for c in res["claims"] if c["section"] == section][:1]:
+        st.caption(f"Paper: *{c['paper']}*")
 
 
-st.header("1 · Accuracy of the matched family")
-st.markdown("> *Res2Net improves accuracy over ResNet at similar parameters and FLOPs* (paper, Tables 1-3).")
-models = as_rows(res.get("models") or res.get("accuracy"))
-if models:
-    keep = ("model", "top1", "top5", "top1_ci", "params", "params_m", "gmacs", "scale", "seed")
-    st.dataframe([{k: r[k] for k in keep if k in r} for r in models], hide_index=True, width="stretch")
-verdict_lines("accuracy")
+st.header("1 · Accuracy")
+st.markdown("> *Res2Net improves top-1 over ResNet at similar parameters and FLOPs* (paper, Table 1; scale "
+            "ablation, Table 3).")
+st.dataframe([{"model": m, "scale s": e["scale"], "runs": e["run_count"],
+               "top-1 (95% interval)": fmt_interval(e["top1"]["mean"], e["top1"]["low"], e["top1"]["high"], 2),
+               "top-1 per run": ", ".join(f"{r['top1']:.2f}" for r in e["runs"]),
+               "params": e.get("params"), "GMACs": e.get("gmacs")} for m, e in models.items()],
+             hide_index=True, width="stretch")
+claims_section("accuracy")
+with st.expander("Accuracy by object size"):
+    st.dataframe([{"model": r["model"], "what": r["kind"], "bucket": r["bucket"],
+                   "value (95% interval)": fmt_interval(r["mean"], r["low"], r["high"], 2), "images": r["n"],
+                   "runs": r["runs"]} for r in res["accuracy_by_size"]], hide_index=True, width="stretch")
 
 st.header("2 · Localisation by object size")
-st.markdown("> *Res2Net's Grad-CAM maps concentrate on small objects and cover more of large objects* "
-            "(paper §4.5, Fig. 4). Every number stands beside its chance level: a uniform map's energy in the box "
-            "is the box's share of the image.")
-loc = as_rows(res.get("localisation") or res.get("localization"))
-metrics = sorted({r.get("metric", "energy inside the box") for r in loc})
-for metric in metrics:
-    rows = [r for r in loc if r.get("metric", "energy inside the box") == metric and {"bucket", "mean"} <= set(r)]
-    if rows:
-        st.plotly_chart(plots.localisation_by_size_figure(rows, metric=metric), key=f"claims_loc_{metric}",
-                        width="stretch")
-verdict_lines("localisation")
+st.markdown("> *Res2Net's Grad-CAM maps are more concentrated on small objects and cover the whole of large "
+            "objects* (paper §4.5, Fig. 4).")
+st.markdown("Concentration (**energy in box**, **pointing game**) tests *concentrated on small objects*; coverage "
+            "(**coverage of the box**, **MaxBoxAcc**) tests *covers the whole large object*. Maps are the true "
+            "class's Grad-CAM, placed on the image by each cell's receptive-field centre.")
+stages = sorted({r["stage"] for r in res["localisation"]})
+c1, c2, c3 = st.columns(3)
+stage = c1.selectbox("Stage output", stages, index=stages.index(res["verdict_layer"]), key="claims_stage",
+                     help="The verdicts use the stage fixed in code; the others are shown for completeness.")
+subset = c2.radio("Images", ["all", "correct"], horizontal=True, key="claims_subset",
+                  format_func=lambda s: "all" if s == "all" else "classified correctly (per model and run)")
+metric_keys = ["energy", "pointing", "coverage", "maxboxacc"]
+metric = c3.selectbox("Metric", metric_keys, format_func=lambda k: metric_label(res, k), key="claims_metric")
+rows = localisation_rows(res, stage, subset, metric)
+baselines = {"centre prior (ignores the image)": {b: v.get(f"prior_{metric}") for b, v in res["baselines"].items()}}
+st.plotly_chart(plots.localisation_by_size_figure(
+    rows, metric=metric_label(res, metric), baselines=baselines,
+    title=f"{metric_label(res, metric)} · {stage} output · {subset} images"), key="claims_loc", width="stretch")
+st.caption(res["metrics"][metric]["why"] + f". Map resolution at {stage}: see the caveats "
+           f"(e.g. layer3 is 4x4 cells, layer4 2x2 at 64 px).")
+claims_section("localisation")
+with st.expander("Every stage, bucket and metric: Res2Net minus ResNet (paired by seed and image)"):
+    st.dataframe([{"model": r["model"], "stage": r["stage"], "images": r["subset"], "bucket": r["bucket"],
+                   "metric": metric_label(res, r["metric"]),
+                   "difference (95% interval)": fmt_interval(r["diff"], r["low"], r["high"], 3),
+                   "n": r["n"], "runs": r["runs"]} for r in res["comparisons"]], hide_index=True, width="stretch")
 
-st.header("3 · Receptive field growth across branches")
+st.header("3 · Receptive fields")
 branch_note()
-st.markdown("> *Each later branch of a normal block sees a larger receptive field*: the effective receptive field "
-            "should grow from branch 0 to branch s-2.")
-erf_rows = as_rows(res.get("erf"))
+st.markdown("> *Later branches of a block see larger receptive fields, so one block covers a range of scales* "
+            "(paper §3.1, Fig. 2). Effective receptive fields (Luo et al. 2016) of the centre unit, from Gaussian "
+            "noise large enough that the mass fits; maps whose 99% mass reaches the border are flagged.")
+erf_rows = res["erf"]
+init = st.radio("Weights", ["trained", "random init"], horizontal=True, key="claims_erf_init")
 blocks: dict[str, dict[str, dict]] = {}
 for r in erf_rows:
-    if {"tap", "model", "branch", "radius_50"} <= set(r):
-        block = r["tap"].rsplit(".branch", 1)[0]
-        blocks.setdefault(block, {}).setdefault(r["model"], {})[f"branch {r['branch']}"] = r
-for col, (block, per_model) in zip(st.columns(max(1, len(blocks))), blocks.items(), strict=False):
-    col.plotly_chart(plots.grouped_branch_bars(per_model, "radius_50", title=f"50% ERF radius (px), {block}"),
-                     key=f"claims_erf_{block}", width="stretch")
-if erf_rows:
-    st.dataframe(erf_rows, hide_index=True, width="stretch")
-verdict_lines("erf")
+    if r["weights"] == init and r["branch"] is not None:
+        blocks.setdefault(r["tap"].rsplit(".branch", 1)[0], {}).setdefault(r["model"], {})[f"b{r['branch']}"] = r
+for block, per_model in blocks.items():
+    st.plotly_chart(plots.grouped_branch_bars(per_model, "radius_50", low="radius_50_low", high="radius_50_high",
+                                              title=f"50% ERF radius (px) per branch · {block} · {init}"),
+                    key=f"claims_erf_{block}", width="stretch")
+claims_section("erf")
+with st.expander("All ERF numbers (radii with 95% intervals, area ratios, border flags)"):
+    st.dataframe([{"model": r["model"], "weights": r["weights"], "tap": r["tap"],
+                   "r50 px": fmt_interval(r["radius_50"], r["radius_50_low"], r["radius_50_high"], 0),
+                   "r90 px": fmt_interval(r["radius_90"], r["radius_90_low"], r["radius_90_high"], 0),
+                   "r99 px": r["radius_99"], "99% mass reaches the border": "yes" if r["touches_border"] else "no",
+                   "area ratio 20% (RepLKNet, raw scale)": r["area_ratio_20_published"],
+                   "area ratio 20% (scale-free)": r["area_ratio_20_scale_free"],
+                   "inputs": f"{r['inputs']} × {r['size']} px noise", "runs": r["runs"]} for r in erf_rows],
+                 hide_index=True, width="stretch")
+    st.caption("RepLKNet's published area ratio takes log10(x + 1) of the raw gradients, so it also moves with their "
+               "scale; the scale-free variant divides by the maximum first and compares shapes across models.")
 
 with st.expander("All numbers (JSON)"):
     st.json(res, expanded=False)
-st.download_button("Results (JSON)", cached.RESULTS_FILE.read_bytes(), cached.RESULTS_FILE.name, "application/json")
-st.caption("Regenerate with `python -m res2net.evaluate`; the command reproduces this file exactly.")
+d1, d2 = st.columns(2)
+d1.download_button("Results (JSON)", cached.RESULTS_FILE.read_bytes(), cached.RESULTS_FILE.name, "application/json")
+scores = cached.RESULTS_FILE.with_suffix(".npz")
+if scores.is_file():
+    d2.download_button("Per-image scores (.npz)", scores.read_bytes(), scores.name, "application/octet-stream")
+st.caption("Regenerate with `python -m res2net.evaluate`; the command reproduces both files exactly.")

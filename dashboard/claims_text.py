@@ -1,0 +1,72 @@
+"""Text and table rows of the Claims page from a results dict (no Streamlit, so the wording is testable)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from res2net.localize import VERDICTS
+
+VERDICT_ICONS = {"supported": "✅", "contradicted": "❌", "no meaningful difference": "🟰", "inconclusive": "❔"}
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    """A number for a table, or an en dash when it is missing."""
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def fmt_interval(mean: float | None, low: float | None, high: float | None, digits: int = 3) -> str:
+    """'mean [low, high]'."""
+    return f"{fmt(mean, digits)} [{fmt(low, digits)}, {fmt(high, digits)}]"
+
+
+def metric_label(res: Mapping, key: str) -> str:
+    """The metric's readable name from the results file (the key itself when unknown)."""
+    return res.get("metrics", {}).get(key, {}).get("label", key)
+
+
+def verdict_counts(claims: list[Mapping]) -> dict[str, int]:
+    """How many confirmatory claims got each verdict, in the fixed verdict order."""
+    out = dict.fromkeys(VERDICTS, 0)
+    for c in claims:
+        if c["family"] == "confirmatory":
+            out[c["verdict"]] += 1
+    return out
+
+
+def claim_rows(res: Mapping, section: str) -> list[dict]:
+    """One table row per claim of ``section``: what is claimed, the metric, the numbers, the verdict and caveats."""
+    rows = []
+    for c in res["claims"]:
+        if c["section"] != section:
+            continue
+        digits = 2 if section == "accuracy" else 1 if section == "erf" else 3
+        rows.append({
+            "verdict": f"{VERDICT_ICONS[c['verdict']]} {c['verdict']}",
+            "claim": f"{c['model']} vs {res['baseline']}: {c['paper'].split(' (')[0]}",
+            "metric": c["metric"],
+            "at": c["layer"],
+            "images": c["subset"],
+            "difference": fmt(c["estimate"], digits),
+            "interval judged": f"[{fmt(c['low'], digits)}, {fmt(c['high'], digits)}] at {100 * c['level']:.1f}%",
+            "95% interval": f"[{fmt(c['low95'], digits)}, {fmt(c['high95'], digits)}]",
+            "min. effect d": c["min_effect"],
+            "family": c["family"],
+            "baselines": c["baseline_note"],
+            "rests on": f"{c['runs']} runs" + (f", {c['images']} images" if c["images"] else ""),
+            "caveat": c["caveat"],
+        })
+    return rows
+
+
+def localisation_rows(res: Mapping, stage: str, subset: str, metric: str) -> list[dict]:
+    """Rows for the by-size figure: each model's stage-output value per bucket, with the uniform map's share."""
+    out = []
+    for r in res["localisation"]:
+        if (r["stage"], r["subset"], r["metric"], r["group"]) != (stage, subset, metric, "output"):
+            continue
+        if r["bucket"] == "all" or r["mean"] is None:
+            continue
+        chance = res["baselines"][r["bucket"]]["uniform_energy"] if metric == "energy" else None
+        out.append({"model": r["model"], "bucket": r["bucket"], "mean": r["mean"], "lo": r["low"], "hi": r["high"],
+                    "chance": chance, "n": r["n"]})
+    return out
