@@ -138,3 +138,21 @@ def test_registration_res2net50d_main_path(one_thread):
         if not t.startswith("layer1"):
             bound = _half_cell_bound(model, t)
             assert -bound - 0.5 <= dy <= 0.5 and -bound - 0.5 <= dx <= 0.5, (t, dy, dx, bound)
+
+
+def test_registration_dla60_res2net_main_path(one_thread):
+    """DLA's trees shorten their shortcut with a 2x2 pool, half a cell off the main path, like res2net50d: exact
+    before the first such pool (the branches of level2's first block), and from there a drift toward +y, +x within
+    the pools' accumulated half-cells (level2: 1 px, level3: +2, level4: +4, level5: +8). Its 2x2 pools need sizes
+    divisible by 32, so the input is 224 x 256 and the middle units are not the image centre: the border cuts
+    deep taps' gradients unevenly, which adds to the drift but stays inside the bound."""
+    model = res2net.create_model("dla60_res2net")
+    taps = [t for t in res2net.tap_names(model) if t.endswith(("branch0", "branch3")) or "branch" not in t]
+    offsets = _offsets("dla60_res2net", (224, 256), taps)
+    exact = {t: o for t, o in offsets.items() if t.startswith("level2.tree1.branch")}
+    assert exact
+    _assert_within(exact, 0.5, "dla60_res2net before any 2x2 pool")
+    for t, (dy, dx) in offsets.items():
+        level = int(t.split(".")[0].removeprefix("level"))
+        bound = sum(2.0 ** (k - 2) for k in range(2, level + 1))
+        assert -bound - 0.5 <= dy <= 0.5 and -bound - 0.5 <= dx <= 0.5, (t, dy, dx, bound)
