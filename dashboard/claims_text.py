@@ -6,7 +6,9 @@ from collections.abc import Mapping
 
 from res2net.localize import VERDICTS
 
-VERDICT_ICONS = {"supported": "✅", "contradicted": "❌", "no meaningful difference": "🟰", "inconclusive": "❔"}
+# Material icons render in Streamlit labels and markdown without an emoji font
+VERDICT_ICONS = {"supported": ":material/check_circle:", "contradicted": ":material/cancel:",
+                 "no meaningful difference": ":material/drag_handle:", "inconclusive": ":material/help:"}
 
 
 def fmt(value: float | None, digits: int = 3) -> str:
@@ -41,19 +43,16 @@ def claim_rows(res: Mapping, section: str) -> list[dict]:
             continue
         digits = 2 if section == "accuracy" else 1 if section == "erf" else 3
         rows.append({
-            "verdict": f"{VERDICT_ICONS[c['verdict']]} {c['verdict']}",
-            "claim": f"{c['model']} vs {res['baseline']}: {c['paper'].split(' (')[0]}",
-            "metric": c["metric"],
-            "at": c["layer"],
+            "verdict": c["verdict"] + ("" if c["family"] == "confirmatory" else " (exploratory)"),
+            "model": c["model"],
+            "metric": c["metric"].split(": ", 1)[-1],
             "images": c["subset"],
             "difference": fmt(c["estimate"], digits),
             "interval judged": f"[{fmt(c['low'], digits)}, {fmt(c['high'], digits)}] at {100 * c['level']:.1f}%",
             "95% interval": f"[{fmt(c['low95'], digits)}, {fmt(c['high95'], digits)}]",
-            "min. effect d": c["min_effect"],
-            "family": c["family"],
-            "baselines": c["baseline_note"],
+            "d": c["min_effect"],
+            "baselines": c["baseline_note"] or "–",
             "rests on": f"{c['runs']} runs" + (f", {c['images']} images" if c["images"] else ""),
-            "caveat": c["caveat"],
         })
     return rows
 
@@ -70,3 +69,10 @@ def localisation_rows(res: Mapping, stage: str, subset: str, metric: str) -> lis
         out.append({"model": r["model"], "bucket": r["bucket"], "mean": r["mean"], "lo": r["low"], "hi": r["high"],
                     "chance": chance, "n": r["n"]})
     return out
+
+
+def section_notes(res: Mapping, section: str) -> tuple[list[str], list[str], list[str]]:
+    """The distinct paper statements, tested layers and caveats of a section's claims, in order."""
+    claims = [c for c in res["claims"] if c["section"] == section]
+    return (list(dict.fromkeys(c["paper"] for c in claims)), list(dict.fromkeys(c["layer"] for c in claims)),
+            list(dict.fromkeys(c["caveat"] for c in claims)))

@@ -266,6 +266,7 @@ def run(models: list[str] | None = None, limit: int | None = None, data_dir: str
     """
     torch.manual_seed(0)
     names = models or [m for m in list_models("embedded") if embedded_seeds(m)]
+    names = sorted(names, key=lambda n: (n != BASELINE, names.index(n)))  # the baseline first in every table
     if not names:
         raise SystemExit("error: no embedded model has shipped weights; train them with `python -m res2net.train`")
     run_seeds = seeds if seeds is not None else sorted(set.intersection(*(set(embedded_seeds(n)) for n in names)))

@@ -17,6 +17,7 @@ from dashboard.claims_text import (
     fmt_interval,
     localisation_rows,
     metric_label,
+    section_notes,
     verdict_counts,
 )
 from dashboard.state import branch_note
@@ -64,16 +65,17 @@ with st.expander("How a verdict is reached", expanded=False):
 
 
 def claims_section(section: str) -> None:
-    """The section's claims as a table: statement, metric, estimate, interval used, verdict, caveat."""
+    """The section's claims: what the paper says, where it is tested, the numbers and verdicts, the caveats."""
     rows = claim_rows(res, section)
     if not rows:
         st.info("No claims of this kind in the results file.")
         return
+    papers, layers, caveats = section_notes(res, section)
+    st.markdown("**Verdicts** (Res2Net minus `" + str(res["baseline"]) + "`; tested at " +
+                ", ".join(f"`{v}`" for v in layers) + ")")
     st.dataframe(rows, hide_index=True, width="stretch",
-                 column_config={"verdict": st.column_config.TextColumn(width="medium"),
-                                "claim": st.column_config.TextColumn(width="large")})
-    for c in [c for c in res["claims"] if c["section"] == section][:1]:
-        st.caption(f"Paper: *{c['paper']}*")
+                 column_config={"verdict": st.column_config.TextColumn(width="medium")})
+    st.caption("Paper: " + " · ".join(f"*{p}*" for p in papers) + ". Caveats: " + "; ".join(caveats) + ".")
 
 
 st.header("1 · Accuracy")
