@@ -145,6 +145,19 @@ def prior_scores(boxes: np.ndarray, size: tuple[int, int], sigma: float) -> dict
     return out
 
 
+def _score_job(job: tuple[str, int, str, list[int]], val: Split | None = None) -> tuple[dict, dict[str, np.ndarray]]:
+    """Top-1/top-5 and per-image scores of one (model, seed) run; runs in a worker process when asked (one thread)."""
+    name, seed, data_dir, index = job
+    if val is None:
+        torch.set_num_threads(1)
+        val = load_split("val", data_dir)
+    idx = torch.tensor(index, dtype=torch.long)
+    model = create_model(name, pretrained=True, seed=seed)
+    scores = score_run(model, name, val, idx)
+    sub = Split(val.images[idx], val.labels[idx], [val.files[i] for i in idx], val.boxes[idx], val.wnids)
+    return evaluate_split(model, sub, *normalizer(name, torch.device("cpu"))), scores
+
+
 def _stored(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The per-image values as they are stored (float16 scores, booleans), so summaries use exactly those."""
     return {k: (v.astype(np.float16) if v.dtype.kind == "f" else v) for k, v in arrays.items()}
@@ -259,10 +272,11 @@ def _erf_summary(maps: np.ndarray, centre: tuple[float, float], weights: np.ndar
 # -------------------------------------------------------------------------------------------------------- run
 def run(models: list[str] | None = None, limit: int | None = None, data_dir: str | Path | None = None,
         erf_inputs: int = ERF_INPUTS, erf_size: int = ERF_SIZE, seeds: list[int] | None = None,
-        progress: bool = True) -> tuple[dict, dict[str, np.ndarray]]:
+        progress: bool = True, workers: int = 1) -> tuple[dict, dict[str, np.ndarray]]:
     """Evaluate ``models`` (default: every embedded model with shipped weights) over their shipped runs.
 
     Returns (results dict, per-image arrays). Every model must have the same runs (seeds), so runs pair up.
+    ``workers`` > 1 scores runs in that many processes (one thread each); the results are the same.
     """
     torch.manual_seed(0)
     names = models or [m for m in list_models("embedded") if embedded_seeds(m)]
@@ -288,16 +302,22 @@ def run(models: list[str] | None = None, limit: int | None = None, data_dir: str
     arrays.update(prior_scores(boxes, size, sigma))
 
     entries: dict[str, dict] = {}
+    jobs = [(name, seed) for name in names for seed in run_seeds]
+    log(f"scoring {len(jobs)} runs on {len(idx)} val images with {workers} worker(s) ...")
+    if workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            done = list(pool.map(_score_job, [(n, s, str(data_dir), idx.tolist()) for n, s in jobs]))
+    else:
+        done = [_score_job((n, s, str(data_dir), idx.tolist()), val) for n, s in jobs]
     for name in names:
         runs = []
-        for seed in run_seeds:
-            log(f"scoring {name} seed {seed} on {len(idx)} val images ...")
-            model = create_model(name, pretrained=True, seed=seed)
-            scores = score_run(model, name, val, idx)
+        for (n, seed), (acc, scores) in zip(jobs, done, strict=True):
+            if n != name:
+                continue
             card = read_model_card(name, seed) or {}
-            acc = evaluate_split(model, Split(val.images[idx], val.labels[idx], [val.files[i] for i in idx],
-                                                   val.boxes[idx], val.wnids),
-                                 *normalizer(name, torch.device("cpu")))
             runs.append({"seed": seed, "top1": acc["top1"], "top5": acc["top5"], "weights_sha256": card.get("sha256"),
                          "epochs": card.get("epochs")})
             for k, v in scores.items():
@@ -539,12 +559,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--erf-inputs", type=int, default=ERF_INPUTS)
     ap.add_argument("--erf-size", type=int, default=ERF_SIZE)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--workers", type=int, default=1, help="processes scoring runs in parallel (one thread each)")
     ap.add_argument("--out", default=str(DEFAULT_OUT))
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     res, arrays = run(args.models, args.limit, args.data or default_data_dir(), args.erf_inputs, args.erf_size,
-                      args.seeds)
+                      args.seeds, workers=args.workers)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1, sort_keys=True) + "\n")
