@@ -149,6 +149,71 @@ def test_subset_run_top1_and_buckets_recomputed_from_per_image_scores(subset_run
     assert acc["mean"] == pytest.approx(hits.mean((0, 1)).max(), abs=1e-4)
 
 
+
+def _paired(scores: dict, tap: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """(runs, images) arrays of the Res2Net and the ResNet, run r of both from the same seed."""
+    key = "correct" if metric == "top1" else f"{tap}/{metric}"
+    return tuple(np.stack([scores[f"{m}/seed{s}/{key}"] for s in (0, 1)]).astype(float)
+                 for m in ("tiny_res2net26_4s", "tiny_resnet26"))
+
+
+def _hand_difference(xa: np.ndarray, xb: np.ndarray, keep: np.ndarray, metric: str) -> float:
+    """Mean over the kept (run, image) pairs finite in both, Res2Net minus ResNet (MaxBoxAcc: best threshold each)."""
+    keep = keep & np.isfinite(xa.reshape(*keep.shape, -1)).all(-1) & np.isfinite(xb.reshape(*keep.shape, -1)).all(-1)
+    if metric == "maxboxacc":
+        return float(xa[keep].mean(0).max() - xb[keep].mean(0).max())
+    return float(xa[keep].mean() - xb[keep].mean())
+
+
+def _paired_interval(xa: np.ndarray, xb: np.ndarray, labels: np.ndarray, keep: np.ndarray, metric: str
+                     ) -> tuple[float, float]:
+    """95% percentile interval of the paired hierarchical bootstrap of the difference (2000 resamples, seed 0)."""
+    stat = (lambda ms: ms[0].max(1) - ms[1].max(1)) if metric == "maxboxacc" else None
+    _, samples = L.hierarchical_bootstrap([xa, xb], labels, statistic=stat, mask=keep, n=ev.BOOT_COMPARE, seed=0)
+    lo, hi = np.quantile(samples[np.isfinite(samples)], [0.025, 0.975])
+    return float(lo), float(hi)
+
+
+def test_subset_run_comparisons_and_claims_recomputed_from_per_image_scores(subset_run: Path) -> None:
+    """Res2Net minus ResNet per bucket, all images and those both models classify correctly: the difference by hand
+    from the stored per-image scores, the interval from the bootstrap of the same seed's runs paired image by image."""
+    res = load_results(subset_run)
+    scores = load_image_scores(image_scores_path(subset_run))
+    labels = scores["label"]
+    b = scores["box"].astype(float)
+    frac = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) / 64**2
+    buckets = {"small": frac < 0.25, "large": frac >= 0.6}
+    ca, cb = _paired(scores, "", "top1")
+    both = (ca == 1) & (cb == 1)
+    assert 0 < both.sum() < (ca == 1).sum()  # the 'both correct' rows drop images one model gets right
+    claims = {c["id"]: c for c in res["claims"]}
+    cmp_rows = {(r["bucket"], r["subset"], r["metric"]): r for r in res["comparisons"]
+                if (r["model"], r["stage"]) == ("tiny_res2net26_4s", "layer3")}
+    checked = 0
+    for bucket, metrics in (("small", ("energy", "pointing")), ("large", ("coverage", "maxboxacc"))):
+        m = buckets[bucket]
+        for metric in metrics:
+            xa, xb = (x[:, m] for x in _paired(scores, "layer3.1", metric))
+            for subset, keep in (("all", np.ones_like(both[:, m])), ("both correct", both[:, m])):
+                want = _hand_difference(xa, xb, keep, metric)
+                lo, hi = _paired_interval(xa, xb, labels[m], keep, metric)
+                row = cmp_rows[(bucket, subset, metric)]
+                assert row["n"] == int(m.sum())
+                assert (row["diff"], row["low"], row["high"]) == (pytest.approx(want, abs=1e-4),
+                                                                  pytest.approx(lo, abs=1e-4),
+                                                                  pytest.approx(hi, abs=1e-4)), (bucket, subset, metric)
+                cid = f"{metric}-{bucket}-tiny_res2net26_4s" + ("-both-correct" if subset != "all" else "")
+                c = claims[cid]
+                assert c["images"] == int(m.sum()) and c["subset"] == subset
+                assert (c["estimate"], c["low95"], c["high95"]) == (pytest.approx(want, abs=1e-4),
+                                                                    pytest.approx(lo, abs=1e-4),
+                                                                    pytest.approx(hi, abs=1e-4)), cid
+                checked += 1
+    assert checked == 8
+    top1 = claims["top1-tiny_res2net26_4s"]
+    assert top1["estimate"] == pytest.approx(100 * (ca.mean() - cb.mean()), abs=1e-4)
+
+
 def _check_verdicts(res: dict) -> None:
     """Each verdict is the rule applied to its own interval; confirmatory levels follow Holm's step-down."""
     confirm = [c for c in res["claims"] if c["family"] == "confirmatory"]
