@@ -362,6 +362,11 @@ def run(models: list[str] | None = None, limit: int | None = None, data_dir: str
     return res, arrays
 
 
+def _kept(mask: np.ndarray, keep: np.ndarray | None) -> int:
+    """Images a row rests on: the bucket's, or (for a subset such as 'both correct') the mean kept per run."""
+    return int(mask.sum()) if keep is None else int(round(float(keep[:, mask].sum(1).mean())))
+
+
 def _metric_arrays(arrays: dict, name: str, seeds: list[int], tap: str, metric: str) -> np.ndarray:
     key = "correct" if metric == "top1" else f"{tap}/{metric}"
     return np.stack([arrays[f"{name}/seed{s}/{key}"].astype(np.float64) for s in seeds])
@@ -403,7 +408,7 @@ def summarise(arrays: dict, entries: dict, names: list[str], buckets: np.ndarray
                             est, smp = _estimate([x], _stat(metric), keep, wsum.get(b, m))
                             loc_rows.append({"model": name, "stage": stage, "tap": tap, "group": group,
                                              "subset": subset, "bucket": b, "metric": metric, **_interval(est, smp),
-                                             "n": int(m.sum()), "runs": len(seeds)})
+                                             "n": _kept(m, keep), "runs": len(seeds)})
     base = BASELINE if BASELINE in names else None
     for name in names:
         if base is None or name == base:
@@ -429,7 +434,7 @@ def summarise(arrays: dict, entries: dict, names: list[str], buckets: np.ndarray
                         c = L.percentile_ci(smp, est, 0.95)
                         cmp_rows.append({"model": name, "baseline": base, "stage": stage, "subset": subset,
                                          "bucket": b, "metric": metric, "diff": _r(est), "low": _r(c.low),
-                                         "high": _r(c.high), "n": int(m.sum()), "runs": len(seeds)})
+                                         "high": _r(c.high), "n": _kept(m, keep), "runs": len(seeds)})
     return {"models": entries, "baselines": baselines, "localisation": loc_rows, "comparisons": cmp_rows,
             "accuracy_by_size": acc_rows, "baseline": base}
 
@@ -522,7 +527,7 @@ def _claims(res: dict, arrays: dict, entries: dict, names: list[str], buckets: n
                         "section": "localisation", "paper": PAPER[key], "metric": metric, "model": name,
                         "layer": f"{VERDICT_LAYER} output ({ta})", "subset": subset,
                         "family": "confirmatory" if keep is None else "exploratory", "estimate": est,
-                        "samples": smp, "images": int(masks[bucket].sum()), "baseline_note": note,
+                        "samples": smp, "images": _kept(masks[bucket], keep), "baseline_note": note,
                         "caveat": f"{bucket} objects; {VERDICT_LAYER} maps are 4x4 cells at 64 px"})
     for c in erf_claims:
         pending.append({"id": c["id"], "section": "erf", "paper": PAPER[c["kind"]], "metric": "erf_radius",

@@ -33,7 +33,8 @@ FIELDS: dict[str, str] = {
     "size_buckets": "object-size buckets by box area / image area, fixed before any result",
     "baselines": "per bucket: scores of maps that ignore the image (uniform map, centred Gaussian prior)",
     "prior": "the centred Gaussian prior: its sigma in pixels, fitted on the training split's boxes",
-    "localisation": "rows: model, stage, tap, subset, bucket, metric, mean, low, high, n images, runs",
+    "localisation": "rows: model, stage, tap, subset, bucket, metric, mean, low, high, n images (for a subset: the "
+                    "mean kept per run), runs",
     "comparisons": "rows: Res2Net minus ResNet, paired by seed and image, per stage, bucket, subset and metric",
     "accuracy_by_size": "rows: top-1 per model and bucket, and the paired difference to the baseline",
     "erf": "rows: ERF radii (50/90% with intervals, 99%), area ratios (published and scale-free), border flags",
