@@ -37,7 +37,7 @@ if res is None:
             f"`{cached.RESULTS_FILE.relative_to(cached.REPO_ROOT)}`, which this page reads.")
     st.stop()
 
-models = res["models"]
+models = dict(sorted(res["models"].items(), key=lambda kv: (kv[0] != res["baseline"], kv[0])))  # baseline first
 runs = sorted({r["run_count"] for r in models.values()})
 rule = res["verdict_rule"]
 st.caption(
