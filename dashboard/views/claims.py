@@ -60,9 +60,9 @@ with st.expander("How a verdict is reached", expanded=False):
         "every stage is in the tables below, favourable or not.\n"
         "- **Baselines.** A uniform map's energy in the box is the box's area fraction; the centred Gaussian prior "
         f"(σ = {res['prior']['sigma_px']:.1f} px, {res['prior']['fitted_on']}) ignores the image: its peak is "
-        "'always the centre' in the pointing game, and its thresholded regions are centred squares, so its MaxBoxAcc is "
-        "that of the best centred box. A model that does not beat the prior localises nothing the framing does not "
-        "give away.")
+        "'always the centre' in the pointing game, and its thresholded regions are centred squares, so its MaxBoxAcc "
+        "is that of the best centred box. A model that does not beat the prior localises nothing the framing does "
+        "not give away.")
     st.markdown("**Caveats.** " + " · ".join(res["caveats"]))
 
 
