@@ -29,7 +29,7 @@ from . import create_model, get_spec, list_models
 from . import localize as L
 from .cam import compute_cams, register_all
 from .data import Split, default_data_dir, load_split, read_boxes
-from .erf import compute_erf, radius_samples
+from .erf import compute_erf, erf_metrics, radius_samples
 from .results import SCHEMA_VERSION, image_scores_path, save_image_scores
 from .taps import block_infos
 from .train import evaluate_split, normalizer
@@ -250,8 +250,6 @@ def _erf_weights(runs: int, inputs: int, n: int) -> np.ndarray:
 
 def _erf_summary(maps: np.ndarray, centre: tuple[float, float], weights: np.ndarray) -> tuple[dict, np.ndarray]:
     """Radii with intervals, area ratios and border flags of one tap's ERF over runs and inputs."""
-    from .erf import erf_metrics
-
     flat = maps.reshape(-1, *maps.shape[-2:]).astype(np.float64)
     raw = flat.mean(0)
     m = raw / raw.sum() if raw.sum() > 0 else raw
@@ -293,7 +291,6 @@ def run(models: list[str] | None = None, limit: int | None = None, data_dir: str
     size = tuple(int(v) for v in val.images.shape[-2:])
     boxes = val.boxes[idx].numpy().astype(np.int64)
     labels = val.labels[idx].numpy()
-    fractions = np.array([L.box_fraction(b, size) for b in boxes])
     buckets = np.array([L.size_bucket(b, size) for b in boxes])
     train_boxes = np.array(list(read_boxes(data_dir, "train").values()), dtype=np.int64)
     sigma = L.fit_centre_prior_sigma(train_boxes[train_boxes.min(1) >= 0], size)
@@ -322,15 +319,15 @@ def run(models: list[str] | None = None, limit: int | None = None, data_dir: str
                          "epochs": card.get("epochs")})
             for k, v in scores.items():
                 arrays[f"{name}/seed{seed}/{k}"] = v
-        model = create_model(name)
+        card = read_model_card(name) or {}
         entries[name] = {"scale": get_spec(name).extra.get("scale", 1), "runs": runs, "run_count": len(runs),
-                         "taps": stage_taps(model), "params": (read_model_card(name) or {}).get("params"),
-                         "gmacs": (read_model_card(name) or {}).get("gmacs")}
+                         "taps": stage_taps(create_model(name)), "params": card.get("params"),
+                         "gmacs": card.get("gmacs")}
     arrays = _stored(arrays)
-    res = summarise(arrays, entries, names, buckets, labels, fractions, sigma)
+    res, paired = summarise(arrays, entries, names, buckets, labels)
     log("ERFs from noise inputs ...")
     res["erf"], erf_claims = _erf_study(names, run_seeds, erf_inputs, erf_size)
-    res["claims"] = _claims(res, arrays, entries, names, buckets, labels, erf_claims)
+    res["claims"] = _claims(res, paired, entries, names, len(run_seeds), erf_claims)
     res.update({
         "schema_version": SCHEMA_VERSION, "dataset": "tiny-imagenet-100 val", "images": int(len(idx)),
         "limit": limit,
@@ -341,7 +338,8 @@ def run(models: list[str] | None = None, limit: int | None = None, data_dir: str
         "metrics": METRICS,
         "size_buckets": {"small": f"box area < {L.SMALL_BELOW:.0%} of the image",
                          "medium": f"{L.SMALL_BELOW:.0%} to {L.LARGE_FROM:.0%}", "large": f">= {L.LARGE_FROM:.0%}"},
-        "prior": {"sigma_px": sigma, "fitted_on": f"{len(train_boxes)} train boxes (maximises mean energy in box)",
+        "prior": {"sigma_px": sigma,
+                  "fitted_on": f"{len(train_boxes)} train boxes (the objects' spread about the image centre)",
                   "pointing": "its peak is the image centre: 'always the centre'"},
         "intervals": f"95% percentile, hierarchical bootstrap: runs, then classes, then images within classes "
                      f"({BOOT_SUMMARY} resamples for single models, {BOOT_COMPARE} for comparisons; seed 0); "
@@ -372,13 +370,18 @@ def _metric_arrays(arrays: dict, name: str, seeds: list[int], tap: str, metric: 
     return np.stack([arrays[f"{name}/seed{s}/{key}"].astype(np.float64) for s in seeds])
 
 
-def summarise(arrays: dict, entries: dict, names: list[str], buckets: np.ndarray, labels: np.ndarray,
-              fractions: np.ndarray, sigma: float) -> dict:
-    """Tables: per-model metrics with intervals, baselines, paired comparisons and accuracy by object size."""
+def summarise(arrays: dict, entries: dict, names: list[str], buckets: np.ndarray, labels: np.ndarray
+              ) -> tuple[dict, dict]:
+    """Tables: per-model metrics with intervals, baselines, paired comparisons and accuracy by object size.
+
+    Also returns every paired comparison's (estimate, bootstrap samples, images) keyed by (model, stage, bucket,
+    subset, metric), top-1 under stage "logits", for the claims, which judge some of them.
+    """
     seeds = [int(s) for s in arrays["seeds"]]
     wsum, wcmp = _Weights(len(seeds), labels, BOOT_SUMMARY), _Weights(len(seeds), labels, BOOT_COMPARE)
     masks = {b: (buckets == b) if b != "all" else np.ones(len(buckets), bool) for b in (*L.SIZE_BUCKETS, "all")}
     loc_rows, cmp_rows, acc_rows = [], [], []
+    paired: dict[tuple[str, str, str, str, str], tuple[float, np.ndarray, int]] = {}
     baselines = {}
     for b, m in masks.items():
         bl = {"images": int(m.sum()), "uniform_energy": _r(arrays["uniform/energy"][m].astype(np.float64).mean())}
@@ -417,6 +420,7 @@ def summarise(arrays: dict, entries: dict, names: list[str], buckets: np.ndarray
         cb = _metric_arrays(arrays, base, seeds, "", "top1")
         for b, m in masks.items():
             est, smp = _estimate([ca, cb], _diff_stat("top1"), None, wcmp.get(b, m))
+            paired[(name, "logits", b, "all", "top1")] = (est, smp, int(m.sum()))
             acc_rows.append({"model": name, "bucket": b, "kind": f"top1 difference to {base}",
                              **_interval(est, smp), "n": int(m.sum()), "runs": len(seeds)})
         both = (ca * cb).astype(bool)
@@ -431,19 +435,20 @@ def summarise(arrays: dict, entries: dict, names: list[str], buckets: np.ndarray
                         xa = _metric_arrays(arrays, name, seeds, ta, metric)
                         xb = _metric_arrays(arrays, base, seeds, tb, metric)
                         est, smp = _estimate([xa, xb], _diff_stat(metric), keep, wcmp.get(b, m))
+                        paired[(name, stage, b, subset, metric)] = (est, smp, _kept(m, keep))
                         c = L.percentile_ci(smp, est, 0.95)
                         cmp_rows.append({"model": name, "baseline": base, "stage": stage, "subset": subset,
                                          "bucket": b, "metric": metric, "diff": _r(est), "low": _r(c.low),
                                          "high": _r(c.high), "n": _kept(m, keep), "runs": len(seeds)})
     return {"models": entries, "baselines": baselines, "localisation": loc_rows, "comparisons": cmp_rows,
-            "accuracy_by_size": acc_rows, "baseline": base}
+            "accuracy_by_size": acc_rows, "baseline": base}, paired
 
 
 def _erf_study(names: list[str], seeds: list[int], n_inputs: int, size: int) -> tuple[list[dict], list[dict]]:
     """ERF rows (trained and random-init, every tap of ``_erf_taps``) and the samples the ERF claims need."""
     rows, claims = [], []
     weights = _erf_weights(len(seeds), n_inputs, BOOT_COMPARE)
-    outputs: dict[tuple[str, str], tuple[np.ndarray, str, int]] = {}
+    verdict_outputs: dict[str, tuple[np.ndarray, str]] = {}  # trained, VERDICT_LAYER output, per model
     for init in ("trained", "random init"):
         for name in names:
             model = create_model(name)
@@ -463,20 +468,20 @@ def _erf_study(names: list[str], seeds: list[int], n_inputs: int, size: int) -> 
                 b0, bl = groups[VERDICT_LAYER]["branch0"], groups[VERDICT_LAYER][f"branch{scale - 2}"]
                 est = rows_value(rows, name, init, bl) - rows_value(rows, name, init, b0)
                 claims.append({"id": f"erf-branches-{name}", "kind": "branch_erf", "model": name,
-                               "layer": f"{b0} -> {bl}", "estimate": est, "samples": samples[bl] - samples[b0]})
-            for stage in STAGES:
-                if stage in groups:
-                    outputs[(init, name, stage)] = (samples[groups[stage]["output"]],
-                                                    groups[stage]["output"], scale)
+                               "layer": f"{b0} -> {bl}", "estimate": est, "samples": samples[bl] - samples[b0],
+                               "size": size})
+            if init == "trained" and VERDICT_LAYER in groups:
+                tap = groups[VERDICT_LAYER]["output"]
+                verdict_outputs[name] = (samples[tap], tap)
     if BASELINE in names:
         for name in names:
             if name == BASELINE:
                 continue
-            a, ta, _ = outputs[("trained", name, VERDICT_LAYER)]
-            b, tb, _ = outputs[("trained", BASELINE, VERDICT_LAYER)]
+            a, ta = verdict_outputs[name]
+            b, tb = verdict_outputs[BASELINE]
             est = rows_value(rows, name, "trained", ta) - rows_value(rows, BASELINE, "trained", tb)
             claims.append({"id": f"erf-block-{name}", "kind": "block_erf", "model": name, "layer": ta,
-                           "estimate": est, "samples": a - b})
+                           "estimate": est, "samples": a - b, "size": size})
     return rows, claims
 
 
@@ -488,52 +493,46 @@ def rows_value(rows: list[dict], name: str, init: str, tap: str, key: str = "rad
     raise KeyError((name, init, tap))
 
 
-def _claims(res: dict, arrays: dict, entries: dict, names: list[str], buckets: np.ndarray, labels: np.ndarray,
-            erf_claims: list[dict]) -> list[dict]:
-    """The Claims page's statements with numbers, intervals and Holm-corrected verdicts (confirmatory family)."""
+def _claims(res: dict, paired: dict, entries: dict, names: list[str], runs: int, erf_claims: list[dict]
+            ) -> list[dict]:
+    """The Claims page's statements with numbers, intervals and Holm-corrected verdicts (confirmatory family).
+
+    The localisation and accuracy claims judge comparisons ``summarise`` already bootstrapped (``paired``).
+    """
     base = res["baseline"]
     if base is None:
         return []
-    seeds = [int(s) for s in arrays["seeds"]]
-    w = _Weights(len(seeds), labels, BOOT_COMPARE)
-    masks = {b: (buckets == b) if b != "all" else np.ones(len(buckets), bool) for b in (*L.SIZE_BUCKETS, "all")}
     pending: list[dict] = []
     bl = res["baselines"]
     for name in names:
         if name == base:
             continue
         s = entries[name]["scale"]
-        ca = _metric_arrays(arrays, name, seeds, "", "top1")
-        cb = _metric_arrays(arrays, base, seeds, "", "top1")
-        est, smp = _estimate([ca, cb], _diff_stat("top1"), None, w.get("all", masks["all"]))
+        est, smp, n = paired[(name, "logits", "all", "all", "top1")]
         pending.append({"id": f"top1-{name}", "section": "accuracy", "paper": PAPER["accuracy"], "metric": "top1",
                         "model": name, "layer": "logits", "subset": "all", "family": "confirmatory",
-                        "estimate": est, "samples": smp, "images": int(len(labels)),
+                        "estimate": est, "samples": smp, "images": n,
                         "baseline_note": "", "caveat": f"s={s}; 6-epoch models on 64 px images"})
-        both = (ca * cb).astype(bool)
-        ta, tb = entries[name]["taps"][VERDICT_LAYER]["output"], entries[base]["taps"][VERDICT_LAYER]["output"]
-        for bucket, metrics, key in (("small", ("energy", "pointing"), "small"),
-                                     ("large", ("coverage", "maxboxacc"), "large")):
+        ta = entries[name]["taps"][VERDICT_LAYER]["output"]
+        for bucket, metrics in (("small", ("energy", "pointing")), ("large", ("coverage", "maxboxacc"))):
             for metric in metrics:
-                for subset, keep in (("all", None), ("both correct", both)):
-                    xa = _metric_arrays(arrays, name, seeds, ta, metric)
-                    xb = _metric_arrays(arrays, base, seeds, tb, metric)
-                    est, smp = _estimate([xa, xb], _diff_stat(metric), keep, w.get(bucket, masks[bucket]))
+                for subset in ("all", "both correct"):
+                    est, smp, n = paired[(name, VERDICT_LAYER, bucket, subset, metric)]
                     prior = bl[bucket][f"prior_{metric}"]
                     uni = bl[bucket]["uniform_energy"] if metric == "energy" else None
                     note = f"centred Gaussian prior: {prior}" + (f"; uniform map: {uni}" if uni is not None else "")
                     pending.append({
-                        "id": f"{metric}-{bucket}-{name}" + ("-both-correct" if keep is not None else ""),
-                        "section": "localisation", "paper": PAPER[key], "metric": metric, "model": name,
+                        "id": f"{metric}-{bucket}-{name}" + ("-both-correct" if subset != "all" else ""),
+                        "section": "localisation", "paper": PAPER[bucket], "metric": metric, "model": name,
                         "layer": f"{VERDICT_LAYER} output ({ta})", "subset": subset,
-                        "family": "confirmatory" if keep is None else "exploratory", "estimate": est,
-                        "samples": smp, "images": _kept(masks[bucket], keep), "baseline_note": note,
+                        "family": "confirmatory" if subset == "all" else "exploratory", "estimate": est,
+                        "samples": smp, "images": n, "baseline_note": note,
                         "caveat": f"{bucket} objects; {VERDICT_LAYER} maps are 4x4 cells at 64 px"})
     for c in erf_claims:
         pending.append({"id": c["id"], "section": "erf", "paper": PAPER[c["kind"]], "metric": "erf_radius",
                         "model": c["model"], "layer": c["layer"], "subset": "noise inputs", "family": "confirmatory",
                         "estimate": c["estimate"], "samples": c["samples"], "images": 0, "baseline_note": "",
-                        "caveat": "trained weights; ERF of the centre unit, 256 px Gaussian noise"})
+                        "caveat": f"trained weights; ERF of the centre unit, {c['size']} px Gaussian noise"})
     confirm = [c for c in pending if c["family"] == "confirmatory"]
     decided = L.holm_verdicts([(c["estimate"], c["samples"], MIN_EFFECT[c["metric"]]) for c in confirm])
     for c, d in zip(confirm, decided, strict=True):
@@ -542,11 +541,11 @@ def _claims(res: dict, arrays: dict, entries: dict, names: list[str], buckets: n
     for c in pending:
         smp = c.pop("samples")
         raw = L.percentile_ci(smp, c["estimate"], 0.95)
+        d = MIN_EFFECT[c["metric"]]
         if c["family"] == "exploratory":
-            c.update(low=raw.low, high=raw.high, level=0.95, verdict=L.verdict(raw, MIN_EFFECT[c["metric"]]))
-        c["metric"] = f"{c['metric']}: {METRICS[c['metric']]['label']}"
-        c.update(low95=raw.low, high95=raw.high, min_effect=MIN_EFFECT[c["metric"].split(":")[0]],
-                 runs=len(seeds))
+            c.update(low=raw.low, high=raw.high, level=0.95, verdict=L.verdict(raw, d))
+        c.update(metric=f"{c['metric']}: {METRICS[c['metric']]['label']}", low95=raw.low, high95=raw.high,
+                 min_effect=d, runs=runs)
         for k in ("estimate", "low", "high", "low95", "high95"):
             c[k] = _r(c[k])
         c["level"] = round(float(c["level"]), 6)
