@@ -577,7 +577,6 @@ def load_pretrained(
         if not embedded:
             raise ValueError(f"{spec.name} has one released set of weights; seed= picks a training run of an "
                              "embedded model")
-        embedded_asset(spec.name, seed)  # validates seed
         _load_embedded(model, spec, embedded[0], seed)
         return model
     callback: Progress | None = _print_progress if progress is True else (progress or None)
