@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CAM_METHODS", "METHODS", "TapGradients", "tap_gradients", "compute_cams", "cam_from", "resolve_targets",
     "upsample", "normalize", "normalize_shared", "sample_at_centres", "register", "register_all", "register_to_photo",
+    "place_on_photo",
 ]
 
 CamFn = Callable[[Tensor, Tensor], Tensor]
@@ -294,6 +295,20 @@ def register_all(model: nn.Module, maps: Mapping[str, Tensor], size: int | Seque
     return {t: register(model, t, m, size) for t, m in maps.items()}
 
 
+def place_on_photo(map_2d: Tensor | np.ndarray, start: Sequence[float], jump: Sequence[float], crop: CropBox,
+                   out_size: tuple[int, int] | None = None) -> np.ndarray:
+    """A (h, w) map whose cell (i, j) sits at model-input point ``start + jump * (i, j)``, sampled at each pixel
+    of a (width, height) display of the photo: float64, NaN where the model input did not show the photo."""
+    m = torch.as_tensor(map_2d)
+    if m.ndim != 2:
+        raise ValueError(f"expected a 2-D map, got shape {tuple(m.shape)}")
+    v, u = crop.display_coords(out_size)
+    out = sample_at_centres(m.double(), start, jump, v, u).numpy()
+    inside_y = (v >= -0.5) & (v <= crop.size - 0.5)
+    inside_x = (u >= -0.5) & (u <= crop.size - 0.5)
+    return np.where(inside_y[:, None] & inside_x[None, :], out, np.nan)
+
+
 def register_to_photo(model: nn.Module, tap: str, map_2d: Tensor | np.ndarray, crop: CropBox,
                       out_size: tuple[int, int] | None = None) -> np.ndarray:
     """A tap's (h, w) map placed on the user's photo through the preprocessing (``crop``: centre crop, resize, pad).
@@ -301,17 +316,5 @@ def register_to_photo(model: nn.Module, tap: str, map_2d: Tensor | np.ndarray, c
     Returns a (height, width) float64 array at ``out_size`` = (width, height) (default: the photo's size), NaN
     where the model input did not show the photo (outside a centre crop).
     """
-    m = torch.as_tensor(map_2d)
-    if m.ndim != 2:
-        raise ValueError(f"expected a 2-D map, got shape {tuple(m.shape)}")
     start, jump = _tap_geometry(model, tap)
-    w, h = crop.image_size
-    ow, oh = out_size or (w, h)
-    left, top, right, bottom = crop.box
-    # display pixel centre -> photo coordinate -> model-input coordinate (pixel edges at integers) -> pixel centres
-    u = ((np.arange(ow) + 0.5) * w / ow - left) * crop.size / (right - left) - 0.5
-    v = ((np.arange(oh) + 0.5) * h / oh - top) * crop.size / (bottom - top) - 0.5
-    out = sample_at_centres(m.double(), start, jump, v, u).numpy()
-    inside = (v >= -0.5) & (v <= crop.size - 0.5)
-    inside_x = (u >= -0.5) & (u <= crop.size - 0.5)
-    return np.where(inside[:, None] & inside_x[None, :], out, np.nan)
+    return place_on_photo(map_2d, start, jump, crop, out_size)

@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .cam import place_on_photo, sample_at_centres
+
 __all__ = [
     "ImageError", "EmptyFileError", "FileTooLargeError", "NotAnImageError", "UnsupportedImageError",
     "CorruptImageError", "TruncatedImageError", "DecompressionBombError", "ImageTooSmallError",
@@ -407,6 +409,16 @@ class CropBox:
         c = lambda t: float(min(max(t, 0.0), self.size))
         return c(x0), c(y0), c(x1), c(y1)
 
+    def display_coords(self, out_size: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Model-input coordinates (pixel centres at integers) of the centres of a (width, height) display of the
+        photo (default: the photo's own pixels): (rows, columns)."""
+        w, h = self.image_size
+        ow, oh = out_size or (w, h)
+        left, top, right, bottom = self.box
+        u = ((np.arange(ow) + 0.5) * w / ow - left) * self.size / (right - left) - 0.5
+        v = ((np.arange(oh) + 0.5) * h / oh - top) * self.size / (bottom - top) - 0.5
+        return v, u
+
     @property
     def valid(self) -> tuple[float, float, float, float]:
         """The part of the tensor that shows the photo (not padding), in tensor coordinates."""
@@ -531,52 +543,38 @@ def denormalize(tensor: torch.Tensor, spec_or_name) -> np.ndarray:  # noqa: ANN0
 
 
 # ------------------------------------------------------------------------------- maps back on the photo
-def _interp_axis(a: np.ndarray, coords: np.ndarray, axis: int) -> np.ndarray:
-    """Linear interpolation of ``a`` at fractional indices ``coords`` along ``axis``; NaN outside [-0.5, n-0.5]."""
-    n = a.shape[axis]
-    inside = (coords >= -0.5) & (coords <= n - 0.5)
-    c = np.clip(coords, 0, n - 1)
-    i0 = np.floor(c).astype(int)
-    i1 = np.minimum(i0 + 1, n - 1)
-    t = (c - i0).astype(np.float64)
-    shape = [1] * a.ndim
-    shape[axis] = -1
-    t = t.reshape(shape)
-    out = np.take(a, i0, axis=axis) * (1 - t) + np.take(a, i1, axis=axis) * t
-    if not inside.all():
-        out = np.where(inside.reshape(shape), out, np.nan)
-    return out
+def _half_pixel(cells: int, pixels: int) -> tuple[float, float]:
+    """(start, jump) of ``cells`` spread evenly over ``pixels`` (half-pixel centres, align_corners=False)."""
+    jump = pixels / cells
+    return (jump - 1) / 2, jump
 
 
 def resize_map(map_2d: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bilinearly resize a (h, w) map to ``size`` = (height, width), pixel centres aligned (align_corners=False)."""
-    m = np.asarray(map_2d, dtype=np.float64)
-    if m.ndim != 2:
-        raise ValueError(f"expected a 2-D map, got shape {m.shape}")
-    (h, w), (oh, ow) = m.shape, size
-    ys = (np.arange(oh) + 0.5) * h / oh - 0.5
-    xs = (np.arange(ow) + 0.5) * w / ow - 0.5
-    return _interp_axis(_interp_axis(m, ys, 0), xs, 1)
+    """Bilinearly resize a (h, w) map to ``size`` = (height, width), pixel centres aligned (align_corners=False).
 
-
-def map_to_image(map_2d: np.ndarray, crop: CropBox, out_size: tuple[int, int] | None = None) -> np.ndarray:
-    """A map computed on the tensor, resampled onto the photo: (height, width) array, NaN where it has no value.
-
-    ``out_size`` = (width, height) of the display (default: the photo's size); the tensor region is located
-    with ``crop``, so centre crops leave NaN margins and padded inputs drop their padding.
+    Not geometric: to place a tap's map where its cells see the input, use ``res2net.cam.register``.
     """
     m = np.asarray(map_2d, dtype=np.float64)
     if m.ndim != 2:
         raise ValueError(f"expected a 2-D map, got shape {m.shape}")
-    w, h = crop.image_size
-    ow, oh = out_size or (w, h)
-    h_m, w_m = m.shape
-    xs = (np.arange(ow) + 0.5) * w / ow  # photo coordinates of display pixel centres
-    ys = (np.arange(oh) + 0.5) * h / oh
-    left, top, right, bottom = crop.box
-    cx = (xs - left) / (right - left) * w_m - 0.5  # fractional map indices
-    cy = (ys - top) / (bottom - top) * h_m - 0.5
-    return _interp_axis(_interp_axis(m, cy, 0), cx, 1)
+    (h, w), (oh, ow) = m.shape, size
+    (sy, jy), (sx, jx) = _half_pixel(h, oh), _half_pixel(w, ow)
+    return sample_at_centres(m, (sy, sx), (jy, jx), np.arange(oh), np.arange(ow)).numpy()
+
+
+def map_to_image(map_2d: np.ndarray, crop: CropBox, out_size: tuple[int, int] | None = None) -> np.ndarray:
+    """A map computed on the tensor, its cells spread evenly over it, resampled onto the photo: (height, width)
+    array, NaN where it has no value.
+
+    ``out_size`` = (width, height) of the display (default: the photo's size); the tensor region is located
+    with ``crop``, so centre crops leave NaN margins and padded inputs drop their padding. A tap's map belongs
+    where its receptive fields are centred instead: ``res2net.cam.register_to_photo``.
+    """
+    m = np.asarray(map_2d, dtype=np.float64)
+    if m.ndim != 2:
+        raise ValueError(f"expected a 2-D map, got shape {m.shape}")
+    (sy, jy), (sx, jx) = _half_pixel(m.shape[0], crop.size), _half_pixel(m.shape[1], crop.size)
+    return place_on_photo(m, (sy, sx), (jy, jx), crop, out_size)
 
 
 # ------------------------------------------------------------------------------------------- demo images
