@@ -213,7 +213,7 @@ def centre_prior_sigma(data_dir: str | None = None) -> tuple[float, str]:
     """
     folder = Path(data_dir) if data_dir else data.default_data_dir()
     try:
-        boxes = np.array([b for b in data.read_boxes(folder, "train").values() if min(b) >= 0], dtype=np.int64)
+        boxes = data.read_box_array(folder, "train")
     except (data.DataError, OSError):
         boxes = np.zeros((0, 4), dtype=np.int64)
     if not len(boxes):

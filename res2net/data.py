@@ -26,7 +26,7 @@ from PIL import Image
 
 __all__ = [
     "DataError", "Split", "TinyImageNet", "default_data_dir", "default_cache_dir", "load_split", "read_wnids",
-    "read_classes", "read_boxes", "inclusive_to_exclusive", "NO_BOX", "SPLITS", "IMAGE_SIZE",
+    "read_classes", "read_boxes", "read_box_array", "inclusive_to_exclusive", "NO_BOX", "SPLITS", "IMAGE_SIZE",
 ]
 
 SPLITS = ("train", "val")
@@ -110,6 +110,12 @@ def read_boxes(data_dir: str | os.PathLike, split: str) -> dict[str, tuple[int, 
             raise DataError(f"{path}:{n}: expected four integer box coordinates, got {parts[-4:]}") from None
         out[parts[0]] = inclusive_to_exclusive((x0, y0, x1, y1))
     return out
+
+
+def read_box_array(data_dir: str | os.PathLike, split: str) -> np.ndarray:
+    """The split's object boxes as an (N, 4) int64 array (exclusive ends), images without a box left out."""
+    boxes = np.array(list(read_boxes(data_dir, split).values()), dtype=np.int64).reshape(-1, 4)
+    return boxes[boxes.min(1) >= 0]
 
 
 def _check_split(split: str) -> None:

@@ -28,7 +28,7 @@ import torch
 from . import create_model, get_spec, list_models
 from . import localize as L
 from .cam import compute_cams, register_all
-from .data import Split, default_data_dir, load_split, read_boxes
+from .data import Split, default_data_dir, load_split, read_box_array
 from .erf import compute_erf, erf_metrics, radius_samples
 from .results import SCHEMA_VERSION, image_scores_path, save_image_scores
 from .taps import block_infos
@@ -292,8 +292,8 @@ def run(models: list[str] | None = None, limit: int | None = None, data_dir: str
     boxes = val.boxes[idx].numpy().astype(np.int64)
     labels = val.labels[idx].numpy()
     buckets = np.array([L.size_bucket(b, size) for b in boxes])
-    train_boxes = np.array(list(read_boxes(data_dir, "train").values()), dtype=np.int64)
-    sigma = L.fit_centre_prior_sigma(train_boxes[train_boxes.min(1) >= 0], size)
+    train_boxes = read_box_array(data_dir, "train")
+    sigma = L.fit_centre_prior_sigma(train_boxes, size)
     arrays: dict[str, np.ndarray] = {"image_index": idx.numpy(), "label": labels, "box": boxes,
                                      "seeds": np.array(run_seeds)}
     arrays.update(prior_scores(boxes, size, sigma))
