@@ -294,8 +294,8 @@ def run(models: list[str] | None = None, limit: int | None = None, data_dir: str
     buckets = np.array([L.size_bucket(b, size) for b in boxes])
     train_boxes = read_box_array(data_dir, "train")
     sigma = L.fit_centre_prior_sigma(train_boxes, size)
-    arrays: dict[str, np.ndarray] = {"image_index": idx.numpy(), "label": labels, "box": boxes,
-                                     "seeds": np.array(run_seeds)}
+    # scores only: labels and boxes stay in the dataset, found again by image_index
+    arrays: dict[str, np.ndarray] = {"image_index": idx.numpy(), "seeds": np.array(run_seeds)}
     arrays.update(prior_scores(boxes, size, sigma))
 
     entries: dict[str, dict] = {}

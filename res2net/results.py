@@ -2,7 +2,8 @@
 
 ``python -m res2net.evaluate`` writes two files side by side: ``<name>.json`` (summaries, baselines, claims with
 verdicts) and ``<name>.npz`` (the per-image scores they were computed from, so that any bucket, interval or new
-comparison can be recomputed without running a model). This module owns both formats; the dashboard and the
+comparison can be recomputed without running a model; labels and boxes are not copied, they are read from the
+dataset by ``image_index``). This module owns both formats; the dashboard and the
 tests read them only through ``load_results`` and ``load_image_scores``.
 """
 

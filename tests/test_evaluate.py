@@ -179,8 +179,10 @@ def test_subset_run_comparisons_and_claims_recomputed_from_per_image_scores(subs
     from the stored per-image scores, the interval from the bootstrap of the same seed's runs paired image by image."""
     res = load_results(subset_run)
     scores = load_image_scores(image_scores_path(subset_run))
-    labels = scores["label"]
-    b = scores["box"].astype(float)
+    val = load_split("val")  # labels and boxes come from the dataset, by the stored image index
+    idx = torch.as_tensor(scores["image_index"])
+    labels = val.labels[idx].numpy()
+    b = val.boxes[idx].numpy().astype(float)
     frac = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) / 64**2
     buckets = {"small": frac < 0.25, "large": frac >= 0.6}
     ca, cb = _paired(scores, "", "top1")
