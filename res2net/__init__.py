@@ -14,7 +14,6 @@ from functools import cache
 
 from torch import nn
 
-from . import dla as _dla  # noqa: F401  (registers the DLA rows)
 from .complexity import count_macs, count_params
 from .taps import BlockInfo, TapError, block_infos, get_tap, tap_names
 from .zoo import MODELS, ModelSpec, get_spec, list_models
@@ -47,7 +46,7 @@ def create_model(
             f"{name}'s weights have {spec.num_classes} classes; build with pretrained=False for num_classes={n}"
         )
     model = spec.builder(num_classes=n, **kw)
-    model.input_size = spec.input_size  # the side analyses use when they make inputs (e.g. noise ERFs)
+    model.spec = spec  # input size, mean/std and class list, read by the analyses from this one place
     if seed not in (None, 0) and pretrained is not True:
         raise ValueError(f"seed={seed} picks a training run's weights: pass pretrained=True with it")
     if pretrained is True:

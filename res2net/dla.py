@@ -14,7 +14,6 @@ import torch
 from torch import nn
 
 from .blocks import Bottle2neck, init_weights
-from .zoo import OFFICIAL, RES2NET_LICENCE, TIMM_RELEASE, ModelSpec, WeightSource, register
 
 __all__ = ["DlaBottle2neck", "DlaRoot", "DlaTree", "DLA", "dla60_res2net", "dla60_res2next"]
 
@@ -170,23 +169,3 @@ def dla60_res2net(num_classes: int = 1000, **kw: int) -> DLA:
 def dla60_res2next(num_classes: int = 1000, **kw: int) -> DLA:
     """Res2NeXt-DLA-60: 4s blocks with cardinality 8, base width 4."""
     return DLA(num_classes=num_classes, **{"cardinality": 8, "base_width": 4, "scale": 4, **kw})
-
-
-_PAPER = "Gao et al., TPAMI 2021, Table 1 (100 - reported error, single 224 px crop)"
-
-for _name, _builder, _file, _acc, _desc in [
-    ("dla60_res2net", dla60_res2net, "res2net_dla60_4s-d88db7f9.pth", (78.47, 94.20),
-     "Res2Net-DLA-60: DLA-60 aggregation trees with 28w x 4s Res2Net blocks"),
-    ("dla60_res2next", dla60_res2next, "res2next_dla60_4s-d327927b.pth", (78.45, 94.14),
-     "Res2NeXt-DLA-60: DLA-60 aggregation trees with 4s Res2NeXt blocks (cardinality 8)"),
-]:
-    _prefix = _file.rsplit("-", 1)[1].split(".")[0]
-    register(ModelSpec(
-        name=_name, family="dla", builder=_builder,
-        weights=(
-            WeightSource(OFFICIAL + _file, _file, _prefix, "official Res2Net release"),
-            WeightSource(TIMM_RELEASE + _file, _file, _prefix, "timm GitHub release mirror"),
-        ),
-        licence=RES2NET_LICENCE, reported_top1=_acc[0], reported_top5=_acc[1], accuracy_source=_PAPER,
-        description=_desc,
-    ))

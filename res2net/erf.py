@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
 from .taps import TapCapture, check_images, eval_mode, model_device, resolve_taps
+from .zoo import spec_of
 
 __all__ = [
     "ERF", "compute_erf", "erf_map", "erf_metrics", "radial_profile", "area_ratio", "mass_radius",
@@ -199,7 +200,8 @@ def _all_tap_rfs(model: nn.Module) -> dict[str, RFInfo | _Unknown]:
     try:  # a small probe is enough for the geometry; fall back to the model's own input size
         result = _probe(model, names, 64)
     except RuntimeError:
-        result = _probe(model, names, int(getattr(model, "input_size", 224) or 224))
+        spec = spec_of(model)
+        result = _probe(model, names, spec.input_size if spec is not None else 224)
     with _rf_lock:
         _rf_cache[model] = result
     return result
@@ -379,10 +381,11 @@ class ERF:
 # ------------------------------------------------------------------------------------------------ compute_erf
 def _noise_size(model: nn.Module, size: int | Sequence[int] | None) -> tuple[int, int]:
     if size is None:
-        size = getattr(model, "input_size", None)
-        if size is None:
+        spec = spec_of(model)
+        if spec is None:
             raise ValueError("pass size= for noise inputs: the model does not record its input size "
                              "(models from res2net.create_model do)")
+        size = spec.input_size
     hw = (int(size), int(size)) if isinstance(size, Integral) else tuple(int(s) for s in size)
     if len(hw) != 2 or min(hw) < 1:
         raise ValueError(f"size must be an int or (height, width) of positive ints, got {size}")
