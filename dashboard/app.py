@@ -6,11 +6,13 @@ import sys
 from pathlib import Path
 
 import streamlit as st
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dashboard import cached, state  # noqa: E402
 
+torch.set_num_threads(min(2, torch.get_num_threads()))  # each session's analyses share the machine's cores
 st.set_page_config(page_title="res2scope", page_icon=":material/biotech:", layout="wide")
 
 PAGES = [

@@ -7,7 +7,6 @@ changes never recompute a CAM, a feature map or an ERF.
 from __future__ import annotations
 
 import io
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,15 +14,16 @@ import numpy as np
 import streamlit as st
 import torch
 
-from dashboard.state import MAX_PIXELS, MAX_UPLOAD_BYTES, REPO_ROOT, current_device, weights_mode
+from dashboard import state
+from dashboard.state import MAX_PIXELS, MAX_UPLOAD_BYTES, REPO_ROOT
 from res2net import cam, data, erf, features, images, localize, weights
+from res2net.weights import WeightsError
 
 RESULTS_FILE = REPO_ROOT / "assets" / "results" / "tiny_imagenet_100.json"
 # Width (px at 64 px) of the centred Gaussian prior when the train boxes are absent: the value
 # localize.fit_centre_prior_sigma gives on the 50,000 Tiny-ImageNet-100 train boxes (the objects' spread about
 # the image centre).
 CENTRE_PRIOR_SIGMA_FALLBACK = 16.69
-torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
 # ---------------------------------------------------------------- models
@@ -41,48 +41,39 @@ def get_model(name: str, device: str, weights: str) -> torch.nn.Module:
     return model.to(device).eval()
 
 
-@dataclass
-class Loaded:
+@dataclass(frozen=True)
+class LoadedModel:
     """A model ready for use, which weights it carries, and why it is not the requested ones (if so)."""
 
     model: torch.nn.Module
     name: str
-    weights: str
+    weights: str  # 'trained' or 'random': what the model actually carries
     device: str
-    note: str | None = None
+    note: str | None = None  # why the trained weights could not be loaded (technical: paths, URLs)
 
 
-_FAILED: dict[str, tuple[float, str]] = {}  # model name -> (time, reason) of its last failed weight load
-RETRY_AFTER_S = 300.0
+def load_model(name: str, weights: str, device: str) -> LoadedModel:
+    """Model ``name`` with the requested ``weights`` ('trained' or 'random') on ``device``; when the trained
+    weights cannot be had, the random-init model with the reason.
 
-
-def load_model(name: str, weights: str | None = None, device: str | None = None) -> Loaded:
-    """The requested model; when its trained weights cannot be had, the random-init one with the reason.
-
-    A failure is remembered for a few minutes so that reruns do not retry a download on every widget change.
+    A failure is remembered in the user's session (not the server), so reruns do not retry a download on every
+    widget change; the user's retry button (``state.forget_weight_failure``) tries again.
     """
-    weights = weights or weights_mode()
-    device = device or current_device()
     if weights == "random":
-        return Loaded(get_model(name, device, "random"), name, "random", device)
-    failed = _FAILED.get(name)
-    if failed and time.monotonic() - failed[0] < RETRY_AFTER_S:
-        return Loaded(get_model(name, device, "random"), name, "random", device, note=failed[1])
+        return LoadedModel(get_model(name, device, "random"), name, "random", device)
+    failed = state.weight_failure(name)
+    if failed is not None:
+        return LoadedModel(get_model(name, device, "random"), name, "random", device, note=failed)
     try:
-        return Loaded(get_model(name, device, "trained"), name, "trained", device)
-    except Exception as exc:  # WeightsError and friends: say why, keep working with random init
+        return LoadedModel(get_model(name, device, "trained"), name, "trained", device)
+    except WeightsError as exc:  # anything else is a bug and is reported as one
         reason = str(exc).strip("'\"")
         if weight_status(name) == "downloadable":  # a local file that appears later is picked up at once
-            _FAILED[name] = (time.monotonic(), reason)
-        return Loaded(get_model(name, device, "random"), name, "random", device, note=reason)
+            state.record_weight_failure(name, reason)
+        return LoadedModel(get_model(name, device, "random"), name, "random", device, note=reason)
 
 
-def forget_failure(name: str) -> None:
-    """Let the next load of ``name`` try its trained weights again (after a successful download)."""
-    _FAILED.pop(name, None)
-
-
-def weights_label(loaded: Loaded) -> str:
+def weights_label(loaded: LoadedModel) -> str:
     return "trained weights" if loaded.weights == "trained" else "random init (untrained)"
 
 
@@ -115,10 +106,21 @@ def _on_device(fn, device: str):  # noqa: ANN001, ANN202
 
 
 # ---------------------------------------------------------------- CAMs
+@dataclass(frozen=True)
+class CamResult:
+    """Raw CAMs of every tap of one model for one image, its class probabilities, and the picture it saw."""
+
+    maps: dict[str, np.ndarray]  # tap -> (h, w) float32 map at the tap's resolution
+    probs: np.ndarray  # (num_classes,) softmax of the logits
+    target: int  # the class the maps explain
+    picture: np.ndarray  # the model input as uint8 (S, S, 3)
+    cpu_fallback: bool  # the GPU ran out of memory and the CPU computed this
+
+
 @st.cache_data(show_spinner="Computing CAMs at every tap…", max_entries=128)
 def model_cams(
     data: bytes, name: str, device: str, weights: str, method: str, target: int | None, mode: str = "center_crop"
-) -> dict:
+) -> CamResult:
     """Raw CAMs of every tap of ``name`` for one image (one forward, one backward), logits, and the input picture.
 
     ``weights`` is the weights actually loaded ('trained' or 'random'); ``target`` None means top-1.
@@ -132,18 +134,27 @@ def model_cams(
     (maps, logits), fell_back = _on_device(run, device)
     logits = logits.detach().float().cpu()[0]
     chosen = int(logits.argmax()) if target is None else int(target)
-    return {
-        "maps": {t: m[0].detach().float().cpu().numpy() for t, m in maps.items()},
-        "probs": torch.softmax(logits, 0).numpy(),
-        "target": chosen,
-        "picture": display_image(x, name),
-        "cpu_fallback": fell_back,
-    }
+    return CamResult(
+        maps={t: m[0].detach().float().cpu().numpy() for t, m in maps.items()},
+        probs=torch.softmax(logits, 0).numpy(),
+        target=chosen,
+        picture=display_image(x, name),
+        cpu_fallback=fell_back,
+    )
 
 
 # ---------------------------------------------------------------- features
+@dataclass(frozen=True)
+class FeatureResult:
+    """Activations of each branch of one block for one image, with their per-branch statistics."""
+
+    acts: dict[str, np.ndarray]  # tap -> (C, h, w) float32
+    stats: dict[str, dict]  # tap -> features.branch_stats entry (energy_share, sparsity, top_channels, ...)
+    cpu_fallback: bool
+
+
 @st.cache_data(show_spinner="Capturing feature maps…", max_entries=64)
-def block_features(data: bytes, name: str, device: str, weights: str, block: str) -> dict:
+def block_features(data: bytes, name: str, device: str, weights: str, block: str) -> FeatureResult:
     """Activations of each branch of ``block`` (numpy (C, h, w)) and their per-branch statistics."""
     import res2net
 
@@ -156,11 +167,8 @@ def block_features(data: bytes, name: str, device: str, weights: str, block: str
 
     acts, fell_back = _on_device(run, device)
     stats = features.branch_stats(acts)
-    return {
-        "acts": {t: a[0].detach().float().cpu().numpy() for t, a in acts.items()},
-        "stats": stats,
-        "cpu_fallback": fell_back,
-    }
+    return FeatureResult(acts={t: a[0].detach().float().cpu().numpy() for t, a in acts.items()}, stats=stats,
+                         cpu_fallback=fell_back)
 
 
 # ---------------------------------------------------------------- receptive fields
@@ -173,10 +181,29 @@ def theoretical_rfs(name: str, taps: tuple[str, ...]) -> dict[str, tuple[int, in
     return {t: (int(erf.theoretical_rf(model, t)), int(erf.tap_stride(model, t))) for t in taps}
 
 
+@dataclass(frozen=True)
+class ErfTap:
+    """The ERF of one tap's central unit: normalised map, metrics, radial mass profile, and where the unit looks."""
+
+    map: np.ndarray  # (H, W) float64 over the input, sums to 1
+    metrics: dict[str, float]
+    radial: tuple[np.ndarray, np.ndarray]  # (radii px, cumulative mass)
+    centre: tuple[float, float] | None  # receptive-field centre of the unit on the input; None: no rule for an op
+    rf_size: tuple[int, int] | None  # theoretical receptive field (px); None as above
+
+
+@dataclass(frozen=True)
+class ErfResult:
+    """ERFs of several taps of one model, from one image or from Gaussian noise."""
+
+    taps: dict[str, ErfTap]
+    cpu_fallback: bool
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
 def model_erf(
     name: str, device: str, weights: str, taps: tuple[str, ...], data: bytes | None, n_noise: int, positive_only: bool
-) -> dict:
+) -> ErfResult:
     """ERF map, metrics and radial profile per tap, from one image (``data``) or ``n_noise`` Gaussian inputs."""
     inputs = model_input(data, name) if data is not None else int(n_noise)
 
@@ -193,14 +220,10 @@ def model_erf(
             centre, rf_size = tuple(e.centre), tuple(erf.tap_rf_info(model, t).size)
         except NotImplementedError:  # no receptive-field rule for an op on the path: mark nothing rather than guess
             centre = rf_size = None
-        result[t] = {
-            "map": np.asarray(e.map, dtype=np.float64),
-            "metrics": dict(e.metrics),
-            "radial": tuple(np.asarray(p, dtype=np.float64) for p in e.radial_profile()),
-            "centre": centre,
-            "rf_size": rf_size,
-        }
-    return {"erf": result, "cpu_fallback": fell_back}
+        radii, mass = (np.asarray(p, dtype=np.float64) for p in e.radial_profile())
+        result[t] = ErfTap(map=np.asarray(e.map, dtype=np.float64), metrics=dict(e.metrics), radial=(radii, mass),
+                           centre=centre, rf_size=rf_size)
+    return ErfResult(taps=result, cpu_fallback=fell_back)
 
 
 # ---------------------------------------------------------------- localisation baselines
@@ -232,7 +255,7 @@ def val_split():  # noqa: ANN201  (res2net.data.TinyImageNet | None)
         return None
     try:
         return data.TinyImageNet("val")
-    except Exception:  # an incomplete folder is the same as no folder for the views
+    except (data.DataError, OSError):  # an incomplete folder is the same as no folder for the views
         return None
 
 
@@ -269,18 +292,14 @@ def class_names(name: str) -> list[str]:
 
 @st.cache_data(show_spinner=False, ttl=30)
 def weight_status(name: str) -> str:
-    try:
-        return weights.weight_status(name)
-    except Exception:
-        return "unknown"
+    """'local', 'embedded', 'embedded-missing', 'cached' or 'downloadable' (``res2net.weights.weight_status``)."""
+    return weights.weight_status(name)
 
 
 @st.cache_data(show_spinner=False, ttl=300)
 def network_available() -> bool:
-    try:
-        return bool(weights.network_available())
-    except Exception:
-        return False
+    """Whether the official weight host answers (checked at most every 5 minutes; never raises)."""
+    return bool(weights.network_available())
 
 
 @st.cache_data(show_spinner=False, ttl=600)

@@ -50,6 +50,40 @@ def weights_mode() -> str:
     return st.session_state.get("weights_mode", "trained")
 
 
+WEIGHT_FAILURES = "weight_failures"  # session-state key: model name -> why its trained weights failed to load
+
+
+def weight_failure(name: str) -> str | None:
+    """Why this session's last load of ``name``'s trained weights failed (None: not failed, or retried since)."""
+    return st.session_state.get(WEIGHT_FAILURES, {}).get(name)
+
+
+def record_weight_failure(name: str, reason: str) -> None:
+    """Remember a failed weight load for this session only: other users keep trying on their own."""
+    st.session_state[WEIGHT_FAILURES] = {**st.session_state.get(WEIGHT_FAILURES, {}), name: reason}
+
+
+def forget_weight_failure(name: str) -> None:
+    """Let this session's next load of ``name`` try its trained weights again (the retry button, a download)."""
+    failures = dict(st.session_state.get(WEIGHT_FAILURES, {}))
+    failures.pop(name, None)
+    st.session_state[WEIGHT_FAILURES] = failures
+
+
+def random_weights_notice(name: str, reason: str | None, where: str) -> None:
+    """Say that ``name`` runs with random weights because its trained ones failed: a retry button, and the
+    technical reason (paths, URLs, variables) folded away. ``where`` keeps the button's key unique on a page."""
+    if not reason:
+        return
+    st.warning(f"`{name}`: the trained weights could not be loaded, so this shows the random-init model. "
+               "Get the weights on the Models page, then retry.")
+    c1, c2 = st.columns([1, 5])
+    c1.button("Retry", key=f"retry_weights_{where}_{name}", on_click=forget_weight_failure, args=(name,),
+              help="Try loading the trained weights again (for this session).")
+    with c2.expander("Details"):
+        st.code(reason, language="text")
+
+
 def branch_note() -> None:
     """State the branch-order convention; every page that shows branches calls this."""
     st.caption(BRANCH_NOTE)
@@ -57,7 +91,8 @@ def branch_note() -> None:
 
 def show_exception(exc: BaseException, what: str = "This step") -> None:
     """A readable error with the technical details folded away, instead of a traceback."""
-    st.error(f"{what} failed: {type(exc).__name__}: {exc}")
+    st.error(f"{what} failed: an unexpected error. The rest of the app keeps working: change a setting, open "
+             "another page, or reload this one.")
     with st.expander("Technical details"):
         st.code("".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-6000:], language="text")
 

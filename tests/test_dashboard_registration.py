@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -158,14 +159,14 @@ def _impulse_cams(monkeypatch: pytest.MonkeyPatch, model: str, tap: str, cell: t
     """Make ``cached.model_cams`` return, for ``model``, an impulse at ``cell`` of ``tap`` (other maps real)."""
     real = cached.model_cams
 
-    def fake(data: bytes, name: str, *args: object, **kwargs: object) -> dict:
-        out = dict(real(data, name, *args, **kwargs))
+    def fake(data: bytes, name: str, *args: object, **kwargs: object) -> cached.CamResult:
+        out = real(data, name, *args, **kwargs)
         if name == model:
-            maps = dict(out["maps"])
+            maps = dict(out.maps)
             impulse = np.zeros_like(maps[tap])
             impulse[cell] = 1.0
             maps[tap] = impulse
-            out["maps"] = maps
+            out = dataclasses.replace(out, maps=maps)
         return out
 
     monkeypatch.setattr(cached, "model_cams", fake)

@@ -9,7 +9,7 @@ import streamlit as st
 
 import res2net
 from dashboard import cached, placement, sources
-from dashboard.state import DEFAULT_PAIR, branch_note, current_device
+from dashboard.state import DEFAULT_PAIR, branch_note, current_device, random_weights_notice, weights_mode
 from res2net import cam, images, plots
 
 st.title("Compare CAMs")
@@ -46,16 +46,15 @@ if target_mode == "choose a class":
     else:
         target_name = c4.selectbox("Class", common, key="compare_class")
 
-loaded = {n: cached.load_model(n) for n in names}
+loaded = {n: cached.load_model(n, weights_mode(), current_device()) for n in names}
 results = {}
 for n, lm in loaded.items():
-    if lm.note:
-        st.warning(f"`{n}`: trained weights unavailable — {lm.note} Showing the random-init model instead.")
+    random_weights_notice(n, lm.note, "compare")
     for w in images.preprocess_warnings(image.image.size, n, mode):
         st.caption(f"`{n}`: {w}")
     target = cached.class_names(n).index(target_name) if target_name else None
     results[n] = cached.model_cams(source.data, n, lm.device, lm.weights, method, target, mode)
-    if results[n]["cpu_fallback"]:
+    if results[n].cpu_fallback:
         st.warning(f"`{n}`: the GPU ran out of memory, so this model ran on the CPU.")
 
 blocks = []
@@ -84,10 +83,10 @@ def tap_for(n: str) -> str:
 
 
 shown = {n: [tap_for(n)] + (infos[n][block].branch_taps if block in infos[n] else []) for n in names}
-maps = {f"{n}/{t}": results[n]["maps"][t] for n in names for t in shown[n] if t in results[n]["maps"]}
+maps = {f"{n}/{t}": results[n].maps[t] for n in names for t in shown[n] if t in results[n].maps}
 # what is drawn, exported as a figure and scored: each shown map registered onto its model's input picture
-placed = {n: placement.place_all(loaded[n].model, {t: results[n]["maps"][t] for t in shown[n] if f"{n}/{t}" in maps},
-                                 results[n]["picture"].shape[:2]) for n in names}
+placed = {n: placement.place_all(loaded[n].model, {t: results[n].maps[t] for t in shown[n] if f"{n}/{t}" in maps},
+                                 results[n].picture.shape[:2]) for n in names}
 vmax = max(float(m.max()) for d in placed.values() for m in d.values()) if scale == "shared" and maps else None
 
 
@@ -130,36 +129,36 @@ for col, n in zip(cols, names, strict=True):
         st.subheader(n)
         st.caption(f"{cached.weights_label(lm)} · {lm.device} · {method}")
         tap = tap_for(n)
-        if tap not in r["maps"]:
+        if tap not in r.maps:
             st.info(f"`{n}` has no block `{block}`.")
             continue
-        caption = f"{tap} · target: {classes[r['target']]}"
+        caption = f"{tap} · target: {classes[r.target]}"
         if source.box is not None:
-            fig = plots.cam_grid_figure([r["picture"]], [placed[n][tap]], [caption], shared_scale=True,
+            fig = plots.cam_grid_figure([r.picture], [placed[n][tap]], [caption], shared_scale=True,
                                         box=box_in(n), alpha=alpha)
             st.plotly_chart(fig, key=f"compare_box_{n}", width="stretch")
             st.caption(localisation_line(n, tap))
         else:
-            st.image(plots.overlay(r["picture"], placed[n][tap], alpha=alpha, vmax=vmax), width="stretch",
+            st.image(plots.overlay(r.picture, placed[n][tap], alpha=alpha, vmax=vmax), width="stretch",
                      caption=caption)
-        top = np.argsort(r["probs"])[::-1][:5]
-        st.dataframe({"class": [classes[k] for k in top], "prob": [round(float(r["probs"][k]), 4) for k in top]},
+        top = np.argsort(r.probs)[::-1][:5]
+        st.dataframe({"class": [classes[k] for k in top], "prob": [round(float(r.probs[k]), 4) for k in top]},
                      hide_index=True, width="stretch")
         info = infos[n].get(block)
         if info is not None and info.num_branches > 1:
             st.markdown(f"**Branches of `{block}`** ({info.stype} block)")
             for i, (bc, bt) in enumerate(zip(st.columns(info.num_branches), info.branch_taps, strict=True)):
-                bc.image(plots.overlay(r["picture"], placed[n][bt], alpha=alpha, vmax=vmax),
+                bc.image(plots.overlay(r.picture, placed[n][bt], alpha=alpha, vmax=vmax),
                          caption=info.branch_label(i), width="stretch")
 
 st.divider()
 rows = [
     {"model": n, "weights": loaded[n].weights, "method": method, "preprocessing": mode, "tap": t,
-     "target": cached.class_names(n)[results[n]["target"]],
-     "target_prob": float(results[n]["probs"][results[n]["target"]]),
+     "target": cached.class_names(n)[results[n].target],
+     "target_prob": float(results[n].probs[results[n].target]),
      "height": m.shape[0], "width": m.shape[1], "max": float(m.max()), "mean": float(m.mean()),
      **placement.geometry(loaded[n].model, t), **(localisation(n, t) or {})}
-    for n in names for t in shown[n] if (m := results[n]["maps"].get(t)) is not None
+    for n in names for t in shown[n] if (m := results[n].maps.get(t)) is not None
 ]
 exported = {**maps, **{f"{placement.REGISTERED_PREFIX}{n}/{t}": m for n in names for t, m in placed[n].items()}}
 with_block = [n for n in names if block in infos[n]]
@@ -170,7 +169,7 @@ if with_block:
         grid.append([placed[n][infos[n][block].branch_taps[i]] if i < infos[n][block].num_branches
                      else None for n in with_block])
         labels.append(f"branch {i}")
-    png = partial(plots.cam_panel_png, [results[n]["picture"] for n in with_block], grid,
+    png = partial(plots.cam_panel_png, [results[n].picture for n in with_block], grid,
                   [f"{n}: {tap_for(n)}" for n in with_block], row_labels=labels, shared_scale=scale == "shared",
                   alpha=alpha)  # files are built only when a button is clicked, so redraws stay fast
     e1, e2, e3 = st.columns(3)

@@ -8,7 +8,7 @@ import streamlit as st
 
 import res2net
 from dashboard import cached, sources
-from dashboard.state import DEFAULT_PAIR, RANDOM_LABEL, branch_note, current_device, weights_mode
+from dashboard.state import DEFAULT_PAIR, RANDOM_LABEL, branch_note, current_device, random_weights_notice, weights_mode
 from res2net import plots
 
 st.title("ERF explorer")
@@ -35,7 +35,7 @@ if input_kind == "image":
         st.stop()
     data = source.data
 
-first = cached.load_model(names[0], weights)
+first = cached.load_model(names[0], weights, current_device())
 infos = res2net.block_infos(first.model)
 blocks = [i.name for i in infos]
 normal = [i.name for i in infos if i.stype == "normal"]
@@ -48,9 +48,8 @@ positive = d3.toggle("Positive part only (RepLKNet variant)", key="erf_positive"
 results: dict[str, dict] = {}
 bar = st.progress(0.0, text="Computing ERFs…")
 for k, n in enumerate(names):
-    lm = cached.load_model(n, weights)
-    if lm.note:
-        st.warning(f"`{n}`: trained weights unavailable — {lm.note} Showing the random-init model.")
+    lm = cached.load_model(n, weights, current_device())
+    random_weights_notice(n, lm.note, "erf")
     info = next((i for i in res2net.block_infos(lm.model) if i.name == block), None)
     if info is None:
         st.info(f"`{n}` has no block `{block}`.")
@@ -58,9 +57,9 @@ for k, n in enumerate(names):
     taps = tuple(info.branch_taps) + (block,)
     bar.progress(k / len(names), text=f"ERF of `{n}` · {block} ({len(taps)} taps)…")
     out = cached.model_erf(n, lm.device, lm.weights, taps, data, n_noise, positive)
-    if out["cpu_fallback"]:
+    if out.cpu_fallback:
         st.warning(f"`{n}`: the GPU ran out of memory, so this model ran on the CPU.")
-    results[n] = {"erf": out["erf"], "weights": lm.weights, "taps": taps, "rf": cached.theoretical_rfs(n, taps)}
+    results[n] = {"erf": out.taps, "weights": lm.weights, "taps": taps, "rf": cached.theoretical_rfs(n, taps)}
 bar.progress(1.0, text="Done.")
 
 rows = []
@@ -70,22 +69,22 @@ for n, r in results.items():
     for col, t in zip(st.columns(len(r["taps"])), r["taps"], strict=True):
         title = t.rsplit(".", 1)[-1] if t != block else "block output"
         e = r["erf"][t]
-        col.plotly_chart(plots.erf_heatmap(e["map"], log=log_scale, title=title, centre=e.get("centre"),
-                                           rf_size=e.get("rf_size")), key=f"erf_map_{n}_{t}", width="stretch")
-    curves = {t.rsplit(".", 1)[-1] if t != block else "block output": e["radial"]
-              for t, e in r["erf"].items() if e["radial"] is not None}
+        col.plotly_chart(plots.erf_heatmap(e.map, log=log_scale, title=title, centre=e.centre,
+                                           rf_size=e.rf_size), key=f"erf_map_{n}_{t}", width="stretch")
+    curves = {t.rsplit(".", 1)[-1] if t != block else "block output": e.radial
+              for t, e in r["erf"].items() if e.radial is not None}
     if curves:
         st.plotly_chart(plots.radial_mass_figure(curves, title=f"{n}: cumulative ERF mass within radius"),
                         key=f"erf_radial_{n}", width="stretch")
     for t in r["taps"]:
-        m = r["erf"][t]["metrics"]
+        m = r["erf"][t].metrics
         rows.append({"model": n, "weights": label, "tap": t, "theoretical RF (px)": r["rf"][t][0],
                      **{k: round(float(v), 3) for k, v in m.items() if isinstance(v, (int, float))}})
 
 st.subheader("Metrics")
 st.dataframe(rows, hide_index=True, width="stretch")
 st.download_button("Numbers (CSV)", partial(plots.rows_to_csv_bytes, rows), "erf.csv", "text/csv")
-st.download_button("Maps (.npz)", partial(plots.maps_to_npz_bytes, {f"{n}/{t}": e["map"] for n, r in results.items()
+st.download_button("Maps (.npz)", partial(plots.maps_to_npz_bytes, {f"{n}/{t}": e.map for n, r in results.items()
                                                                   for t, e in r["erf"].items()}), "erf.npz")
 st.caption(f"Device: {current_device()}. Inputs: " + (f"{n_noise} Gaussian-noise images" if data is None else
                                                        "the chosen image") + ".")

@@ -6,6 +6,7 @@ import streamlit as st
 
 import res2net
 from dashboard import cached
+from dashboard.state import forget_weight_failure
 from res2net import weights
 
 st.title("Models")
@@ -55,7 +56,7 @@ if status == "downloadable" and st.button("Download weights", key="models_downlo
     else:
         bar.progress(1.0, text="Done: verified and cached.")
         cached.weight_status.clear()
-        cached.forget_failure(name)
+        forget_weight_failure(name)
         st.success(f"`{name}` weights downloaded, verified and cached.")
 
 card = info.get("card")

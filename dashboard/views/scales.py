@@ -9,7 +9,7 @@ import streamlit as st
 
 import res2net
 from dashboard import cached, placement, sources
-from dashboard.state import DEFAULT_PAIR, branch_note
+from dashboard.state import DEFAULT_PAIR, branch_note, current_device, random_weights_notice, weights_mode
 from res2net import cam, plots
 
 st.title("Scales")
@@ -56,7 +56,7 @@ all_models = res2net.list_models()
 c1, c2, c3 = st.columns(3)
 name = c1.selectbox("Model", all_models, index=all_models.index(DEFAULT_PAIR[1]), key="scales_model")
 base = c2.selectbox("Baseline", all_models, index=all_models.index(DEFAULT_PAIR[0]), key="scales_base")
-lm = cached.load_model(name)
+lm = cached.load_model(name, weights_mode(), current_device())
 blocks = [i.name for i in res2net.block_infos(lm.model)]
 normal = [b for b, i in zip(blocks, res2net.block_infos(lm.model), strict=True) if i.stype == "normal"]
 block = c3.selectbox("Block", blocks, index=blocks.index(normal[-2] if len(normal) > 1 else blocks[-1]),
@@ -69,14 +69,13 @@ method = e3.selectbox("CAM method", list(cam.METHODS), key="scales_method")
 n_top = 6
 
 
-def show(model_name: str, col) -> dict | None:  # noqa: ANN001
+def show(model_name: str, col, side: str) -> dict | None:  # noqa: ANN001
     """The per-scale panel of one model's block; returns its branch statistics for the shared bar charts."""
     with col:
-        lm = cached.load_model(model_name)
+        lm = cached.load_model(model_name, weights_mode(), current_device())
         infos = {i.name: i for i in res2net.block_infos(lm.model)}
         st.subheader(model_name)
-        if lm.note:
-            st.warning(f"Trained weights unavailable — {lm.note} Showing the random-init model.")
+        random_weights_notice(model_name, lm.note, f"scales_{side}")
         info = infos.get(block)
         if info is None:
             st.info(f"`{model_name}` has no block `{block}`.")
@@ -90,14 +89,14 @@ def show(model_name: str, col) -> dict | None:  # noqa: ANN001
         st.markdown("**Per-branch CAM**")
         st.caption(f"Each branch's map is placed on the model input by its cells' receptive-field centres "
                    f"({placement.REGISTRATION_RULE}); the feature maps below are the raw grids, one square per cell.")
-        size = cams["picture"].shape[:2]
+        size = cams.picture.shape[:2]
         for bc, label, tap in zip(st.columns(info.num_branches), labels, info.branch_taps, strict=True):
-            bc.image(plots.overlay(cams["picture"], placement.place(lm.model, tap, cams["maps"][tap], size),
+            bc.image(plots.overlay(cams.picture, placement.place(lm.model, tap, cams.maps[tap], size),
                                    alpha=alpha), caption=label, width="stretch")
         st.markdown(f"**Top {n_top} channels by energy** per branch")
-        stats = feats["stats"]
+        stats = feats.stats
         pairs = list(zip(labels, info.branch_taps, strict=True))
-        channel_maps = {lab: [feats["acts"][t][c] for c in stats[t]["top_channels"][:n_top]] for lab, t in pairs}
+        channel_maps = {lab: [feats.acts[t][c] for c in stats[t]["top_channels"][:n_top]] for lab, t in pairs}
         channel_labels = {lab: stats[t]["top_channels"][:n_top] for lab, t in pairs}
         st.plotly_chart(plots.feature_maps_figure(channel_maps, scale=fmap_scale, channel_labels=channel_labels,
                                                   title=f"{model_name} · {block} ({fmap_scale} colour scale)"),
@@ -106,7 +105,7 @@ def show(model_name: str, col) -> dict | None:  # noqa: ANN001
         erfs = cached.model_erf(model_name, lm.device, lm.weights, tuple(info.branch_taps), source.data, 0, False)
         rows = []
         for lab, tap in zip(labels, info.branch_taps, strict=True):
-            m = erfs["erf"][tap]["metrics"]
+            m = erfs.taps[tap].metrics
             rows.append({"branch": lab, "theoretical RF (px)": rfs[tap][0], "stride": rfs[tap][1],
                          **{k: round(float(v), 2) for k, v in m.items() if "radius" in k or "sigma" in k},
                          "energy share": round(stats[tap]["energy_share"], 3),
@@ -117,7 +116,8 @@ def show(model_name: str, col) -> dict | None:  # noqa: ANN001
 
 
 left, right = st.columns(2)
-per_model = {n: st_ for n, col in ((name, left), (base, right)) if (st_ := show(n, col)) is not None}
+per_model = {n: st_ for n, col, side in ((name, left, "model"), (base, right, "baseline"))
+             if (st_ := show(n, col, side)) is not None}
 if per_model:
     b1, b2 = st.columns(2)
     b1.plotly_chart(plots.grouped_branch_bars(per_model, "energy_share", title="Energy share per branch"),
