@@ -14,13 +14,16 @@ from functools import cache
 
 from torch import nn
 
+from .ablate import AblationError, ablate, branch_means
 from .complexity import count_macs, count_params
+from .decompose import BlockDecomposition, Decomposition, decompose
 from .taps import BlockInfo, TapError, block_infos, get_tap, tap_names
 from .zoo import MODELS, ModelSpec, get_spec, list_models
 
 __all__ = [
     "create_model", "list_models", "model_info", "tap_names", "get_tap", "block_infos", "BlockInfo",
-    "TapError", "ModelSpec", "get_spec", "MODELS", "count_params", "count_macs",
+    "TapError", "ModelSpec", "get_spec", "MODELS", "count_params", "count_macs", "ablate", "branch_means",
+    "AblationError", "decompose", "Decomposition", "BlockDecomposition",
 ]
 __version__ = "0.1.0"
 
