@@ -37,7 +37,7 @@ def _residual_maps(model: torch.nn.Module, names: list[str], x: torch.Tensor) ->
 @pytest.mark.parametrize("name", res2net.list_models())
 def test_parts_add_up_to_the_block_map_for_every_block_of_every_zoo_model(name: str, one_thread) -> None:
     model = res2net.create_model(name)
-    size = 32 if model.input_size == 224 else 64  # small inputs keep the full-size models quick
+    size = 32 if model.spec.input_size == 224 else 64  # small inputs keep the full-size models quick
     randomise_bn(model, seed=3, size=size).double()  # float64, so the check sees the algebra, not float32 rounding
     names = [n for n, b in model.named_modules() if isinstance(b, (Bottle2neck, Bottleneck))]
     assert names, name
