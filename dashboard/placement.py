@@ -8,12 +8,13 @@ picture. No Streamlit here, so the views' numbers can be tested without running 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 from torch import nn
 
-from res2net import cam, erf, localize
+from res2net import cam, erf, images, localize, plots
 
 REGISTRATION_RULE = "cell (i,j) at start + stride·(i,j)"
 REGISTERED_PREFIX = "registered/"  # .npz key prefix of the maps placed on the model input
@@ -90,3 +91,63 @@ def localisation_caption(loc: Mapping[str, float | bool], tap_rule: str, sigma_n
             f"{loc['energy_centre_prior']:.2f}) · pointing game {_hit(loc['pointing_hit'])} (always the centre: "
             f"{_hit(loc['pointing_centre_hit'])}) · coverage of the box {loc['coverage']:.2f} (centre prior "
             f"{loc['coverage_centre_prior']:.2f}). On the registered map ({tap_rule}); {sigma_note}.")
+
+
+# ------------------------------------------------------------------------------------ maps on the user's photo
+def photo_map(model: nn.Module, tap: str, raw: np.ndarray, crop: images.CropBox, title: str, *,
+              cells: bool = True, display_side: int = 160) -> plots.PhotoMap:
+    """A tap's raw map ready to draw on the user's photo, cells at their receptive-field centres.
+
+    ``cells``: the raw grid, cell (i, j) at ``start + stride·(i, j)`` model-input px carried back through the
+    crop/resize (an affine map per axis). Otherwise the map sampled by ``cam.register_to_photo`` on a display grid
+    of at most ``display_side`` px a side (NaN where the model did not see the photo).
+    """
+    w, h = crop.image_size
+    sx, sy = crop.scale
+    if cells:
+        rf = erf.tap_rf_info(model, tap)
+        # model-input pixel centre u (integers) -> photo pixel centre: (u + 0.5) / s + left - 0.5
+        x0 = (rf.start[1] + 0.5) / sx + crop.box[0] - 0.5
+        y0 = (rf.start[0] + 0.5) / sy + crop.box[1] - 0.5
+        return plots.PhotoMap(np.asarray(raw, dtype=np.float64), x0, rf.jump[1] / sx, y0, rf.jump[0] / sy, title)
+    f = min(1.0, display_side / max(w, h))
+    ow, oh = max(1, round(w * f)), max(1, round(h * f))
+    grid = cam.register_to_photo(model, tap, np.asarray(raw, dtype=np.float64), crop, out_size=(ow, oh))
+    return plots.PhotoMap(grid, -0.5 + 0.5 * w / ow, w / ow, -0.5 + 0.5 * h / oh, h / oh, title)
+
+
+def grid_text(model: nn.Module, tap: str, raw: np.ndarray, crop: images.CropBox) -> str:
+    """'4×4 map · one cell = 16 px of the 64 px input (≈ 75 px of the photo)': what a map's resolution is."""
+    h, w = np.asarray(raw).shape[-2:]
+    stride = erf.tap_rf_info(model, tap).jump[0]
+    photo_px = stride / crop.scale[0]
+    return (f"{h}×{w} map · one cell = {_num(stride)} px of the {crop.size} px input "
+            f"(≈ {photo_px:.0f} px of the photo)")
+
+
+def block_sort_key(name: str) -> tuple:
+    """Natural order of module paths: layer2.10 after layer2.9, layer1.2 before layer2.0."""
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
+
+
+def sorted_blocks(per_model: Mapping[str, Sequence[str]]) -> list[str]:
+    """The union of the models' block names in network order."""
+    return sorted({b for blocks in per_model.values() for b in blocks}, key=block_sort_key)
+
+
+def default_block(blocks: Sequence[str], sizes: Mapping[str, Mapping[str, tuple[int, int]]],
+                  min_side: int = 8) -> str:
+    """The deepest block whose map is at least ``min_side`` cells a side in every model that has it (readable
+    without guessing), else the block with the largest maps. ``sizes``: model -> {block: (h, w)}."""
+    def smallest(b: str) -> int:
+        return min((min(s[b]) for s in sizes.values() if b in s), default=0)
+
+    ok = [b for b in blocks if smallest(b) >= min_side]
+    if ok:
+        return max(ok, key=block_sort_key)
+    return max(blocks, key=lambda b: (smallest(b), block_sort_key(b)))
+
+
+def colour_range(maps: Sequence[np.ndarray]) -> tuple[float, float]:
+    """One (vmin, vmax) over ``maps`` (0 at the bottom for non-negative maps; a flat or empty set gets 0..1)."""
+    return plots.map_range(list(maps), True)[0]

@@ -75,8 +75,8 @@ def random_weights_notice(name: str, reason: str | None, where: str) -> None:
     technical reason (paths, URLs, variables) folded away. ``where`` keeps the button's key unique on a page."""
     if not reason:
         return
-    st.warning(f"`{name}`: the trained weights could not be loaded, so this shows the random-init model. "
-               "Get the weights on the Models page, then retry.")
+    st.warning(f"`{name}`: trained weights are not available — showing an untrained (random-init) model; its "
+               "predictions are meaningless. Get the weights on the Models page, then retry.")
     c1, c2 = st.columns([1, 5])
     c1.button("Retry", key=f"retry_weights_{where}_{name}", on_click=forget_weight_failure, args=(name,),
               help="Try loading the trained weights again (for this session).")

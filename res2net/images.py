@@ -27,7 +27,7 @@ __all__ = [
     "ImageError", "EmptyFileError", "FileTooLargeError", "NotAnImageError", "UnsupportedImageError",
     "CorruptImageError", "TruncatedImageError", "DecompressionBombError", "ImageTooSmallError",
     "LoadedImage", "load_image", "to_rgb", "PREPROCESS_MODES", "CropBox", "crop_box", "preprocess",
-    "preprocess_warnings", "denormalize", "resize_map", "map_to_image", "demo_images",
+    "preprocess_warnings", "denormalize", "resize_map", "map_to_image", "demo_images", "demo_classes",
     "DEFAULT_MAX_BYTES", "DEFAULT_MAX_PIXELS", "MIN_SIDE", "ASPECT_WARN",
 ]
 
@@ -578,8 +578,22 @@ def map_to_image(map_2d: np.ndarray, crop: CropBox, out_size: tuple[int, int] | 
 
 
 # ------------------------------------------------------------------------------------------- demo images
+DEMO_DIR = Path(__file__).resolve().parent.parent / "assets" / "demo"  # photos with their licences beside them
+GRACE_HOPPER_CLASS = "military uniform"
+
+
+def demo_classes() -> dict[str, str | None]:
+    """Demo photo name -> the Tiny-ImageNet-100 class it shows (None: none of them), from ``assets/demo``."""
+    import json
+
+    manifest = DEMO_DIR / "photos.json"
+    rows = json.loads(manifest.read_text())["photos"] if manifest.is_file() else []
+    return {"grace_hopper": GRACE_HOPPER_CLASS, **{Path(r["file"]).stem: r["class"] for r in rows}}
+
+
 def demo_images() -> dict[str, Path]:
-    """Photos that ship inside installed packages (nothing is copied into this repository); absent ones skipped."""
+    """Offline demo photos: those in ``assets/demo`` (licences in its LICENCE.md) and matplotlib's public-domain
+    ``grace_hopper.jpg``; absent ones skipped."""
     found: dict[str, Path] = {}
     try:
         import matplotlib
@@ -589,13 +603,7 @@ def demo_images() -> dict[str, Path]:
             found["grace_hopper"] = sample
     except ImportError:
         pass
-    import importlib.util
-
-    spec = importlib.util.find_spec("skimage")
-    if spec is not None and spec.origin:
-        data_dir = Path(spec.origin).parent / "data"
-        for name, fname in (("chelsea", "chelsea.png"), ("coffee", "coffee.png"), ("rocket", "rocket.jpg")):
-            if (data_dir / fname).is_file():
-                found[name] = data_dir / fname
+    for name in demo_classes():
+        if (DEMO_DIR / f"{name}.jpg").is_file():
+            found[name] = DEMO_DIR / f"{name}.jpg"
     return found
-

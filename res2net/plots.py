@@ -13,6 +13,7 @@ import csv
 import io
 import zlib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
@@ -21,7 +22,8 @@ from plotly.subplots import make_subplots
 __all__ = [
     "MODEL_COLORS", "PALETTE", "model_color", "branch_color", "overlay", "map_range", "cam_grid_figure",
     "branch_bars", "grouped_branch_bars", "erf_heatmap", "radial_mass_figure", "localisation_by_size_figure",
-    "feature_maps_figure", "cam_panel_png", "maps_to_npz_bytes", "rows_to_csv_bytes",
+    "feature_maps_figure", "cam_panel_png", "PhotoMap", "maps_on_photo_figure", "png_data_uri",
+    "COLORMAPS", "maps_to_npz_bytes", "rows_to_csv_bytes",
 ]
 
 # Okabe-Ito and a few darker companions: distinguishable with the common colour-vision deficiencies.
@@ -439,7 +441,7 @@ def cam_panel_png(
     shared_scale: bool = True,
     alpha: float = 0.5,
     cmap: str = "jet",
-    box: Sequence[float] | None = None,
+    box: Sequence[float] | Sequence[Sequence[float] | None] | None = None,
     suptitle: str | None = None,
     dpi: int = 150,
 ) -> bytes:
@@ -447,7 +449,7 @@ def cam_panel_png(
 
     ``maps`` is one map per column, or a list of rows each with one map per column (``None`` leaves a panel
     empty, marked n/a), each at its column's image shape (placed with ``cam.register``). A shared scale gets one
-    colour bar; per-map scales get one each.
+    colour bar; per-map scales get one each. ``box``: one (x0, y0, x1, y1) for all columns or one per column.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.cm import ScalarMappable
@@ -461,6 +463,7 @@ def cam_panel_png(
     grid = [list(r) for r in maps] if maps and isinstance(maps[0], (list, tuple)) else [list(maps)]
     if any(len(r) != n_cols for r in grid):
         raise ValueError(f"every row of maps needs {n_cols} entries")
+    boxes = _per_panel_boxes(box, n_cols)
     flat = [m for r in grid for m in r if m is not None]
     shared = map_range(flat, True)[0] if flat else (0.0, 1.0)
     n_rows = len(grid)
@@ -474,19 +477,20 @@ def cam_panel_png(
             ax.set_xticks([])
             ax.set_yticks([])
             img = np.asarray(images[c])
+            if r == 0:
+                ax.set_title(titles[c], fontsize=9)
+            if row_labels is not None and c == 0:  # before a possible n/a panel, so every row keeps its label
+                ax.set_ylabel(row_labels[r], fontsize=9)
             if cam is None:  # e.g. a ResNet baseline has no branch to show in a branch row
-                ax.set_axis_off()
+                for spine in ax.spines.values():
+                    spine.set_visible(False)
                 ax.text(0.5, 0.5, "n/a", ha="center", va="center", transform=ax.transAxes, color="#777777")
                 continue
             lo, hi = shared if shared_scale else map_range([cam], False)[0]
             ax.imshow(overlay(img, cam, alpha=alpha, cmap=cmap, vmin=lo, vmax=hi))
-            if box is not None:
-                x0, y0, x1, y1 = box
+            if boxes[c] is not None:
+                x0, y0, x1, y1 = boxes[c]
                 ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor="lime", lw=1.5))
-            if r == 0:
-                ax.set_title(titles[c], fontsize=10)
-            if row_labels is not None and c == 0:
-                ax.set_ylabel(row_labels[r], fontsize=9)
             if not shared_scale:
                 fig.colorbar(ScalarMappable(Normalize(lo, hi), cmap), ax=ax, fraction=0.046, pad=0.02)
     if shared_scale:
@@ -535,3 +539,105 @@ def _csv_cell(v: object) -> object:
     if isinstance(v, (list, tuple, np.ndarray)):
         return " ".join(str(_csv_cell(x)) for x in np.asarray(v).ravel().tolist())
     return v
+
+
+# ------------------------------------------------------------------------------------ a map on the user's photo
+COLORMAPS = ("Jet", "Viridis", "Inferno", "Turbo", "RdBu_r", "Greys")
+
+
+def png_data_uri(image_uint8: np.ndarray, max_side: int | None = None) -> tuple[str, tuple[int, int]]:
+    """An RGB uint8 picture as a PNG data URI (downscaled so its longer side is at most ``max_side``), and the
+    (width, height) it was encoded at: a photo travels to the browser as a few kB, not as a JSON array."""
+    import base64
+
+    from PIL import Image
+
+    im = Image.fromarray(np.asarray(image_uint8)[..., :3].astype(np.uint8))
+    if max_side and max(im.size) > max_side:
+        f = max_side / max(im.size)
+        im = im.resize((max(1, round(im.width * f)), max(1, round(im.height * f))), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii"), im.size
+
+
+@dataclass(frozen=True)
+class PhotoMap:
+    """A map to draw on the photo: cell (i, j) of ``grid`` centred at photo point (x0 + dx·j, y0 + dy·i) (pixel
+    centres at integers), each cell dx × dy photo pixels, and the panel's title."""
+
+    grid: np.ndarray
+    x0: float
+    dx: float
+    y0: float
+    dy: float
+    title: str
+
+
+def maps_on_photo_figure(
+    photo: np.ndarray,
+    maps: Sequence[PhotoMap],
+    *,
+    vmin: float,
+    vmax: float,
+    with_photo: bool = True,
+    photo_title: str = "photo",
+    cells: bool = True,
+    alpha: float = 0.5,
+    colorscale: str = CAM_COLORSCALE,
+    box: Sequence[float] | None = None,
+    colorbar_title: str = "CAM",
+    per_row: int = 4,
+    max_side: int = 512,
+    panel_height: int = 300,
+) -> go.Figure:
+    """Maps on the photo, one panel each (optionally after the untouched photo), on one colour scale with its
+    colour bar, values on hover.
+
+    Where each cell lies comes from the caller (receptive-field centres carried through the preprocessing), never
+    from stretching a grid over the picture. ``cells`` shows each cell as a flat square; otherwise plotly
+    interpolates between the cell centres. ``box`` = (x0, y0, x1, y1) in photo pixels, exclusive ends.
+    """
+    img = np.asarray(photo)
+    if img.ndim != 3 or img.dtype != np.uint8:
+        raise ValueError(f"expected an (H, W, 3) uint8 photo, got {img.shape} {img.dtype}")
+    if not maps:
+        raise ValueError("no maps to draw")
+    if not vmax > vmin:
+        raise ValueError(f"need vmin < vmax, got {vmin}, {vmax}")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    H, W = img.shape[:2]
+    uri, (ew, eh) = png_data_uri(img, max_side)
+    panels: list[PhotoMap | None] = ([None] if with_photo else []) + list(maps)
+    cols = min(per_row, len(panels))
+    rows = -(-len(panels) // cols)
+    titles = [photo_title if p is None else p.title for p in panels]
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.03,
+                        vertical_spacing=0.12 / rows if rows > 1 else 0.0)
+    for k, p in enumerate(panels):
+        r, c = k // cols + 1, k % cols + 1
+        fig.add_trace(go.Image(source=uri, x0=-0.5 + 0.5 * W / ew, dx=W / ew, y0=-0.5 + 0.5 * H / eh, dy=H / eh,
+                               hoverinfo="skip", name="photo"), row=r, col=c)
+        if p is not None:
+            z = np.asarray(p.grid, dtype=np.float64)
+            if z.ndim != 2:
+                raise ValueError(f"expected a 2-D map, got shape {z.shape}")
+            fig.add_trace(go.Heatmap(
+                z=z, x0=p.x0, dx=p.dx, y0=p.y0, dy=p.dy, zmin=vmin, zmax=vmax, zauto=False, colorscale=colorscale,
+                opacity=alpha, zsmooth=False if cells else "best", showscale=k == len(panels) - 1, name=p.title,
+                colorbar=dict(thickness=12, len=min(0.9, 1.2 / rows), title=dict(text=colorbar_title, side="right")),
+                hovertemplate="x %{x:.0f}, y %{y:.0f} px<br>value %{z:.4g}<extra>" + p.title + "</extra>",
+            ), row=r, col=c)
+        if box is not None:
+            bx0, by0, bx1, by1 = (float(v) for v in box)
+            fig.add_shape(type="rect", x0=bx0 - 0.5, y0=by0 - 0.5, x1=bx1 - 0.5, y1=by1 - 0.5, row=r, col=c,
+                          line=dict(color="#00FF00", width=2))
+        axis = "" if k == 0 else str(k + 1)
+        fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, range=[-0.5, W - 0.5],
+                         constrain="domain", row=r, col=c)
+        fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, range=[H - 0.5, -0.5],
+                         scaleanchor=f"x{axis}", constrain="domain", row=r, col=c)
+    fig.update_annotations(font_size=12)
+    fig.update_layout(height=panel_height * rows + 10, margin=dict(l=4, r=4, t=28, b=4), showlegend=False)
+    return fig

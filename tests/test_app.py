@@ -115,7 +115,7 @@ def test_compare_default_demo_shows_overlays_for_both_models() -> None:
     at = _app()
     _no_exception(at)
     assert {"tiny_resnet26", "tiny_res2net26_4s"} <= {s.value for s in at.subheader}
-    assert len(at.image) >= 2  # the two main overlays at least
+    assert len(at.get("plotly_chart")) >= 2  # the two main overlays at least
     assert any("Branch order" in c.value for c in at.caption)
 
 
@@ -123,8 +123,8 @@ def test_compare_real_photo_upload_gives_overlays(photo: bytes) -> None:
     at = _upload(_app(), "photo.JPEG", photo)
     _no_exception(at)
     assert not at.error
-    # main overlay per model + 4 branch overlays of the Res2Net block
-    assert len(at.image) >= 2 + 4
+    # main overlay per model + the branch overlays of the Res2Net block
+    assert len(at.get("plotly_chart")) >= 2 + 1
 
 
 def test_image_injected_through_session_state(photo: bytes) -> None:
@@ -134,7 +134,7 @@ def test_image_injected_through_session_state(photo: bytes) -> None:
     at.run()
     _no_exception(at)
     assert at.radio(key="compare_source").value == "Picked image"
-    assert len(at.image) >= 2
+    assert len(at.get("plotly_chart")) >= 2
 
 
 @pytest.mark.parametrize("name", list(BAD))
@@ -144,7 +144,7 @@ def test_bad_uploads_get_a_specific_message_or_a_result(name: str, photo: bytes)
     _no_exception(at)
     if expected is None:
         assert not at.error, [e.value for e in at.error]
-        assert len(at.image) >= 2
+        assert len(at.get("plotly_chart")) >= 2
     else:
         assert at.error, f"{name}: no error shown"
         msg = at.error[0].value
@@ -248,8 +248,11 @@ def test_imagenet_model_without_weights_says_why_and_keeps_working() -> None:
     assert "resnet50" in {s.value for s in at.subheader}
     if weight_status("resnet50") not in ("cached", "local"):
         notes = [w.value for w in at.warning if "resnet50" in w.value]
-        assert notes and "random-init" in notes[0], [w.value for w in at.warning]
-        assert any("random init" in c.value for c in at.caption)
+        assert len(notes) == 1, [w.value for w in at.warning]  # one short line ...
+        assert "untrained" in notes[0] and "meaningless" in notes[0] and "http" not in notes[0], notes[0]
+        assert any(e.label == "Details" for e in at.expander)  # ... and the reason folded away
+        assert any("untrained" in m.value and "badge" in m.value for m in at.markdown)  # the column's badge
+        assert len(at.dataframe) == 1  # probabilities only for the trained model, none for the stand-in
 
 
 def test_models_download_failure_shows_the_weights_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
