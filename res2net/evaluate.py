@@ -370,12 +370,13 @@ def _metric_arrays(arrays: dict, name: str, seeds: list[int], tap: str, metric: 
     return np.stack([arrays[f"{name}/seed{s}/{key}"].astype(np.float64) for s in seeds])
 
 
-def summarise(arrays: dict, entries: dict, names: list[str], buckets: np.ndarray, labels: np.ndarray
-              ) -> tuple[dict, dict]:
+def summarise(arrays: dict, entries: dict, names: list[str], buckets: np.ndarray, labels: np.ndarray,
+              baseline: str | None = BASELINE) -> tuple[dict, dict]:
     """Tables: per-model metrics with intervals, baselines, paired comparisons and accuracy by object size.
 
     Also returns every paired comparison's (estimate, bootstrap samples, images) keyed by (model, stage, bucket,
-    subset, metric), top-1 under stage "logits", for the claims, which judge some of them.
+    subset, metric), top-1 under stage "logits", for the claims, which judge some of them. Comparisons are to
+    ``baseline`` when it is among ``names``.
     """
     seeds = [int(s) for s in arrays["seeds"]]
     wsum, wcmp = _Weights(len(seeds), labels, BOOT_SUMMARY), _Weights(len(seeds), labels, BOOT_COMPARE)
@@ -412,7 +413,7 @@ def summarise(arrays: dict, entries: dict, names: list[str], buckets: np.ndarray
                             loc_rows.append({"model": name, "stage": stage, "tap": tap, "group": group,
                                              "subset": subset, "bucket": b, "metric": metric, **_interval(est, smp),
                                              "n": _kept(m, keep), "runs": len(seeds)})
-    base = BASELINE if BASELINE in names else None
+    base = baseline if baseline in names else None
     for name in names:
         if base is None or name == base:
             continue
@@ -493,8 +494,9 @@ def rows_value(rows: list[dict], name: str, init: str, tap: str, key: str = "rad
     raise KeyError((name, init, tap))
 
 
-def _claims(res: dict, paired: dict, entries: dict, names: list[str], runs: int, erf_claims: list[dict]
-            ) -> list[dict]:
+def _claims(res: dict, paired: dict, entries: dict, names: list[str], runs: int, erf_claims: list[dict],
+            model_caveat: str = "6-epoch models on 64 px images",
+            map_caveat: str = f"{VERDICT_LAYER} maps are 4x4 cells at 64 px") -> list[dict]:
     """The Claims page's statements with numbers, intervals and Holm-corrected verdicts (confirmatory family).
 
     The localisation and accuracy claims judge comparisons ``summarise`` already bootstrapped (``paired``).
@@ -512,7 +514,7 @@ def _claims(res: dict, paired: dict, entries: dict, names: list[str], runs: int,
         pending.append({"id": f"top1-{name}", "section": "accuracy", "paper": PAPER["accuracy"], "metric": "top1",
                         "model": name, "layer": "logits", "subset": "all", "family": "confirmatory",
                         "estimate": est, "samples": smp, "images": n,
-                        "baseline_note": "", "caveat": f"s={s}; 6-epoch models on 64 px images"})
+                        "baseline_note": "", "caveat": f"s={s}; {model_caveat}"})
         ta = entries[name]["taps"][VERDICT_LAYER]["output"]
         for bucket, metrics in (("small", ("energy", "pointing")), ("large", ("coverage", "maxboxacc"))):
             for metric in metrics:
@@ -527,7 +529,7 @@ def _claims(res: dict, paired: dict, entries: dict, names: list[str], runs: int,
                         "layer": f"{VERDICT_LAYER} output ({ta})", "subset": subset,
                         "family": "confirmatory" if subset == "all" else "exploratory", "estimate": est,
                         "samples": smp, "images": n, "baseline_note": note,
-                        "caveat": f"{bucket} objects; {VERDICT_LAYER} maps are 4x4 cells at 64 px"})
+                        "caveat": f"{bucket} objects; {map_caveat}"})
     for c in erf_claims:
         pending.append({"id": c["id"], "section": "erf", "paper": PAPER[c["kind"]], "metric": "erf_radius",
                         "model": c["model"], "layer": c["layer"], "subset": "noise inputs", "family": "confirmatory",
@@ -553,6 +555,380 @@ def _claims(res: dict, paired: dict, entries: dict, names: list[str], runs: int,
     return out
 
 
+# ------------------------------------------------------------------------------------------ dataset evaluation
+# Any zoo model on any ``res2net.datasets`` dataset, one process or many under torchrun. Per-image rows are the
+# stored truth (model, run, image id, class, correct, box area, every metric per tap); summaries, intervals and
+# verdicts are computed from them by rank 0, so a new bucket or comparison never needs the models again.
+DATASET_BATCH = 32
+ROW_FIELDS = ("model", "run", "image_id", "class", "correct", "correct5", "box_area")
+
+
+def union_masks(boxes: list[list[tuple[int, int, int, int]]], size: tuple[int, int]) -> np.ndarray:
+    """(N, H, W) boolean masks: the union of each image's boxes (exclusive ends)."""
+    h, w = size
+    out = np.zeros((len(boxes), h, w), dtype=bool)
+    for i, bs in enumerate(boxes):
+        for x0, y0, x1, y1 in bs:
+            out[i, y0:y1, x0:x1] = True
+    return out
+
+
+def multi_box_scores(maps: np.ndarray, boxes: list[list[tuple[int, int, int, int]]], full: bool
+                     ) -> dict[str, np.ndarray]:
+    """Per image with one or more boxes: energy over the union of its boxes, pointing hit on any box; with ``full``
+    also coverage of the union and the IoU curve of MaxBoxAcc (best box per threshold, as wsolevaluation).
+
+    With one box per image these are ``localize``'s energy_in_box, pointing_game, coverage and iou_curve."""
+    maps = np.asarray(maps, dtype=np.float64)
+    n = maps.shape[0]
+    union = union_masks(boxes, maps.shape[1:])
+    total = maps.sum((1, 2))
+    inside = (maps * union).sum((1, 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = {"energy": np.where(total > 0, inside / np.where(total > 0, total, 1.0), np.nan)}
+    most = max(len(b) for b in boxes)
+    hit = np.zeros(n, dtype=bool)
+    curve = np.zeros((n, len(L.BOXACC_THRESHOLDS)))
+    for k in range(most):
+        sel = np.array([i for i in range(n) if len(boxes[i]) > k], dtype=np.int64)
+        bk = np.array([boxes[i][k] for i in sel], dtype=np.int64).reshape(-1, 4)
+        hit[sel] |= np.asarray(L.pointing_game(maps[sel], bk), dtype=bool)
+        if full:
+            curve[sel] = np.maximum(curve[sel], L.iou_curve(maps[sel], bk))
+    out["pointing"] = hit
+    if full:
+        peak = maps.max((1, 2))
+        above = (maps >= L.COVERAGE_THRESHOLD * peak[:, None, None]) & (peak > 0)[:, None, None]
+        out["coverage"] = (above & union).sum((1, 2)) / union.sum((1, 2))
+        out["maxboxacc_iou"] = curve
+    return out
+
+
+def _preprocess(images: torch.Tensor, spec: object, device: torch.device) -> torch.Tensor:
+    mean = torch.tensor(spec.mean, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(spec.std, device=device).view(1, 3, 1, 1)
+    return (images.to(device).float() / 255.0 - mean) / std
+
+
+def score_batch(model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor,
+                boxes: list[list[tuple[int, int, int, int]]]) -> dict[str, np.ndarray]:
+    """One batch of uint8 images at the model's input size: correct / correct5 and, per ``<stage>/<group>``, the
+    registered true-class Grad-CAM's scores (all metrics at stage outputs, energy and pointing at branches)."""
+    spec = model.spec
+    groups = stage_taps(model)
+    taps = {t: f"{stage}/{g}" for stage, gs in groups.items() for g, t in gs.items()}
+    x = _preprocess(images, spec, next(model.parameters()).device)
+    cams, logits = compute_cams(model, x, targets=targets, taps=list(taps), return_logits=True)
+    top5 = logits.topk(min(5, logits.shape[1]), 1).indices
+    out = {"correct": (top5[:, 0] == targets).numpy(), "correct5": (top5 == targets[:, None]).any(1).numpy()}
+    placed = register_all(model, cams, tuple(images.shape[-2:]))
+    for t, col in taps.items():
+        for k, v in multi_box_scores(placed[t].double().numpy(), boxes, col.endswith("/output")).items():
+            out[f"{col}/{k}"] = v
+    return out
+
+
+class _Items(torch.utils.data.Dataset):
+    """Dataset images by position, decoded in loader workers; an unreadable image comes back as its error."""
+
+    def __init__(self, ds: object, side: int) -> None:
+        self.ds, self.side = ds, side
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, list, str]:
+        from .datasets import ImageError
+
+        try:
+            img, boxes = self.ds.load(i, self.side)
+            return i, img, boxes, ""
+        except ImageError as e:
+            return i, None, [], str(e)
+
+
+def _as_list(batch: list) -> list:
+    return batch
+
+
+def _batch_rows(model: torch.nn.Module, ds: object, items: list, name: str, run_label: str) -> dict[str, np.ndarray]:
+    """The rows of one batch: scores for decodable images of a class the model knows, a reason for the others."""
+    classes = {w: k for k, w in enumerate(model.spec.classes)}
+    ok = [(i, img, b) for i, img, b, err in items if not err and ds.records[i].label in classes]
+    reason = {i: err or f"class {ds.records[i].label} is not among {name}'s outputs" for i, _, _, err in items}
+    scores = {}
+    if ok:
+        images = torch.stack([img for _, img, _ in ok])
+        targets = torch.tensor([classes[ds.records[i].label] for i, _, _ in ok])
+        scores = score_batch(model, images, targets, [b for _, _, b in ok])
+    pos = {i: k for k, (i, _, _) in enumerate(ok)}
+    n = len(items)
+    side = model.spec.input_size
+    rows: dict[str, np.ndarray] = {
+        "model": np.array([name] * n), "run": np.array([run_label] * n),
+        "image_id": np.array([ds.records[i].image_id for i, *_ in items]),
+        "class": np.array([ds.records[i].label for i, *_ in items]),
+        "skipped": np.array(["" if i in pos else reason[i] for i, *_ in items]),
+        "box_area": np.array([union_masks([b], (side, side)).mean() if i in pos else np.nan
+                              for i, _, b, _ in items]),
+        "boxes": np.array([";".join(" ".join(map(str, bx)) for bx in b) for _, _, b, _ in items]),
+    }
+    for key, v in scores.items():
+        full = np.full((n, *v.shape[1:]), np.nan if v.dtype.kind == "f" else False, dtype=v.dtype)
+        full[[k for k, (i, *_) in enumerate(items) if i in pos]] = v
+        rows[key] = full
+    return rows
+
+
+def evaluate_dataset(ds: object, jobs: list[tuple[str, str, Callable[[], torch.nn.Module]]], shard_dir: Path,
+                     batch_size: int = DATASET_BATCH, workers: int = 2, ctx: object = None,
+                     progress: bool = True) -> None:
+    """Score every (model, run) job on this rank's share of ``ds``'s fixed batches, writing one shard file per
+    batch; batches any rank already finished are skipped (resume)."""
+    from .distributed import Context, Progress, batch_ranges, done_batches, shard_batches, write_shard
+
+    ctx = ctx or Context()
+    batches = batch_ranges(len(ds), batch_size)
+    mine = shard_batches(len(batches), ctx.rank, ctx.world)
+    for name, run_label, build in jobs:
+        folder = shard_dir / name / run_label
+        todo = [b for b in mine if b not in done_batches(folder)]
+        if not todo:
+            continue
+        model = build().to(ctx.device)
+        side = model.spec.input_size
+        bar = Progress(sum(len(batches[b]) for b in todo), progress and ctx.main, f"{name} ({run_label})")
+        loader = torch.utils.data.DataLoader(
+            _Items(ds, side), batch_sampler=[list(batches[b]) for b in todo], num_workers=workers,
+            collate_fn=_as_list, persistent_workers=False)
+        for b, items in zip(todo, loader, strict=True):
+            write_shard(folder, ctx.rank, ctx.world, b, _batch_rows(model, ds, items, name, run_label))
+            bar.update(len(items))
+
+
+def merge_rows(shard_dir: Path, jobs: list[tuple[str, str]], n_images: int) -> dict[str, np.ndarray]:
+    """All jobs' rows in (job, image) order from the shard files, metric columns aligned (NaN where a model has
+    no such tap); every image must be present once per job."""
+    from .distributed import read_shards
+
+    parts = []
+    for name, run_label in jobs:
+        shards = read_shards(shard_dir / name / run_label)
+        cols = [shards[b] for b in sorted(shards)]
+        got = sum(len(c["image_id"]) for c in cols)
+        if got != n_images:
+            raise RuntimeError(f"{name} ({run_label}): the shard files in {shard_dir} hold {got} of {n_images} "
+                               "images; rerun the same command to finish the missing batches")
+        parts.append({k: np.concatenate([c[k] for c in cols]) for k in cols[0]})
+    keys = sorted({k for p in parts for k in p})
+    out = {}
+    for k in keys:
+        ref = next(p[k] for p in parts if k in p)
+        out[k] = np.concatenate([p[k] if k in p else np.full((len(p["image_id"]), *ref.shape[1:]), np.nan)
+                                 for p in parts])
+    return out
+
+
+def summarise_rows(rows: dict[str, np.ndarray], classes: list[str], baseline: str | None, side: int,
+                   entries: dict) -> tuple[dict, dict]:
+    """Results tables and claims from merged per-image rows (the images every job scored), without any model."""
+    names = list(dict.fromkeys(rows["model"].tolist()))
+    jobs = list(dict.fromkeys(zip(rows["model"].tolist(), rows["run"].tolist(), strict=True)))
+    scored = rows["skipped"] == ""
+    ids = sorted(set.intersection(*(set(rows["image_id"][(rows["model"] == n) & (rows["run"] == r) & scored])
+                                    for n, r in jobs)))
+    first = (rows["model"] == jobs[0][0]) & (rows["run"] == jobs[0][1])
+    where = {i: k for k, i in enumerate(rows["image_id"][first])}
+    sel0 = np.flatnonzero(first)[[where[i] for i in ids]]
+    cls = {w: k for k, w in enumerate(classes)}
+    labels = np.array([cls[c] for c in rows["class"][sel0]])
+    area = rows["box_area"][sel0].astype(np.float64)
+    buckets = np.where(area < L.SMALL_BELOW, "small", np.where(area >= L.LARGE_FROM, "large", "medium"))
+    arrays: dict[str, np.ndarray] = {"seeds": np.arange(max(sum(1 for n, _ in jobs if n == m) for m in names))}
+    for name in names:
+        for r, (_, run_label) in enumerate([j for j in jobs if j[0] == name]):
+            m = (rows["model"] == name) & (rows["run"] == run_label)
+            pos = {i: k for k, i in enumerate(rows["image_id"][m])}
+            sel = np.flatnonzero(m)[[pos[i] for i in ids]]
+            arrays[f"{name}/seed{r}/correct"] = rows["correct"][sel]
+            for stage, groups in entries[name]["taps"].items():
+                for group, tap in groups.items():
+                    for metric in OUTPUT_METRICS if group == "output" else BRANCH_METRICS:
+                        col = f"{stage}/{group}/{'maxboxacc_iou' if metric == 'maxboxacc' else metric}"
+                        v = rows[col][sel]
+                        arrays[f"{name}/seed{r}/{tap}/{metric}"] = v >= L.BOXACC_IOU if metric == "maxboxacc" else v
+    prior, sigmas = rows_prior(rows, sel0, side)
+    arrays.update(prior)
+    arrays = _stored(arrays)
+    res, paired = summarise(arrays, entries, names, buckets, labels, baseline=baseline)
+    res["prior"] = {"sigma_px": float(np.mean(sigmas)), "sigmas_px": sigmas,
+                    "fitted_on": "the other half of the images' boxes (2-fold by position, never the boxes scored)",
+                    "pointing": "its peak is the image centre: 'always the centre'"}
+    res["images"] = len(ids)
+    return res, paired
+
+
+def parse_boxes(text: str) -> list[tuple[int, int, int, int]]:
+    """The ``boxes`` column of a row ("x0 y0 x1 y1;..." at the model's input size) as a list of boxes."""
+    return [tuple(int(v) for v in part.split()) for part in text.split(";") if part]
+
+
+def rows_prior(rows: dict, sel: np.ndarray, side: int) -> tuple[dict[str, np.ndarray], list[float]]:
+    """The image-blind baselines per image (uniform map's energy = union fraction; the centred Gaussian prior's
+    scores), the prior of each half of the images (even / odd position) fitted on the other half's boxes."""
+    boxes = [parse_boxes(t) for t in rows["boxes"][sel]]
+    half = np.arange(len(boxes)) % 2
+    sigmas = [L.fit_centre_prior_sigma(np.array([b for i in np.flatnonzero(half != h) for b in boxes[i]]), side)
+              if (half != h).any() else L.fit_centre_prior_sigma(np.array([b for bs in boxes for b in bs]), side)
+              for h in (0, 1)]
+    parts: dict[str, list] = {}
+    for h in (0, 1):
+        prior = L.centre_prior(side, sigmas[h])
+        idx = np.flatnonzero(half == h)
+        for s in range(0, len(idx), 256):
+            chunk = [boxes[i] for i in idx[s:s + 256]]
+            maps = np.broadcast_to(prior, (len(chunk), side, side))
+            for k, v in multi_box_scores(maps, chunk, True).items():
+                parts.setdefault(k, []).append((idx[s:s + 256], v))
+    out = {}
+    for k, pieces in parts.items():
+        first = pieces[0][1]
+        arr = np.zeros((len(boxes), *first.shape[1:]), dtype=first.dtype)
+        for where, v in pieces:
+            arr[where] = v
+        key = "maxboxacc" if k == "maxboxacc_iou" else k
+        out[f"prior/{key}"] = arr >= L.BOXACC_IOU if k == "maxboxacc_iou" else arr
+    out["uniform/energy"] = rows["box_area"][sel].astype(np.float64)
+    return out, sigmas
+
+
+def _jobs(names: list[str], weights: str, seeds: list[int] | None) -> list[tuple[str, str, Callable]]:
+    """(model, run label, builder) per run: released weights, a checkpoint file, or random init (seed 0)."""
+    jobs = []
+    for name in names:
+        spec = get_spec(name)
+        if weights == "pretrained" and spec.family == "embedded":
+            for s in seeds if seeds is not None else embedded_seeds(name):
+                jobs.append((name, f"seed{s}", lambda n=name, s=s: create_model(n, pretrained=True, seed=s)))
+        elif weights == "pretrained":
+            jobs.append((name, "pretrained", lambda n=name: create_model(n, pretrained=True)))
+        elif weights == "random":
+            def build(n: str = name) -> torch.nn.Module:
+                torch.manual_seed(0)
+                return create_model(n)
+            jobs.append((name, "random-init", build))
+        else:
+            jobs.append((name, Path(weights).name, lambda n=name: create_model(n, pretrained=weights)))
+    return jobs
+
+
+def _skip_kind(reason: str) -> str:
+    if "is not among" in reason:
+        return "class not among the model's outputs"
+    if "cannot be decoded" in reason:
+        return "unreadable image"
+    return reason.split(" for ")[0].split(" (")[0]
+
+
+def run_dataset(kind: str, root: str | Path, models: list[str], out: Path, weights: str = "pretrained",
+                seeds: list[int] | None = None, limit: int | None = None, batch_size: int = DATASET_BATCH,
+                workers: int = 2, device: str = "auto", baseline: str | None = None, progress: bool = True
+                ) -> dict | None:
+    """Evaluate zoo ``models`` on a dataset, as one process or as one rank of a torchrun job; rank 0 merges the
+    shard files into ``<out>.npz`` (per-image rows) and ``<out>.json`` (summaries, claims) and returns the results."""
+    from .datasets import open_dataset
+    from .distributed import setup, teardown
+
+    unknown = [m for m in models if m not in list_models()]
+    if unknown:
+        raise SystemExit(f"error: unknown model(s) {', '.join(unknown)}; available: {', '.join(list_models())}")
+    ctx = setup(device)
+    try:
+        ds = open_dataset(kind, root)
+        keep = subset_indices(len(ds), limit).tolist()
+        ds.records = [ds.records[i] for i in keep]
+        jobs = _jobs(models, weights, seeds)
+        shard_dir = out.with_suffix(".shards")
+        if ctx.main and progress:
+            print(f"{ds.describe}: {len(ds)} images ({len(ds.skipped)} skipped while indexing), {len(jobs)} runs, "
+                  f"{ctx.world} process(es), batches of {batch_size}; shards in {shard_dir}", file=sys.stderr)
+        evaluate_dataset(ds, jobs, shard_dir, batch_size, workers, ctx, progress)
+        ctx.barrier()
+        if not ctx.main:
+            return None
+        return _finish_dataset(ds, kind, jobs, shard_dir, out, weights, limit, batch_size, baseline)
+    finally:
+        teardown(ctx)
+
+
+def _finish_dataset(ds: object, kind: str, jobs: list, shard_dir: Path, out: Path, weights: str,
+                    limit: int | None, batch_size: int, baseline: str | None) -> dict:
+    """Rank 0: merge the shards, write the per-image rows and the results file."""
+    rows = merge_rows(shard_dir, [(n, r) for n, r, _ in jobs], len(ds))
+    names = list(dict.fromkeys(n for n, _, _ in jobs))
+    if baseline is None:
+        baseline = next((n for n in names if get_spec(n).family in ("resnet", "embedded")
+                         and get_spec(n).extra.get("scale", 1) == 1), None)
+    entries = {}
+    for name in names:
+        model = create_model(name)
+        runs = []
+        for r, (_, run_label, _) in enumerate([j for j in jobs if j[0] == name]):
+            m = (rows["model"] == name) & (rows["run"] == run_label) & (rows["skipped"] == "")
+            runs.append({"seed": r, "run": run_label, "top1": _r(100.0 * rows["correct"][m].mean()),
+                         "top5": _r(100.0 * rows["correct5"][m].mean()), "weights_sha256": None})
+        spec = get_spec(name)
+        entries[name] = {"scale": spec.extra.get("scale", getattr(model, "scale", 1)), "runs": runs,
+                         "run_count": len(runs), "taps": stage_taps(model), "params": None, "gmacs": None,
+                         "weights": weights, "input_size": spec.input_size}
+    sides = {get_spec(n).input_size for n in names}
+    if len(sides) != 1:
+        raise SystemExit(f"error: models with different input sizes ({sorted(sides)}) cannot be paired per image")
+    side = sides.pop()
+    res, paired = summarise_rows(rows, ds.classes, baseline, side, entries)
+    judged = [n for n in names if VERDICT_LAYER in entries[n]["taps"]]
+    res["claims"] = (_claims(res, paired, entries, judged, max(e["run_count"] for e in entries.values()), [],
+                             model_caveat=f"{weights} weights, {side} px inputs",
+                             map_caveat=f"{VERDICT_LAYER} maps are {side // 16}x{side // 16} cells at {side} px")
+                     if res["baseline"] in judged else [])
+    skipped = {**ds.skipped, **{i: s for i, s in zip(rows["image_id"].tolist(), rows["skipped"].tolist(),
+                                                        strict=True) if s}}
+    reasons: dict[str, int] = {}
+    for s in skipped.values():
+        reasons[_skip_kind(s)] = reasons.get(_skip_kind(s), 0) + 1
+    res["erf"] = []
+    res.update({
+        "schema_version": SCHEMA_VERSION, "dataset": f"{ds.name}: {ds.describe}", "limit": limit,
+        "weights": weights, "batch_size": batch_size,
+        "skipped": {"count": len(skipped), "reasons": dict(sorted(reasons.items())),
+                    "examples": dict(sorted(skipped.items())[:10])},
+        "cam": {"method": "gradcam", "target": "the true class",
+                "placement": "registered: cell (i, j) of a tap at its receptive-field centre start + stride * (i, j) "
+                             "(res2net.cam.register); bilinear between centres, edge values beyond",
+                "boxes": f"every box of an image (energy and coverage over their union, pointing and MaxBoxAcc on "
+                         f"any box); images resized to {side}x{side} with no crop, boxes scaled outward"},
+        "metrics": METRICS,
+        "size_buckets": {"small": f"union of boxes < {L.SMALL_BELOW:.0%} of the image",
+                         "medium": f"{L.SMALL_BELOW:.0%} to {L.LARGE_FROM:.0%}", "large": f">= {L.LARGE_FROM:.0%}"},
+        "intervals": f"95% percentile, hierarchical bootstrap: runs, then classes, then images within classes "
+                     f"({BOOT_SUMMARY} resamples for single models, {BOOT_COMPARE} for comparisons; seed 0)",
+        "verdict_layer": VERDICT_LAYER,
+        "verdict_rule": {"rule": "interval above +d: supported; below -d: contradicted; inside [-d, +d]: no "
+                                 "meaningful difference; otherwise inconclusive",
+                         "min_effect": MIN_EFFECT,
+                         "correction": "Holm over the confirmatory claims: the k-th most significant of m is judged "
+                                       "on its 1 - 0.05/(m-k) interval; exploratory rows use their 95% interval"},
+        "caveats": [f"{weights} weights, one run per model: intervals cover images and classes, not training runs"
+                    if weights != "pretrained" or all(get_spec(n).family != "embedded" for n in names)
+                    else "embedded models: runs are training seeds",
+                    f"{len(skipped)} images skipped (see 'skipped'); ERFs are not part of a dataset run"],
+    })
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_image_scores(image_scores_path(out), rows)
+    out.write_text(json.dumps(res, indent=1, sort_keys=True) + "\n")
+    return res
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: write the results JSON (sorted keys, no timestamps) and the per-image scores beside it."""
     ap = argparse.ArgumentParser(prog="python -m res2net.evaluate", description=__doc__.splitlines()[0])
@@ -564,10 +940,34 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--erf-size", type=int, default=ERF_SIZE)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--workers", type=int, default=1, help="processes scoring runs in parallel (one thread each)")
-    ap.add_argument("--out", default=str(DEFAULT_OUT))
+    ap.add_argument("--out", default=None, help=f"results JSON (default {DEFAULT_OUT.name}; with --dataset "
+                                                "assets/results/<dataset>.json); the per-image file goes beside it")
+    ds = ap.add_argument_group("dataset evaluation (any zoo model; under torchrun: one rank per process)")
+    ds.add_argument("--dataset", choices=("tiny-imagenet-100", "imagenet-val", "folder"), default=None,
+                    help="evaluate --models on this dataset at --data (see res2net.datasets for the layouts)")
+    ds.add_argument("--weights", default="pretrained",
+                    help="pretrained (released or embedded weights), random (init, seed 0) or a checkpoint file")
+    ds.add_argument("--batch-size", type=int, default=DATASET_BATCH,
+                    help="images per batch; fixed batches make results independent of the process count")
+    ds.add_argument("--loader-workers", type=int, default=2, help="image-decoding worker processes per rank")
+    ds.add_argument("--device", default="auto", help="auto (this rank's local GPU, else CPU), cpu, cuda or cuda:N")
+    ds.add_argument("--baseline", default=None, help="model the others are compared with (default: the ResNet)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.dataset is not None:
+        if not args.models or args.data is None:
+            ap.error("--dataset needs --models (zoo names) and --data (the dataset folder)")
+        out = Path(args.out or DEFAULT_OUT.with_name(f"{args.dataset}.json"))
+        res = run_dataset(args.dataset, args.data, args.models, out, args.weights, args.seeds, args.limit,
+                          args.batch_size, args.loader_workers, args.device, args.baseline)
+        if res is not None:
+            for name, r in res["models"].items():
+                print(f"{name}: top-1 {r['top1']['mean']:.2f} [{r['top1']['low']:.2f}, {r['top1']['high']:.2f}]")
+            print(f"{res['images']} images scored, {res['skipped']['count']} skipped; wrote {out} and "
+                  f"{image_scores_path(out)}")
+        return 0
+    args.out = args.out or str(DEFAULT_OUT)
     res, arrays = run(args.models, args.limit, args.data or default_data_dir(), args.erf_inputs, args.erf_size,
                       args.seeds, workers=args.workers)
     out = Path(args.out)
