@@ -825,6 +825,8 @@ def _jobs(names: list[str], weights: str, seeds: list[int] | None) -> list[tuple
 def _skip_kind(reason: str) -> str:
     if "is not among" in reason:
         return "class not among the model's outputs"
+    if "is not in the class list" in reason:
+        return "class not in the dataset's class list"
     if "cannot be decoded" in reason:
         return "unreadable image"
     return reason.split(" for ")[0].split(" (")[0]

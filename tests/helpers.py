@@ -26,3 +26,42 @@ def randomise_bn(model: nn.Module, *, seed: int = 0, size: int = 64, channels: i
     for m in bns:
         m.momentum = 0.1
     return model.eval()
+
+
+def voc_xml(stem: str, size: tuple[int, int], objects: list[tuple[str, tuple[int, int, int, int]]]) -> str:
+    """A PASCAL VOC annotation as ILSVRC2012_bbox_val_v3 ships it (inclusive pixel ends)."""
+    objs = "".join(
+        f"<object><name>{w}</name><truncated>0</truncated><difficult>0</difficult><bndbox><xmin>{a}</xmin>"
+        f"<ymin>{b}</ymin><xmax>{c}</xmax><ymax>{d}</ymax></bndbox></object>" for w, (a, b, c, d) in objects)
+    return (f"<annotation><folder>val</folder><filename>{stem}</filename><size><width>{size[0]}</width>"
+            f"<height>{size[1]}</height><depth>3</depth></size>{objs}</annotation>")
+
+
+def imagenet_val_folder(root, n: int = 24, side: int = 224) -> dict:  # noqa: ANN001
+    """An ILSVRC-2012-val-layout folder (flat ``val/``, ``annotations/*.xml``) from ``n`` Tiny-ImageNet-100 val
+    images upscaled to ``side`` px; every third image gets a second box. Returns {stem: (wnid, inclusive boxes)}."""
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image
+
+    from res2net.data import load_split
+
+    root = Path(root)
+    (root / "val").mkdir(parents=True, exist_ok=True)
+    (root / "annotations").mkdir(exist_ok=True)
+    split = load_split("val")
+    f = side / split.images.shape[-1]
+    truth = {}
+    for k, i in enumerate(np.linspace(0, len(split) - 1, n).round().astype(int), 1):
+        stem = f"ILSVRC2012_val_{k:08d}"
+        pixels = split.images[i].numpy().transpose(1, 2, 0)
+        Image.fromarray(pixels).resize((side, side), Image.BICUBIC).save(root / "val" / f"{stem}.JPEG", quality=90)
+        x0, y0, x1, y1 = (int(v) for v in split.boxes[i])  # exclusive ends at 64 px
+        boxes = [(int(x0 * f), int(y0 * f), int(x1 * f) - 1, int(y1 * f) - 1)]
+        if k % 3 == 0:
+            boxes.append((5, 5, 60, 80))
+        wnid = split.wnids[int(split.labels[i])]
+        (root / "annotations" / f"{stem}.xml").write_text(voc_xml(stem, (side, side), [(wnid, b) for b in boxes]))
+        truth[stem] = (wnid, boxes)
+    return truth
