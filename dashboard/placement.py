@@ -137,12 +137,13 @@ def sorted_blocks(per_model: Mapping[str, Sequence[str]]) -> list[str]:
 
 def default_block(blocks: Sequence[str], sizes: Mapping[str, Mapping[str, tuple[int, int]]],
                   min_side: int = 8) -> str:
-    """The deepest block whose map is at least ``min_side`` cells a side in every model that has it (readable
+    """The deepest block that every model has and whose map is at least ``min_side`` cells a side in each (readable
     without guessing), else the block with the largest maps. ``sizes``: model -> {block: (h, w)}."""
     def smallest(b: str) -> int:
         return min((min(s[b]) for s in sizes.values() if b in s), default=0)
 
-    ok = [b for b in blocks if smallest(b) >= min_side]
+    common = [b for b in blocks if all(b in s for s in sizes.values())]
+    ok = [b for b in common if smallest(b) >= min_side]
     if ok:
         return max(ok, key=block_sort_key)
     return max(blocks, key=lambda b: (smallest(b), block_sort_key(b)))

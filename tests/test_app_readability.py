@@ -1,0 +1,150 @@
+"""What a researcher sees on Compare CAMs, checked through AppTest: readable default maps, honest untrained stand-ins,
+the shared colour scale, network-ordered blocks, no branch stand-ins, and the shipped demo photos."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from res2net import images
+from res2net.data import default_data_dir
+
+REPO = Path(__file__).resolve().parent.parent
+APP = str(REPO / "dashboard" / "app.py")
+DATA = default_data_dir()
+TIMEOUT = 300
+needs_data = pytest.mark.skipif(not (DATA / "val.tar.gz").is_file(),
+                                reason=f"Tiny-ImageNet-100 not found at {DATA} (set RES2NET_DATA)")
+
+
+def _app(**state: object) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["device"] = "cpu"
+    for k, v in state.items():
+        at.session_state[k] = v
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _heatmaps(at: AppTest) -> list[list[dict]]:
+    """The heatmap traces of every plotly chart on the page, chart by chart."""
+    out = []
+    for chart in at.get("plotly_chart"):
+        spec = json.loads(chart.proto.spec)
+        out.append([t for t in spec["data"] if t.get("type") == "heatmap"])
+    return out
+
+
+def _z(trace: dict) -> np.ndarray:
+    """A heatmap's values (plotly sends numpy arrays as base64 typed arrays)."""
+    z = trace["z"]
+    if isinstance(z, dict):
+        shape = tuple(int(v) for v in str(z["shape"]).split(","))
+        return np.frombuffer(base64.b64decode(z["bdata"]), dtype=z["dtype"]).reshape(shape)
+    return np.asarray(z, dtype=np.float64)
+
+
+def _network_order(name: str) -> tuple[int, ...]:
+    return tuple(int(v) for v in re.findall(r"\d+", name))
+
+
+def test_default_block_has_maps_of_at_least_8x8_with_colour_bars_and_grid_captions() -> None:
+    at = _app()
+    block = at.selectbox(key="compare_block").value
+    assert block == "layer2.1"  # 64 px input: layer2 is 8x8, layer3 4x4, layer4 2x2
+    grids = [c.value for c in at.caption if "map · one cell =" in c.value]
+    assert len(grids) >= 2 and all(g.startswith("8×8 map · one cell = 8 px of the 64 px input") for g in grids), grids
+    charts = _heatmaps(at)
+    assert charts and all(any(t.get("showscale") for t in hm) for hm in charts if hm)  # a colour bar on every chart
+    assert all("value" in t["hovertemplate"] for hm in charts for t in hm)  # values on hover
+    assert any("was resized and centre-cropped to the model's 64×64 px input" in c.value for c in at.caption)
+
+
+def test_cells_toggle_draws_flat_cells_and_smooth_interpolates() -> None:
+    at = _app()
+    assert all(t["zsmooth"] is False for hm in _heatmaps(at) for t in hm)
+    at.radio(key="compare_display").set_value("smooth").run()
+    assert all(t["zsmooth"] == "best" for hm in _heatmaps(at) for t in hm)
+
+
+def test_blocks_of_mixed_models_are_listed_in_network_order() -> None:
+    at = _app(weights_mode="random")
+    at.multiselect(key="compare_models").set_value(["tiny_resnet26", "resnet50"]).run()
+    assert not at.exception
+    blocks = at.selectbox(key="compare_block").options
+    assert blocks == sorted(blocks, key=_network_order)
+    assert {"layer1.2", "layer3.5", "layer4.1"} <= set(blocks)  # the union: resnet50's deeper stages included
+
+
+def test_a_branch_is_never_replaced_by_the_block_output() -> None:
+    at = _app()
+    n_charts = len(at.get("plotly_chart"))
+    at.selectbox(key="compare_tap").set_value("branch 2").run()
+    notes = [i.value for i in at.info if "tiny_resnet26" in i.value]
+    assert notes and "no scale branches" in notes[0], [i.value for i in at.info]
+    assert len(at.get("plotly_chart")) == n_charts - 1  # the ResNet column draws no main map
+
+
+@needs_data
+def test_shared_scale_is_honoured_with_a_box() -> None:
+    at = _app()
+    at.radio(key="compare_source").set_value("Tiny-ImageNet-100 val").run()
+    at.radio(key="compare_scale").set_value("shared").run()
+    assert not at.exception
+    ranges = {(t["zmin"], t["zmax"]) for hm in _heatmaps(at) for t in hm}
+    assert len(ranges) == 1, ranges  # both models, main maps and branches: one scale
+    at.radio(key="compare_scale").set_value("per map").run()
+    mains = [hm[0] for hm in _heatmaps(at)[:1]] + [hm[0] for hm in _heatmaps(at)[1:] if hm]
+    assert len({t["zmax"] for t in mains}) > 1
+
+
+def test_untrained_stand_in_is_badged_has_no_probabilities_and_keeps_its_own_scale() -> None:
+    from res2net.weights import weight_status
+
+    if weight_status("resnet50") in ("cached", "local"):
+        pytest.skip("resnet50's trained weights are present here, so there is no stand-in to check")
+    at = _app()
+    at.multiselect(key="compare_models").set_value(["tiny_res2net26_4s", "resnet50"]).run()
+    at.radio(key="compare_scale").set_value("shared").run()
+    assert not at.exception
+    assert any("untrained" in m.value and "badge" in m.value for m in at.markdown)
+    assert len(at.dataframe) == 1  # the trained model's top-5 only
+    assert at.selectbox(key="compare_block").value == "layer2.1"  # a block both have, 8x8 in the 64 px model
+    traces = [t for hm in _heatmaps(at) for t in hm]
+    trained = [t for t in traces if _z(t).shape == (8, 8)]  # tiny model: 8x8 maps; resnet50 at 224 px: 28x28
+    untrained = [t for t in traces if _z(t).shape == (28, 28)]
+    assert trained and len(untrained) == 1
+    assert {t["zmax"] for t in trained} == {max(float(np.nanmax(_z(t))) for t in trained)}  # set by trained maps
+    assert untrained[0]["zmax"] == pytest.approx(float(np.nanmax(_z(untrained[0]))))  # its own scale
+    assert any("excluded from the shared scale" in c.value for c in at.caption)
+
+
+def test_sanity_check_is_offered_by_name_and_adds_an_untrained_map_per_model() -> None:
+    at = _app()
+    n_charts = len(at.get("plotly_chart"))
+    toggle = at.toggle(key="compare_sanity")
+    assert "Adebayo et al., 2018" in toggle.label
+    toggle.set_value(True).run()
+    assert not at.exception
+    assert len(at.get("plotly_chart")) == n_charts + 2
+    assert sum("same architecture, random weights" in c.value for c in at.caption) == 2
+
+
+def test_demo_photos_ship_with_licences_and_land_on_known_classes() -> None:
+    import res2net
+
+    photos = images.demo_images()
+    classes = images.demo_classes()
+    assert len(photos) >= 6
+    known = set(res2net.model_info("tiny_res2net26_4s")["card"]["classes"])
+    labelled = {classes[n] for n in photos if classes.get(n)}
+    assert len(labelled) >= 4 and labelled <= known, labelled - known
+    licence = (images.DEMO_DIR / "LICENCE.md").read_text()
+    assert all(f"`{p.name}`" in licence for p in images.DEMO_DIR.glob("*.jpg"))
