@@ -310,13 +310,34 @@ def model_info(name: str) -> dict:
     return res2net.model_info(name)
 
 
-def results() -> dict | None:
-    """The evaluation results of the embedded family, or None when the file has not been generated.
+def results_files() -> list[Path]:
+    """Results files the Claims page offers: the embedded family's first, then every other JSON beside it
+    (``assets/results/``: e.g. an ImageNet run of ``python -m res2net.evaluate --dataset imagenet-val``)."""
+    others = sorted(p for p in RESULTS_FILE.parent.glob("*.json") if p != RESULTS_FILE)
+    return ([RESULTS_FILE] if RESULTS_FILE.is_file() else []) + others
+
+
+def results(path: Path | None = None) -> dict | None:
+    """The evaluation results in ``path`` (default: the embedded family's), or None when the file is absent.
 
     A file of another schema version or not a results file raises ``res2net.results.ResultsError``.
     """
     from res2net.results import load_results
 
-    if not RESULTS_FILE.is_file():
+    path = RESULTS_FILE if path is None else path
+    if not path.is_file():
         return None
-    return load_results(RESULTS_FILE)
+    return load_results(path)
+
+
+def uploaded_results(raw: bytes, name: str) -> dict:
+    """An uploaded results file, validated; ``ResultsError`` says why it is not one."""
+    import json
+
+    from res2net.results import ResultsError, validate_results
+
+    try:
+        res = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise ResultsError(f"{name} is not a JSON file ({e})") from e
+    return validate_results(res, name)

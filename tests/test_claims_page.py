@@ -152,3 +152,32 @@ def test_results_validation_names_what_is_missing() -> None:
     with pytest.raises(ResultsError, match="top1-x.*verdict"):
         validate_results(res)
     assert "claims" in FIELDS and "verdict" in CLAIM_FIELDS
+
+
+def test_picker_offers_every_results_file_and_states_dataset_and_weights(monkeypatch: pytest.MonkeyPatch,
+                                                                       tmp_path: Path) -> None:
+    other = copy.deepcopy(constructed())
+    other.update(dataset="imagenet-val: ImageNet val at /data", images=50000, weights="pretrained",
+                 skipped={"count": 3, "reasons": {"unreadable image": 3}, "examples": {}})
+    (tmp_path / "imagenet-val.json").write_text(json.dumps(other))
+    (tmp_path / "broken.json").write_text("{}")
+    at = _page(monkeypatch, tmp_path, constructed())
+    picker = at.selectbox(key="claims_file")
+    assert picker.options == ["tiny_imagenet_100.json", "broken.json", "imagenet-val.json", "Upload a results file…"]
+    assert "weights: embedded" in _text(at)
+    picker.set_value("imagenet-val.json").run()
+    assert not at.exception, [e.value for e in at.exception]
+    text = _text(at)
+    assert "imagenet-val: ImageNet val at /data, 50000 images, 3 skipped" in text and "weights: pretrained" in text
+    picker.set_value("broken.json").run()
+    assert any("schema version None" in e.value for e in at.error)
+
+
+def test_uploaded_file_that_is_not_results_gets_a_clear_message() -> None:
+    from dashboard import cached
+
+    with pytest.raises(ResultsError, match="up.json is not a JSON file"):
+        cached.uploaded_results(b"\x89PNG", "up.json")
+    with pytest.raises(ResultsError, match="up.json has schema version 1"):
+        cached.uploaded_results(json.dumps({"schema_version": 1}).encode(), "up.json")
+    assert cached.uploaded_results(json.dumps(constructed()).encode(), "ok.json")["images"] == constructed()["images"]

@@ -26,8 +26,30 @@ from res2net.results import ResultsError
 
 st.title("Claims")
 
+UPLOAD = "Upload a results file…"
+files = cached.results_files()
+if not files:
+    st.info("No evaluation results yet. Generate them with `python -m res2net.evaluate` (it needs the "
+            "Tiny-ImageNet-100 data folder); it writes "
+            f"`{cached.RESULTS_FILE.relative_to(cached.REPO_ROOT)}`, which this page reads, or upload one below.")
+labels = {(p.relative_to(cached.REPO_ROOT).as_posix() if p.is_relative_to(cached.REPO_ROOT) else str(p)): p
+          for p in files}
+choice = st.selectbox("Results file", [*labels, UPLOAD], key="claims_file",
+                      help="Any results file under assets/results/, or one from `python -m res2net.evaluate` "
+                           "run elsewhere (e.g. ImageNet val on a GPU cluster).")
 try:
-    res = cached.results()
+    if choice == UPLOAD:
+        upload = st.file_uploader("Results JSON", type=["json"], key="claims_upload")
+        if upload is None:
+            st.info("Upload the `.json` that `python -m res2net.evaluate` wrote.")
+            st.stop()
+        raw, raw_name, scores = upload.getvalue(), upload.name, None
+        res = cached.uploaded_results(raw, raw_name)
+    else:
+        path = labels.get(choice, cached.RESULTS_FILE)
+        res = cached.results(path)
+        if res is not None:
+            raw, raw_name, scores = path.read_bytes(), path.name, path.with_suffix(".npz")
 except ResultsError as exc:
     st.error(f"The results file cannot be used: {exc}")
     st.stop()
@@ -40,11 +62,26 @@ if res is None:
 models = dict(sorted(res["models"].items(), key=lambda kv: (kv[0] != res["baseline"], kv[0])))  # baseline first
 runs = sorted({r["run_count"] for r in models.values()})
 rule = res["verdict_rule"]
+run_names = ", ".join(str(r.get("run", f"seed {r['seed']}")) for r in next(iter(models.values()))["runs"])
+skipped = f", {res['skipped']['count']} skipped" if "skipped" in res else ""
 st.caption(
-    f"Dataset: {res['dataset']}, {res['images']} images. Models: {', '.join(f'`{m}`' for m in models)} "
-    f"(one training recipe), {', '.join(map(str, runs))} training runs each (seeds "
-    f"{', '.join(str(r['seed']) for r in next(iter(models.values()))['runs'])}). Baseline: `{res['baseline']}`. "
-    f"Intervals: {res['intervals']}.")
+    f"Dataset: {res['dataset']}, {res['images']} images{skipped}. Models: {', '.join(f'`{m}`' for m in models)}; "
+    f"weights: {res.get('weights', 'embedded, trained here (one recipe)')}; {', '.join(map(str, runs))} run(s) "
+    f"each ({run_names}). Baseline: `{res['baseline']}`. Intervals: {res['intervals']}.")
+
+if len(files) > 1:
+    with st.expander(f"All {len(files)} results files"):
+        table = []
+        for label, p in labels.items():
+            try:
+                r = cached.results(p)
+            except ResultsError as exc:
+                table.append({"file": label, "dataset": f"not usable: {exc}"})
+                continue
+            table.append({"file": label, "dataset": r["dataset"], "images": r["images"],
+                          "models": ", ".join(r["models"]), "weights": r.get("weights", "embedded"),
+                          **{v: n for v, n in verdict_counts(r["claims"]).items()}})
+        st.dataframe(table, hide_index=True, width="stretch")
 
 counts = verdict_counts(res["claims"])
 cols = st.columns(len(counts))
@@ -153,8 +190,7 @@ with st.expander("All ERF numbers (radii with 95% intervals, area ratios, border
 with st.expander("All numbers (JSON)"):
     st.json(res, expanded=False)
 d1, d2 = st.columns(2)
-d1.download_button("Results (JSON)", cached.RESULTS_FILE.read_bytes(), cached.RESULTS_FILE.name, "application/json")
-scores = cached.RESULTS_FILE.with_suffix(".npz")
-if scores.is_file():
+d1.download_button("Results (JSON)", raw, raw_name, "application/json")
+if scores is not None and scores.is_file():
     d2.download_button("Per-image scores (.npz)", scores.read_bytes(), scores.name, "application/octet-stream")
 st.caption("Regenerate with `python -m res2net.evaluate`; the command reproduces both files exactly.")
