@@ -406,7 +406,7 @@ def feature_maps_figure(
     sub_titles = []
     for b, maps in rows.items():
         ch = list(labels.get(b, range(len(maps))))
-        sub_titles += [f"{b} · ch {ch[j]}" if j < len(maps) else "" for j in range(n_cols)]
+        sub_titles += [f"ch {ch[j]}" if j < len(maps) else "" for j in range(n_cols)]  # the row says the branch
     fig = make_subplots(rows=n_rows, cols=n_cols, subplot_titles=sub_titles, horizontal_spacing=0.02,
                         vertical_spacing=0.08 if n_rows > 1 else 0.0)
     all_maps = [m for maps in rows.values() for m in maps]
@@ -426,8 +426,11 @@ def feature_maps_figure(
     fig.update_yaxes(showticklabels=False, autorange="reversed", constrain="domain")
     for i in range(1, n_rows * n_cols + 1):
         fig.layout[f"yaxis{'' if i == 1 else i}"].scaleanchor = f"x{'' if i == 1 else i}"
+    for r, b in enumerate(rows, start=1):  # the branch names the row, once, on its left
+        fig.update_yaxes(title=dict(text=b, font=dict(size=11)), row=r, col=1)
+    fig.update_annotations(font_size=11)
     fig.update_layout(title=dict(text=title or f"feature maps ({scale} colour scale)"),
-                      height=max(220, 150 * n_rows + 60), margin=dict(l=10, r=10, t=60, b=10))
+                      height=max(240, 150 * n_rows + 70), margin=dict(l=30, r=10, t=60, b=10))
     return fig
 
 

@@ -208,7 +208,11 @@ def test_scales_shows_branches_of_both_models_and_states_branch_order() -> None:
     at = _app("views/scales.py")
     _no_exception(at)
     assert {"tiny_res2net26_4s", "tiny_resnet26"} <= {s.value for s in at.subheader}
-    captions = [c for img in at.image for c in img.captions]
+    import json
+
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    captions = [a.get("text", "") for sp in specs if any(t.get("type") == "image" for t in sp["data"])
+                for a in sp["layout"].get("annotations", [])]  # titles of the per-branch CAM panels on the photo
     assert sum(c.startswith("branch") for c in captions) == 4 + 1  # Res2Net s=4 branches + the ResNet 3x3 path
     assert any("identity" in c for c in captions)
     assert any("Branch order" in c.value for c in at.caption)

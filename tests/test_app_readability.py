@@ -148,3 +148,29 @@ def test_demo_photos_ship_with_licences_and_land_on_known_classes() -> None:
     assert len(labelled) >= 4 and labelled <= known, labelled - known
     licence = (images.DEMO_DIR / "LICENCE.md").read_text()
     assert all(f"`{p.name}`" in licence for p in images.DEMO_DIR.glob("*.jpg"))
+
+
+def test_rf_rows_use_plain_names_flag_rfs_beyond_the_input_and_explain_missing_values() -> None:
+    import math
+
+    from dashboard import readable
+
+    row = readable.rf_row("m", "branch 2", 143, 16, 64, {"radius_50_square": 3.0, "radius_90_square": 9.5,
+                                                         "radius_99_square": 20.0, "gaussian_sigma": math.nan,
+                                                         "touches_border": 1.0}, 0.25, 0.5)
+    assert row["theoretical RF (px)"] == "143 (> 64 px input)"
+    assert readable.rf_row("m", "b", 35, 8, 64, {}, 0.1, 0.2)["theoretical RF (px)"] == "35"
+    assert row["ERF σ (px)"] == readable.NOT_MEASURABLE and readable.NOT_MEASURABLE in readable.RF_TABLE_NOTE
+    assert row["ERF cut by the border"] == "yes"
+    assert not any("_" in k for k in row)  # no raw metric keys such as radius_50_square
+
+
+def test_a_resnet_block_is_not_badged_multi_scale() -> None:
+    import res2net
+    from dashboard import readable
+
+    for name, expected in (("tiny_resnet26", "no scale branches"), ("tiny_res2net26_4s", "multi-scale")):
+        model = res2net.create_model(name, pretrained=False)
+        info = next(i for i in res2net.block_infos(model) if i.name == "layer2.1")
+        assert expected in readable.block_badge(info)
+    assert "multi-scale" not in readable.block_badge(info.__class__("layer1.1", "normal", 1, "resnet"))

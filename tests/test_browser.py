@@ -1,7 +1,8 @@
 """End to end in a real browser: Debian's Chromium driven by Playwright against `streamlit run` on 127.0.0.1.
 
-Opens every view, uploads a photo on Compare CAMs, waits for the overlays, checks that no exception block
-appears, and saves screenshots to ``test-artifacts/``.
+Opens every view at 1280 and 1920 px wide, uploads a photo on Compare CAMs, waits for the overlays, checks that no
+exception block appears, and checks the layout from the page's DOM: no text cut off by its element, no two subplot
+titles overlapping, every map drawn at least 96 px a side. Screenshots go to ``test-artifacts/`` (CI artefacts).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ PHOTOS = REPO.parent / "shared" / "data" / "imagenet-sample-photos"
 ARTIFACTS = REPO / "test-artifacts"
 # view -> (URL path, an element that appears once the view has rendered its results)
 PAGES = {
-    "compare": ("", '[data-testid="stImage"] img'),
+    "compare": ("", ".js-plotly-plot"),
     "scales": ("scales", ".js-plotly-plot"),
     "erf": ("erf", ".js-plotly-plot"),
     "claims": ("claims", '[data-testid="stAlert"], .js-plotly-plot'),
@@ -34,6 +35,45 @@ PAGES = {
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 WAIT_MS = 240_000
+WIDTHS = (1280, 1920)
+MIN_MAP_PX = 96
+# Layout problems a reader would see, found from the DOM: text wider than the element that clips it, subplot titles
+# that overlap, and maps (plotly heatmaps, images) drawn smaller than MIN_MAP_PX.
+LAYOUT_PROBLEMS_JS = """(minPx) => {
+  const out = [];
+  const main = document.querySelector('[data-testid="stMain"]') || document.body;
+  for (const el of main.querySelectorAll('p, h1, h2, h3, label, li, [data-testid="stMarkdownContainer"] span')) {
+    if (!el.offsetParent) continue;
+    const text = el.textContent.slice(0, 60);
+    if (getComputedStyle(el).overflowX !== 'visible' && el.scrollWidth > el.clientWidth + 2) {
+      out.push('text cut off: ' + text);
+      continue;
+    }
+    const box = el.closest('[data-testid="stColumn"]') || main;
+    if (el.getBoundingClientRect().right > box.getBoundingClientRect().right + 2)
+      out.push('text runs past its column: ' + text);
+  }
+  for (const plot of main.querySelectorAll('.js-plotly-plot')) {
+    const titles = [...plot.querySelectorAll('g.annotation')].map(a => [a.textContent, a.getBoundingClientRect()])
+      .filter(([t, r]) => t && r.width > 0);
+    for (let i = 0; i < titles.length; i++) for (let j = i + 1; j < titles.length; j++) {
+      const [ta, a] = titles[i], [tb, b] = titles[j];
+      if (a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1)
+        out.push('subplot titles overlap: ' + ta.slice(0, 30) + ' / ' + tb.slice(0, 30));
+    }
+    for (const hm of plot.querySelectorAll('g.hm image, g.imagelayer image')) {
+      const r = hm.getBoundingClientRect();
+      if (r.width > 0 && (r.width < minPx - 0.5 || r.height < minPx - 0.5))
+        out.push(`map drawn at ${r.width.toFixed(0)}x${r.height.toFixed(0)} px`);
+    }
+  }
+  for (const img of main.querySelectorAll('[data-testid="stImage"] img')) {
+    const r = img.getBoundingClientRect();
+    if (r.width > 0 && (r.width < minPx - 0.5 || r.height < minPx - 0.5))
+      out.push(`image drawn at ${r.width.toFixed(0)}x${r.height.toFixed(0)} px`);
+  }
+  return out;
+}"""
 
 if not CHROMIUM.is_file():
     pytest.skip(f"{CHROMIUM} is missing (install Debian's chromium package)", allow_module_level=True)
@@ -81,12 +121,18 @@ def server() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def page(server: str):  # noqa: ANN201
+def browser(server: str):  # noqa: ANN201
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        pg = browser.new_page(viewport={"width": 1400, "height": 2400})
-        yield pg
-        browser.close()
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module", params=WIDTHS, ids=lambda w: f"{w}px")
+def page(browser, request):  # noqa: ANN001, ANN201
+    pg = browser.new_page(viewport={"width": request.param, "height": 2400})
+    yield pg
+    pg.close()
 
 
 def _settle(pg, ready: str = "h1") -> None:  # noqa: ANN001
@@ -99,10 +145,13 @@ def _settle(pg, ready: str = "h1") -> None:  # noqa: ANN001
 
 
 def _assert_clean(pg, name: str) -> None:  # noqa: ANN001
+    name = f"{name}_{pg.viewport_size['width']}px"
     pg.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
     assert pg.locator('[data-testid="stException"]').count() == 0, f"{name}: an exception block is shown"
     errors = pg.locator('[data-testid="stAlertContentError"]').all_inner_texts()
     assert not [e for e in errors if "failed:" in e], f"{name}: {errors}"
+    problems = pg.evaluate(LAYOUT_PROBLEMS_JS, MIN_MAP_PX)
+    assert not problems, f"{name}: {problems}"
 
 
 @pytest.mark.parametrize("view", list(PAGES))
@@ -120,11 +169,11 @@ def test_upload_photo_renders_overlays(server: str, page) -> None:  # noqa: ANN0
     page.goto(server)
     _settle(page)
     page.get_by_text("Upload", exact=True).first.click()
-    page.wait_for_function("() => document.querySelectorAll('[data-testid=\"stImage\"] img').length === 0",
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length === 0",
                            timeout=WAIT_MS)  # the demo photo's overlays are gone: what follows comes from the upload
     page.locator('input[type="file"]').first.set_input_files(str(photos[0]))
     page.get_by_test_id("stFileUploaderDropzone").get_by_text(photos[0].name[:6]).wait_for(timeout=WAIT_MS)
-    _settle(page, '[data-testid="stImage"] img')
-    assert page.locator('[data-testid="stImage"] img').count() >= 2 + 4  # two overlays + the Res2Net branches
+    _settle(page, ".js-plotly-plot")
+    assert page.locator(".js-plotly-plot").count() >= 2 + 1  # two overlays + the Res2Net branches
     assert page.get_by_text("Branch order").count() >= 1
     _assert_clean(page, "compare_upload")

@@ -215,7 +215,8 @@ def test_feature_maps_colour_scales(scale: str) -> None:
     else:
         assert tops == pytest.approx([max(own)] * 4)
     assert all(h.zmin == 0.0 for h in hms)
-    assert "branch0 · ch 7" in [a.text for a in fig.layout.annotations]
+    assert "ch 7" in [a.text for a in fig.layout.annotations]
+    assert fig.layout.yaxis.title.text == "branch0" and fig.layout.yaxis3.title.text == "branch1"  # row labels
 
 
 def test_feature_maps_bad_scale() -> None:

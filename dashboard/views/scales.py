@@ -5,12 +5,14 @@ Class demos open here: pick a class, see its images (val images with boxes, or t
 
 from __future__ import annotations
 
+import numpy as np
 import streamlit as st
 
 import res2net
 from dashboard import cached, placement, sources
+from dashboard import readable as readable_text
 from dashboard.state import DEFAULT_PAIR, branch_note, current_device, random_weights_notice, weights_mode
-from res2net import cam, plots
+from res2net import cam, images, plots
 
 st.title("Scales")
 st.caption("Inside one block: what each branch responds to and how far it sees, beside the same block of the "
@@ -34,7 +36,7 @@ def gallery() -> None:
     if not shots:
         st.info("No gallery images are available; use an upload below.")
         return
-    cols = st.columns(min(8, len(shots)))
+    cols = st.columns(min(6, len(shots)))  # at most 6 a row: thumbnails stay above 96 px at 1280 px
     for k, (label, data, box) in enumerate(shots):
         with cols[k % len(cols)]:
             st.image(data, width="stretch", caption=label.split(" (")[0].rsplit("/", 1)[-1])
@@ -57,16 +59,23 @@ c1, c2, c3 = st.columns(3)
 name = c1.selectbox("Model", all_models, index=all_models.index(DEFAULT_PAIR[1]), key="scales_model")
 base = c2.selectbox("Baseline", all_models, index=all_models.index(DEFAULT_PAIR[0]), key="scales_base")
 lm = cached.load_model(name, weights_mode(), current_device())
-blocks = [i.name for i in res2net.block_infos(lm.model)]
-normal = [b for b, i in zip(blocks, res2net.block_infos(lm.model), strict=True) if i.stype == "normal"]
-block = c3.selectbox("Block", blocks, index=blocks.index(normal[-2] if len(normal) > 1 else blocks[-1]),
-                     key="scales_block")
+base_lm = cached.load_model(base, weights_mode(), current_device())
+block_lists = {n: [i.name for i in res2net.block_infos(m.model)] for n, m in ((name, lm), (base, base_lm))}
+blocks = placement.sorted_blocks(block_lists)
+normal = [i.name for i in res2net.block_infos(lm.model) if i.stype == "normal" and i.kind == "res2net"]
+cams_for_size = cached.model_cams(source.data, name, lm.device, lm.weights, "gradcam", None)
+readable = [b for b in normal if min(cams_for_size.maps[b].shape[-2:]) >= 8]  # at least 8x8 cells
+block = c3.selectbox("Block", blocks, index=blocks.index((readable or normal or blocks)[-1]), key="scales_block",
+                     help="Listed in network order; the default is the deepest multi-scale block with maps of at "
+                          "least 8×8.")
 e1, e2, e3 = st.columns(3)
 fmap_scale = e1.radio("Feature-map colour scale", ["local", "branch", "global"], horizontal=True, key="scales_fscale",
                       help="local: each channel its own scale; branch: one per branch; global: one for the block.")
 alpha = e2.slider("CAM opacity", 0.0, 1.0, 0.5, 0.05, key="scales_alpha")
 method = e3.selectbox("CAM method", list(cam.METHODS), key="scales_method")
-n_top = 6
+photo = np.asarray(image.image.convert("RGB"))
+rf_rows: list[dict] = []
+n_top = 4  # channels per branch: at half the page width each map stays above 96 px
 
 
 def show(model_name: str, col, side: str) -> dict | None:  # noqa: ANN001
@@ -80,19 +89,21 @@ def show(model_name: str, col, side: str) -> dict | None:  # noqa: ANN001
         if info is None:
             st.info(f"`{model_name}` has no block `{block}`.")
             return None
-        badge = (":blue-badge[normal: hierarchical, multi-scale]" if info.stype == "normal"
-                 else ":orange-badge[stage: parallel branches]")
-        st.markdown(f"`{block}` · {badge} · {info.num_branches} branch(es) · {cached.weights_label(lm)}")
+        st.markdown(f"`{block}` · {readable_text.block_badge(info)} · {info.num_branches} branch(es) · "
+                    f"{cached.weights_label(lm)}")
         cams = cached.model_cams(source.data, model_name, lm.device, lm.weights, method, None)
         feats = cached.block_features(source.data, model_name, lm.device, lm.weights, block)
         labels = [info.branch_label(i) for i in range(info.num_branches)]
-        st.markdown("**Per-branch CAM**")
-        st.caption(f"Each branch's map is placed on the model input by its cells' receptive-field centres "
-                   f"({placement.REGISTRATION_RULE}); the feature maps below are the raw grids, one square per cell.")
-        size = cams.picture.shape[:2]
-        for bc, label, tap in zip(st.columns(info.num_branches), labels, info.branch_taps, strict=True):
-            bc.image(plots.overlay(cams.picture, placement.place(lm.model, tap, cams.maps[tap], size),
-                                   alpha=alpha), caption=label, width="stretch")
+        st.markdown("**Per-branch CAM**" if info.num_branches > 1 else "**CAM of the 3×3 path**")
+        crop = images.crop_box(image.image.size, model_name)
+        pm = [placement.photo_map(lm.model, t, cams.maps[t], crop, lab) for t, lab in zip(info.branch_taps, labels,
+                                                                                           strict=True)]
+        lo, hi = placement.colour_range([cams.maps[t] for t in info.branch_taps])
+        st.plotly_chart(plots.maps_on_photo_figure(photo, pm, vmin=lo, vmax=hi, with_photo=False, alpha=alpha,
+                                                   per_row=2, panel_height=240),
+                        key=f"scales_cam_{side}", width="stretch")
+        st.caption(f"{placement.grid_text(lm.model, info.branch_taps[0], cams.maps[info.branch_taps[0]], crop)}; "
+                   "each cell drawn at its receptive-field centre on the photo; the branches share one colour scale.")
         st.markdown(f"**Top {n_top} channels by energy** per branch")
         stats = feats.stats
         pairs = list(zip(labels, info.branch_taps, strict=True))
@@ -103,21 +114,21 @@ def show(model_name: str, col, side: str) -> dict | None:  # noqa: ANN001
                         key=f"scales_fm_{model_name}", width="stretch")
         rfs = cached.theoretical_rfs(model_name, tuple(info.branch_taps))
         erfs = cached.model_erf(model_name, lm.device, lm.weights, tuple(info.branch_taps), source.data, 0, False)
-        rows = []
+        size = res2net.get_spec(model_name).input_size
         for lab, tap in zip(labels, info.branch_taps, strict=True):
-            m = erfs.taps[tap].metrics
-            rows.append({"branch": lab, "theoretical RF (px)": rfs[tap][0], "stride": rfs[tap][1],
-                         **{k: round(float(v), 2) for k, v in m.items() if "radius" in k or "sigma" in k},
-                         "energy share": round(stats[tap]["energy_share"], 3),
-                         "sparsity": round(stats[tap]["sparsity"], 3)})
-        st.markdown("**Receptive fields** (theoretical: from the module graph; effective: ERF on this image)")
-        st.dataframe(rows, hide_index=True, width="stretch")
+            rf_rows.append(readable_text.rf_row(model_name, lab, rfs[tap][0], rfs[tap][1], size,
+                                                erfs.taps[tap].metrics, stats[tap]["energy_share"],
+                                                stats[tap]["sparsity"]))
         return {lab: stats[t] for lab, t in zip(labels, info.branch_taps, strict=True)}
 
 
 left, right = st.columns(2)
 per_model = {n: st_ for n, col, side in ((name, left, "model"), (base, right, "baseline"))
              if (st_ := show(n, col, side)) is not None}
+if rf_rows:
+    st.markdown(f"**Receptive fields of `{block}`** (theoretical: from the module graph; effective: ERF on this image)")
+    st.dataframe(rf_rows, hide_index=True, width="stretch")
+    st.caption(readable_text.RF_TABLE_NOTE)
 if per_model:
     b1, b2 = st.columns(2)
     b1.plotly_chart(plots.grouped_branch_bars(per_model, "energy_share", title="Energy share per branch"),
