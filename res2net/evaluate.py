@@ -20,6 +20,7 @@ import json
 import math
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -573,6 +574,25 @@ def union_masks(boxes: list[list[tuple[int, int, int, int]]], size: tuple[int, i
     return out
 
 
+def _best_iou_curve(m: np.ndarray, gts: list[tuple[int, int, int, int]]) -> np.ndarray:
+    """Per MaxBoxAcc threshold: the best IoU over ``gts`` of the box around the largest component of the min-max
+    normalised map (``localize.iou_curve`` with one component search per threshold for all boxes)."""
+    import cv2
+
+    out = np.zeros(len(L.BOXACC_THRESHOLDS))
+    lo, hi = m.min(), m.max()
+    if hi <= lo:
+        return out
+    n = (m - lo) / (hi - lo)
+    for k, t in enumerate(L.BOXACC_THRESHOLDS):
+        _, _, stats, _ = cv2.connectedComponentsWithStats((n >= t).astype(np.uint8), connectivity=8)
+        if len(stats) < 2:
+            continue
+        x, y, w, h, _ = (int(v) for v in stats[1 + int(np.argmax(stats[1:, 4]))])
+        out[k] = max(L.box_iou((x, y, x + w, y + h), g) for g in gts)
+    return out
+
+
 def multi_box_scores(maps: np.ndarray, boxes: list[list[tuple[int, int, int, int]]], full: bool
                      ) -> dict[str, np.ndarray]:
     """Per image with one or more boxes: energy over the union of its boxes, pointing hit on any box; with ``full``
@@ -580,27 +600,31 @@ def multi_box_scores(maps: np.ndarray, boxes: list[list[tuple[int, int, int, int
 
     With one box per image these are ``localize``'s energy_in_box, pointing_game, coverage and iou_curve."""
     maps = np.asarray(maps, dtype=np.float64)
-    n = maps.shape[0]
-    union = union_masks(boxes, maps.shape[1:])
+    if not np.isfinite(maps).all():
+        raise ValueError("the maps contain NaN or infinite values")
+    n, h, w = maps.shape
+    union = union_masks(boxes, (h, w))
     total = maps.sum((1, 2))
     inside = (maps * union).sum((1, 2))
     with np.errstate(invalid="ignore", divide="ignore"):
         out = {"energy": np.where(total > 0, inside / np.where(total > 0, total, 1.0), np.nan)}
-    most = max(len(b) for b in boxes)
+    peaks = L._peaks(maps)  # (y, x) per map, NaN for a flat map: computed once for all of an image's boxes
+    reach = L.POINTING_TOLERANCE * max(h, w)
     hit = np.zeros(n, dtype=bool)
-    curve = np.zeros((n, len(L.BOXACC_THRESHOLDS)))
-    for k in range(most):
-        sel = np.array([i for i in range(n) if len(boxes[i]) > k], dtype=np.int64)
-        bk = np.array([boxes[i][k] for i in sel], dtype=np.int64).reshape(-1, 4)
-        hit[sel] |= np.asarray(L.pointing_game(maps[sel], bk), dtype=bool)
-        if full:
-            curve[sel] = np.maximum(curve[sel], L.iou_curve(maps[sel], bk))
+    for i, bs in enumerate(boxes):
+        py, px = peaks[i]
+        if np.isnan(py):
+            continue
+        b = np.asarray(bs, dtype=np.float64)
+        dx = np.maximum(np.maximum(b[:, 0] - px, 0), px - (b[:, 2] - 1))
+        dy = np.maximum(np.maximum(b[:, 1] - py, 0), py - (b[:, 3] - 1))
+        hit[i] = bool((np.hypot(dx, dy) <= reach).any())
     out["pointing"] = hit
     if full:
         peak = maps.max((1, 2))
         above = (maps >= L.COVERAGE_THRESHOLD * peak[:, None, None]) & (peak > 0)[:, None, None]
         out["coverage"] = (above & union).sum((1, 2)) / union.sum((1, 2))
-        out["maxboxacc_iou"] = curve
+        out["maxboxacc_iou"] = np.stack([_best_iou_curve(maps[i], bs) for i, bs in enumerate(boxes)])
     return out
 
 
@@ -610,22 +634,34 @@ def _preprocess(images: torch.Tensor, spec: object, device: torch.device) -> tor
     return (images.to(device).float() / 255.0 - mean) / std
 
 
-def score_batch(model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor,
-                boxes: list[list[tuple[int, int, int, int]]]) -> dict[str, np.ndarray]:
-    """One batch of uint8 images at the model's input size: correct / correct5 and, per ``<stage>/<group>``, the
-    registered true-class Grad-CAM's scores (all metrics at stage outputs, energy and pointing at branches)."""
-    spec = model.spec
+def _model_stage(model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor
+                 ) -> tuple[dict[str, np.ndarray], dict[str, tuple[str, np.ndarray]]]:
+    """The model's part of a batch: correct / correct5 and each tap's registered Grad-CAM (column, maps)."""
     groups = stage_taps(model)
     taps = {t: f"{stage}/{g}" for stage, gs in groups.items() for g, t in gs.items()}
-    x = _preprocess(images, spec, next(model.parameters()).device)
+    x = _preprocess(images, model.spec, next(model.parameters()).device)
     cams, logits = compute_cams(model, x, targets=targets, taps=list(taps), return_logits=True)
     top5 = logits.topk(min(5, logits.shape[1]), 1).indices
     out = {"correct": (top5[:, 0] == targets).numpy(), "correct5": (top5 == targets[:, None]).any(1).numpy()}
     placed = register_all(model, cams, tuple(images.shape[-2:]))
-    for t, col in taps.items():
-        for k, v in multi_box_scores(placed[t].double().numpy(), boxes, col.endswith("/output")).items():
+    return out, {t: (col, placed[t].double().numpy()) for t, col in taps.items()}
+
+
+def _metric_stage(out: dict[str, np.ndarray], maps: dict[str, tuple[str, np.ndarray]],
+                  boxes: list[list[tuple[int, int, int, int]]]) -> dict[str, np.ndarray]:
+    """The CPU part of a batch (no model): every metric of every tap's maps against the boxes."""
+    out = dict(out)
+    for col, m in maps.values():
+        for k, v in multi_box_scores(m, boxes, col.endswith("/output")).items():
             out[f"{col}/{k}"] = v
     return out
+
+
+def score_batch(model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor,
+                boxes: list[list[tuple[int, int, int, int]]]) -> dict[str, np.ndarray]:
+    """One batch of uint8 images at the model's input size: correct / correct5 and, per ``<stage>/<group>``, the
+    registered true-class Grad-CAM's scores (all metrics at stage outputs, energy and pointing at branches)."""
+    return _metric_stage(*_model_stage(model, images, targets), boxes)
 
 
 class _Items(torch.utils.data.Dataset):
@@ -651,33 +687,40 @@ def _as_list(batch: list) -> list:
     return batch
 
 
-def _batch_rows(model: torch.nn.Module, ds: object, items: list, name: str, run_label: str) -> dict[str, np.ndarray]:
-    """The rows of one batch: scores for decodable images of a class the model knows, a reason for the others."""
+def _batch_rows(model: torch.nn.Module, ds: object, items: list, name: str, run_label: str
+                ) -> Callable[[], dict[str, np.ndarray]]:
+    """Run the model on one batch now; return the rest (metrics, row assembly) as a call that needs no model:
+    scores for decodable images of a class the model knows, a reason for the others."""
     classes = {w: k for k, w in enumerate(model.spec.classes)}
     ok = [(i, img, b) for i, img, b, err in items if not err and ds.records[i].label in classes]
     reason = {i: err or f"class {ds.records[i].label} is not among {name}'s outputs" for i, _, _, err in items}
-    scores = {}
+    staged = None
     if ok:
         images = torch.stack([img for _, img, _ in ok])
         targets = torch.tensor([classes[ds.records[i].label] for i, _, _ in ok])
-        scores = score_batch(model, images, targets, [b for _, _, b in ok])
-    pos = {i: k for k, (i, _, _) in enumerate(ok)}
-    n = len(items)
+        staged = _model_stage(model, images, targets)
     side = model.spec.input_size
-    rows: dict[str, np.ndarray] = {
-        "model": np.array([name] * n), "run": np.array([run_label] * n),
-        "image_id": np.array([ds.records[i].image_id for i, *_ in items]),
-        "class": np.array([ds.records[i].label for i, *_ in items]),
-        "skipped": np.array(["" if i in pos else reason[i] for i, *_ in items]),
-        "box_area": np.array([union_masks([b], (side, side)).mean() if i in pos else np.nan
-                              for i, _, b, _ in items]),
-        "boxes": np.array([";".join(" ".join(map(str, bx)) for bx in b) for _, _, b, _ in items]),
-    }
-    for key, v in scores.items():
-        full = np.full((n, *v.shape[1:]), np.nan if v.dtype.kind == "f" else False, dtype=v.dtype)
-        full[[k for k, (i, *_) in enumerate(items) if i in pos]] = v
-        rows[key] = full
-    return rows
+
+    def finish() -> dict[str, np.ndarray]:
+        scores = _metric_stage(*staged, [b for _, _, b in ok]) if staged is not None else {}
+        pos = {i: k for k, (i, _, _) in enumerate(ok)}
+        n = len(items)
+        rows: dict[str, np.ndarray] = {
+            "model": np.array([name] * n), "run": np.array([run_label] * n),
+            "image_id": np.array([ds.records[i].image_id for i, *_ in items]),
+            "class": np.array([ds.records[i].label for i, *_ in items]),
+            "skipped": np.array(["" if i in pos else reason[i] for i, *_ in items]),
+            "box_area": np.array([union_masks([b], (side, side)).mean() if i in pos else np.nan
+                                  for i, _, b, _ in items]),
+            "boxes": np.array([";".join(" ".join(map(str, bx)) for bx in b) for _, _, b, _ in items]),
+        }
+        for key, v in scores.items():
+            full = np.full((n, *v.shape[1:]), np.nan if v.dtype.kind == "f" else False, dtype=v.dtype)
+            full[[k for k, (i, *_) in enumerate(items) if i in pos]] = v
+            rows[key] = full
+        return rows
+
+    return finish
 
 
 def evaluate_dataset(ds: object, jobs: list[tuple[str, str, Callable[[], torch.nn.Module]]], shard_dir: Path,
@@ -685,7 +728,7 @@ def evaluate_dataset(ds: object, jobs: list[tuple[str, str, Callable[[], torch.n
                      progress: bool = True) -> None:
     """Score every (model, run) job on this rank's share of ``ds``'s fixed batches, writing one shard file per
     batch; batches any rank already finished are skipped (resume)."""
-    from .distributed import Context, Progress, batch_ranges, done_batches, shard_batches, write_shard
+    from .distributed import Context, Progress, batch_ranges, done_batches, shard_batches
 
     ctx = ctx or Context()
     batches = batch_ranges(len(ds), batch_size)
@@ -701,9 +744,24 @@ def evaluate_dataset(ds: object, jobs: list[tuple[str, str, Callable[[], torch.n
         loader = torch.utils.data.DataLoader(
             _Items(ds, side), batch_sampler=[list(batches[b]) for b in todo], num_workers=workers,
             collate_fn=_as_list, persistent_workers=False)
-        for b, items in zip(todo, loader, strict=True):
-            write_shard(folder, ctx.rank, ctx.world, b, _batch_rows(model, ds, items, name, run_label))
-            bar.update(len(items))
+        # the metrics of batch k (numpy/OpenCV, which release the GIL) run in a thread while the model runs
+        # batch k + 1; at most one batch waits, and an error in either surfaces here
+        with ThreadPoolExecutor(1) as pool:
+            pending = None
+            for b, items in zip(todo, loader, strict=True):
+                finish = _batch_rows(model, ds, items, name, run_label)
+                if pending is not None:
+                    pending.result()
+                pending = pool.submit(_write_batch, folder, ctx, b, finish, bar, len(items))
+            if pending is not None:
+                pending.result()
+
+
+def _write_batch(folder: Path, ctx: object, batch: int, finish: Callable, bar: object, n: int) -> None:
+    from .distributed import write_shard
+
+    write_shard(folder, ctx.rank, ctx.world, batch, finish())
+    bar.update(n)
 
 
 def merge_rows(shard_dir: Path, jobs: list[tuple[str, str]], n_images: int) -> dict[str, np.ndarray]:
