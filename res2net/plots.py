@@ -430,7 +430,7 @@ def feature_maps_figure(
         fig.update_yaxes(title=dict(text=b, font=dict(size=11)), row=r, col=1)
     fig.update_annotations(font_size=11)
     fig.update_layout(title=dict(text=title or f"feature maps ({scale} colour scale)"),
-                      height=max(240, 150 * n_rows + 70), margin=dict(l=30, r=10, t=60, b=10))
+                      height=max(260, 190 * n_rows + 80), margin=dict(l=30, r=10, t=60, b=10))
     return fig
 
 

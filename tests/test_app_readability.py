@@ -174,3 +174,16 @@ def test_a_resnet_block_is_not_badged_multi_scale() -> None:
         info = next(i for i in res2net.block_infos(model) if i.name == "layer2.1")
         assert expected in readable.block_badge(info)
     assert "multi-scale" not in readable.block_badge(info.__class__("layer1.1", "normal", 1, "resnet"))
+
+
+def test_erf_view_follows_the_sidebar_weights_and_flags_erfs_cut_by_the_input() -> None:
+    at = _app(weights_mode="random")
+    at.switch_page("views/erf.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "erf_weights" not in [r.key for r in at.radio]  # one weights choice: the sidebar's
+    assert any("random init" in c.value and "sidebar" in c.value for c in at.caption)
+    blocks = at.selectbox(key="erf_block").options
+    assert blocks == sorted(blocks, key=_network_order)
+    at.selectbox(key="erf_block").set_value("layer4.1").run()  # 64 px input: the deepest ERFs reach the border
+    notes = [w.value for w in at.warning if "fills the 64 px input" in w.value]
+    assert len(notes) == 2, [w.value for w in at.warning]

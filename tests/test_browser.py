@@ -130,7 +130,7 @@ def browser(server: str):  # noqa: ANN201
 
 @pytest.fixture(scope="module", params=WIDTHS, ids=lambda w: f"{w}px")
 def page(browser, request):  # noqa: ANN001, ANN201
-    pg = browser.new_page(viewport={"width": request.param, "height": 2400})
+    pg = browser.new_page(viewport={"width": request.param, "height": 3600})
     yield pg
     pg.close()
 

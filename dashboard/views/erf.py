@@ -7,7 +7,7 @@ from functools import partial
 import streamlit as st
 
 import res2net
-from dashboard import cached, sources
+from dashboard import cached, placement, sources
 from dashboard.state import DEFAULT_PAIR, RANDOM_LABEL, branch_note, current_device, random_weights_notice, weights_mode
 from res2net import plots
 
@@ -23,11 +23,11 @@ names = st.multiselect("Models", res2net.list_models(), default=list(DEFAULT_PAI
 if not names:
     st.info("Pick at least one model.")
     st.stop()
-c1, c2, c3 = st.columns(3)
-weights = c1.radio("Weights", ["trained", "random"], index=0 if weights_mode() == "trained" else 1, key="erf_weights",
-                   format_func=lambda w: "trained" if w == "trained" else RANDOM_LABEL)
-input_kind = c2.radio("Inputs", ["Gaussian noise", "image"], key="erf_inputs")
-n_noise = c3.slider("Noise inputs", 1, 32, 8, key="erf_n", disabled=input_kind != "Gaussian noise")
+weights = weights_mode()
+c1, c2 = st.columns(2)
+input_kind = c1.radio("Inputs", ["Gaussian noise", "image"], key="erf_inputs", horizontal=True)
+n_noise = c2.slider("Noise inputs", 1, 32, 8, key="erf_n", disabled=input_kind != "Gaussian noise")
+st.caption(f"Weights: **{'trained' if weights == 'trained' else RANDOM_LABEL}** (set in the sidebar).")
 data = None
 if input_kind == "image":
     source = sources.pick_image("erf")
@@ -35,22 +35,23 @@ if input_kind == "image":
         st.stop()
     data = source.data
 
-first = cached.load_model(names[0], weights, current_device())
-infos = res2net.block_infos(first.model)
-blocks = [i.name for i in infos]
-normal = [i.name for i in infos if i.stype == "normal"]
+loaded = {n: cached.load_model(n, weights, current_device()) for n in names}
+infos = {n: {i.name: i for i in res2net.block_infos(lm.model)} for n, lm in loaded.items()}
+blocks = placement.sorted_blocks({n: list(d) for n, d in infos.items()})
+normal = [b for b in blocks if any(d.get(b) is not None and d[b].stype == "normal" and d[b].kind == "res2net"
+                                   for d in infos.values())]
 d1, d2, d3 = st.columns(3)
 block = d1.selectbox("Block", blocks, index=blocks.index(normal[len(normal) // 2] if normal else blocks[0]),
-                     key="erf_block")
+                     key="erf_block", help="Listed in network order, over all chosen models.")
 log_scale = d2.toggle("Log colour scale", key="erf_log")
 positive = d3.toggle("Positive part only (RepLKNet variant)", key="erf_positive")
 
 results: dict[str, dict] = {}
 bar = st.progress(0.0, text="Computing ERFs…")
 for k, n in enumerate(names):
-    lm = cached.load_model(n, weights, current_device())
+    lm = loaded[n]
     random_weights_notice(n, lm.note, "erf")
-    info = next((i for i in res2net.block_infos(lm.model) if i.name == block), None)
+    info = infos[n].get(block)
     if info is None:
         st.info(f"`{n}` has no block `{block}`.")
         continue
@@ -60,17 +61,34 @@ for k, n in enumerate(names):
     if out.cpu_fallback:
         st.warning(f"`{n}`: the GPU ran out of memory, so this model ran on the CPU.")
     results[n] = {"erf": out.taps, "weights": lm.weights, "taps": taps, "rf": cached.theoretical_rfs(n, taps)}
-bar.progress(1.0, text="Done.")
+bar.empty()
 
+if data is not None:
+    with st.expander("Input image as the models see it", expanded=True):
+        pics = st.columns(min(4, len(names)))
+        for col, n in zip(pics, names, strict=False):
+            col.image(cached.display_image(cached.model_input(data, n), n), caption=f"{n} input", width=160)
+
+PER_ROW = 3  # ERF maps per row: each stays well above 96 px at 1280 px
 rows = []
 for n, r in results.items():
     label = "trained" if r["weights"] == "trained" else RANDOM_LABEL
     st.subheader(f"{n} · {label}")
-    for col, t in zip(st.columns(len(r["taps"])), r["taps"], strict=True):
-        title = t.rsplit(".", 1)[-1] if t != block else "block output"
-        e = r["erf"][t]
-        col.plotly_chart(plots.erf_heatmap(e.map, log=log_scale, title=title, centre=e.centre,
-                                           rf_size=e.rf_size), key=f"erf_map_{n}_{t}", width="stretch")
+    cut = []
+    for start in range(0, len(r["taps"]), PER_ROW):
+        row_taps = r["taps"][start:start + PER_ROW]
+        for col, t in zip(st.columns(PER_ROW), row_taps, strict=False):
+            title = t.rsplit(".", 1)[-1] if t != block else "block output"
+            e = r["erf"][t]
+            if e.metrics.get("touches_border"):
+                cut.append(title)
+                title += " · cut by the border"
+            col.plotly_chart(plots.erf_heatmap(e.map, log=log_scale, title=title, centre=e.centre,
+                                               rf_size=e.rf_size), key=f"erf_map_{n}_{t}", width="stretch")
+    if cut:
+        size = res2net.get_spec(n).input_size
+        st.warning(f"`{n}`: the ERF of {', '.join(cut)} fills the {size} px input (99% of its mass reaches the "
+                   "border), so its radii are lower bounds; a larger input would show its full extent.")
     curves = {t.rsplit(".", 1)[-1] if t != block else "block output": e.radial
               for t, e in r["erf"].items() if e.radial is not None}
     if curves:
