@@ -3,8 +3,10 @@
 ``python -m res2net.evaluate`` writes two files side by side: ``<name>.json`` (summaries, baselines, claims with
 verdicts) and ``<name>.npz`` (the per-image scores they were computed from, so that any bucket, interval or new
 comparison can be recomputed without running a model; labels and boxes are not copied, they are read from the
-dataset by ``image_index``). This module owns both formats; the dashboard and the
-tests read them only through ``load_results`` and ``load_image_scores``.
+dataset by ``image_index``). A dataset run (``--dataset``, any zoo model, one process or torchrun) writes per-image
+rows instead (``ROW_COLUMNS``), with the boxes it scored against, and a few more fields (``DATASET_FIELDS``).
+This module owns these formats; the dashboard and the tests read them only through ``load_results`` and
+``load_image_scores``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["SCHEMA_VERSION", "FIELDS", "CLAIM_FIELDS", "ResultsError", "load_results", "validate_results",
+__all__ = ["SCHEMA_VERSION", "FIELDS", "CLAIM_FIELDS", "DATASET_FIELDS", "ROW_COLUMNS", "ResultsError", "load_results",
+           "validate_results",
            "save_image_scores", "load_image_scores", "image_scores_path"]
 
 SCHEMA_VERSION = 2
@@ -44,6 +47,27 @@ FIELDS: dict[str, str] = {
     "intervals": "how intervals are computed (hierarchical bootstrap: runs, then classes, then images)",
     "verdict_layer": "the stage whose output the localisation and ERF verdicts use, fixed in code before looking",
     "caveats": "what limits the reading of these numbers (map resolution, runs, image size)",
+}
+
+# Fields only a dataset run (``python -m res2net.evaluate --dataset ...``) writes; its ``.npz`` holds per-image rows
+# (see ROW_COLUMNS) instead of the embedded run's per-run arrays.
+DATASET_FIELDS: dict[str, str] = {
+    "weights": "which weights every model ran with: pretrained (released or embedded), random-init, or a file name",
+    "batch_size": "images per fixed batch (batches, not processes, decide which images share a forward pass)",
+    "skipped": "images not scored: count, count per reason (no annotation, unreadable image, class not among the "
+               "model's outputs, ...) and up to ten examples",
+}
+
+ROW_COLUMNS: dict[str, str] = {
+    "model": "zoo name", "run": "pretrained, random-init, a checkpoint name, or seed<k> for embedded runs",
+    "image_id": "the image's file stem (ImageNet) or path under images/ (image folder)",
+    "class": "the image's class (a wnid for ImageNet)", "skipped": "empty when scored, else why not",
+    "correct": "top-1 hit", "correct5": "top-5 hit",
+    "box_area": "area of the union of the image's boxes / image area (the size bucket's input)",
+    "boxes": "the boxes at the model's input size, 'x0 y0 x1 y1' (exclusive ends) joined by ';'",
+    "<stage>/<group>/<metric>": "a tap's score: group 'output' or 'branch<k>'; energy, pointing (all taps), "
+                                "coverage and maxboxacc_iou (the IoU per MaxBoxAcc threshold; outputs); NaN "
+                                "where the model has no such tap or the image was skipped",
 }
 
 CLAIM_FIELDS: dict[str, str] = {

@@ -213,6 +213,16 @@ MUTATIONS: tuple[M, ...] = (
     M("boxes-inclusive-end-kept", "res2net/data.py",
       "return x0, y0, x1 + 1, y1 + 1", "return x0, y0, x1, y1",
       ("tests/test_data.py::test_inclusive_to_exclusive_by_hand",), quick=True),
+    # --- dataset evaluation: shards, several boxes per image, ImageNet's inclusive boxes
+    M("shards-unbalanced", "res2net/distributed.py",
+      "return range(start, start + base + (1 if rank < extra else 0))", "return range(start, start + base)",
+      ("tests/test_distributed.py::test_shards_are_contiguous_balanced_and_cover_every_batch",)),
+    M("pointing-first-box-only", EV,
+      "hit[i] = bool((np.hypot(dx, dy) <= reach).any())", "hit[i] = bool(np.hypot(dx, dy)[0] <= reach)",
+      ("tests/test_datasets.py::test_multi_box_scores_one_box_equals_localize_and_union_by_hand",)),
+    M("voc-boxes-kept-inclusive", "res2net/datasets.py",
+      "objects.append((name, inclusive_to_exclusive(box)))", "objects.append((name, box))",
+      ("tests/test_datasets.py::test_voc_folder_keeps_every_box_with_exclusive_ends",)),
     # --- weights download
     M("download-deadline-not-enforced", "res2net/weights.py",
       "left = deadline - (time.monotonic() - start)", "left = deadline",

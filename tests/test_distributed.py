@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from res2net.distributed import batch_ranges, done_batches, read_shards, shard_batches
-from res2net.results import image_scores_path, load_image_scores, load_results
+from res2net.results import ROW_COLUMNS, image_scores_path, load_image_scores, load_results
 
 from helpers import imagenet_val_folder
 
@@ -85,6 +85,7 @@ def test_rows_hold_every_image_per_run_and_results_validate(single):
     for k in ("run", "class", "correct", "box_area", "boxes", "layer3/output/energy", "layer3/branch0/pointing",
               "layer3/output/maxboxacc_iou"):
         assert k in rows
+    assert all(k in ROW_COLUMNS or k.count("/") == 2 for k in rows)  # every column is documented
     res = load_results(single)
     assert res["images"] == 23 and res["skipped"]["count"] == 0
     m = rows["model"] == MODELS[0]
