@@ -902,6 +902,10 @@ def run_dataset(kind: str, root: str | Path, models: list[str], out: Path, weigh
     unknown = [m for m in models if m not in list_models()]
     if unknown:
         raise SystemExit(f"error: unknown model(s) {', '.join(unknown)}; available: {', '.join(list_models())}")
+    sides = {get_spec(n).input_size for n in models}
+    if len(sides) != 1:
+        raise SystemExit(f"error: {', '.join(models)} have different input sizes ({sorted(sides)}); rows are paired "
+                         "per image at one size, so evaluate models of one input size together")
     ctx = setup(device)
     try:
         ds = open_dataset(kind, root)
@@ -941,10 +945,7 @@ def _finish_dataset(ds: object, kind: str, jobs: list, shard_dir: Path, out: Pat
         entries[name] = {"scale": spec.extra.get("scale", getattr(model, "scale", 1)), "runs": runs,
                          "run_count": len(runs), "taps": stage_taps(model), "params": None, "gmacs": None,
                          "weights": weights, "input_size": spec.input_size}
-    sides = {get_spec(n).input_size for n in names}
-    if len(sides) != 1:
-        raise SystemExit(f"error: models with different input sizes ({sorted(sides)}) cannot be paired per image")
-    side = sides.pop()
+    side = get_spec(names[0]).input_size
     res, paired = summarise_rows(rows, ds.classes, baseline, side, entries)
     judged = [n for n in names if VERDICT_LAYER in entries[n]["taps"]]
     res["claims"] = (_claims(res, paired, entries, judged, max(e["run_count"] for e in entries.values()), [],

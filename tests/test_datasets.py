@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import res2net
@@ -167,3 +168,23 @@ def test_voc_xml_reader_rejects_a_box_without_coordinates(tmp_path, inet):
                                                       .replace("<xmin>1</xmin>", "<xmin>x</xmin>"))
     with pytest.raises(DataError, match=f"{stem}.xml.*integer"):
         imagenet_val(copy)
+
+
+def test_dataset_path_scores_tiny_images_as_the_embedded_evaluation_does():
+    from res2net.evaluate import score_batch, score_run, stage_taps
+
+    split = load_split("val")
+    idx = torch.arange(0, 5000, 625)  # 8 images, one box each
+    model = res2net.create_model("tiny_res2net26_4s", pretrained=True)
+    old = score_run(model, "tiny_res2net26_4s", split, idx, batch_size=8)
+    new = score_batch(model, split.images[idx], split.labels[idx], [[tuple(int(v) for v in split.boxes[i])]
+                                                                     for i in idx])
+    np.testing.assert_array_equal(new["correct"], old["correct"])
+    for stage, groups in stage_taps(model).items():
+        for group, tap in groups.items():
+            np.testing.assert_allclose(new[f"{stage}/{group}/energy"], old[f"{tap}/energy"], rtol=1e-6)
+            np.testing.assert_array_equal(new[f"{stage}/{group}/pointing"], old[f"{tap}/pointing"])
+            if group == "output":
+                np.testing.assert_allclose(new[f"{stage}/{group}/coverage"], old[f"{tap}/coverage"], rtol=1e-6)
+                np.testing.assert_array_equal(new[f"{stage}/{group}/maxboxacc_iou"] >= L.BOXACC_IOU,
+                                              old[f"{tap}/maxboxacc"])
