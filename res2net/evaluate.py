@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -913,6 +914,9 @@ def run_dataset(kind: str, root: str | Path, models: list[str], out: Path, weigh
         ds.records = [ds.records[i] for i in keep]
         jobs = _jobs(models, weights, seeds)
         shard_dir = out.with_suffix(".shards")
+        _check_manifest(shard_dir, {"dataset": ds.describe, "images": len(ds), "batch_size": batch_size,
+                                    "first": ds.records[0].image_id, "last": ds.records[-1].image_id},
+                        ctx.main)
         if ctx.main and progress:
             print(f"{ds.describe}: {len(ds)} images ({len(ds.skipped)} skipped while indexing), {len(jobs)} runs, "
                   f"{ctx.world} process(es), batches of {batch_size}; shards in {shard_dir}", file=sys.stderr)
@@ -923,6 +927,22 @@ def run_dataset(kind: str, root: str | Path, models: list[str], out: Path, weigh
         return _finish_dataset(ds, kind, jobs, shard_dir, out, weights, limit, batch_size, baseline)
     finally:
         teardown(ctx)
+
+
+def _check_manifest(shard_dir: Path, manifest: dict, write: bool) -> None:
+    """Shards from a run with other images or batches cannot be resumed: refuse them instead of mixing rows."""
+    path = shard_dir / "manifest.json"
+    if path.is_file():
+        old = json.loads(path.read_text())
+        if old != manifest:
+            diff = ", ".join(f"{k}: {old.get(k)!r} there, {v!r} now" for k, v in manifest.items() if old.get(k) != v)
+            raise SystemExit(f"error: {shard_dir} holds shards of another run ({diff}); use another --out or "
+                             "delete that folder")
+    elif write:
+        shard_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+        os.replace(tmp, path)
 
 
 def _finish_dataset(ds: object, kind: str, jobs: list, shard_dir: Path, out: Path, weights: str,
@@ -942,7 +962,9 @@ def _finish_dataset(ds: object, kind: str, jobs: list, shard_dir: Path, out: Pat
             runs.append({"seed": r, "run": run_label, "top1": _r(100.0 * rows["correct"][m].mean()),
                          "top5": _r(100.0 * rows["correct5"][m].mean()), "weights_sha256": None})
         spec = get_spec(name)
-        entries[name] = {"scale": spec.extra.get("scale", getattr(model, "scale", 1)), "runs": runs,
+        taps = stage_taps(model)
+        scale = spec.extra.get("scale") or max(sum(g.startswith("branch") for g in gs) for gs in taps.values())
+        entries[name] = {"scale": scale, "runs": runs,
                          "run_count": len(runs), "taps": stage_taps(model), "params": None, "gmacs": None,
                          "weights": weights, "input_size": spec.input_size}
     side = get_spec(names[0]).input_size

@@ -149,3 +149,11 @@ def test_corrupt_image_foreign_class_and_missing_box_are_counted_not_fatal(inet,
     rows = load_image_scores(image_scores_path(out))
     ok = rows["skipped"] == ""
     assert ok.sum() == 2 * 20 and np.isnan(rows["layer3/output/energy"][~ok]).all()
+
+
+def test_shards_of_another_batching_are_refused_not_mixed(inet, single):
+    before = single.read_bytes()
+    r = subprocess.run([sys.executable, *_args(inet, single, batch=4)], env=_env(), capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode != 0 and "holds shards of another run (batch_size: 5 there, 4 now)" in r.stderr
+    assert single.read_bytes() == before
