@@ -272,11 +272,14 @@ def _erf_summary(maps: np.ndarray, centre: tuple[float, float], weights: np.ndar
 # -------------------------------------------------------------------------------------------------------- run
 def run(models: list[str] | None = None, limit: int | None = None, data_dir: str | Path | None = None,
         erf_inputs: int = ERF_INPUTS, erf_size: int = ERF_SIZE, seeds: list[int] | None = None,
-        progress: bool = True, workers: int = 1) -> tuple[dict, dict[str, np.ndarray]]:
+        progress: bool = True, workers: int = 1, knockout_images: int | None = None
+        ) -> tuple[dict, dict[str, np.ndarray]]:
     """Evaluate ``models`` (default: every embedded model with shipped weights) over their shipped runs.
 
     Returns (results dict, per-image arrays). Every model must have the same runs (seeds), so runs pair up.
     ``workers`` > 1 scores runs in that many processes (one thread each); the results are the same.
+    ``knockout_images``: val images of the branch knock-out study (``res2net.knockout``; default its own size, or
+    ``limit`` when that is smaller).
     """
     torch.manual_seed(0)
     names = models or [m for m in list_models("embedded") if embedded_seeds(m)]
@@ -330,6 +333,8 @@ def run(models: list[str] | None = None, limit: int | None = None, data_dir: str
     log("ERFs from noise inputs ...")
     res["erf"], erf_claims = _erf_study(names, run_seeds, erf_inputs, erf_size)
     res["claims"] = _claims(res, paired, entries, names, len(run_seeds), erf_claims)
+    log("branch knock-out study ...")
+    res.update(_knockout(res, arrays, names, run_seeds, data_dir, val, knockout_images, limit, log))
     res.update({
         "schema_version": SCHEMA_VERSION, "dataset": "tiny-imagenet-100 val", "images": int(len(idx)),
         "limit": limit,
@@ -360,6 +365,17 @@ def run(models: list[str] | None = None, limit: int | None = None, data_dir: str
                     "'touches_border' are lower bounds"],
     })
     return res, arrays
+
+
+def _knockout(res: dict, arrays: dict, names: list[str], seeds: list[int], data_dir: Path, val: Split,
+              n_images: int | None, limit: int | None, log: Callable[[str], None]) -> dict:
+    """The knock-out study and the scale sweep (``res2net.knockout``); their per-image scores join ``arrays``."""
+    from . import knockout as K
+
+    n = n_images or min(limit or K.KNOCKOUT_IMAGES, K.KNOCKOUT_IMAGES)
+    arrays.update(_stored(K.run_study(names, seeds, data_dir, val, VERDICT_LAYER, n, log=log)))
+    return {"knockout": K.summarise_study(arrays, names, seeds, val, VERDICT_LAYER, MIN_EFFECT),
+            "scale_sweep": K.scale_sweep(res, arrays, names, seeds, VERDICT_LAYER)}
 
 
 def _kept(mask: np.ndarray, keep: np.ndarray | None) -> int:
@@ -1023,6 +1039,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--erf-size", type=int, default=ERF_SIZE)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--workers", type=int, default=1, help="processes scoring runs in parallel (one thread each)")
+    ap.add_argument("--knockout-images", type=int, default=None,
+                    help="val images of the branch knock-out study (default: res2net.knockout.KNOCKOUT_IMAGES)")
     ap.add_argument("--out", default=None, help=f"results JSON (default {DEFAULT_OUT.name}; with --dataset "
                                                 "assets/results/<dataset>.json); the per-image file goes beside it")
     ds = ap.add_argument_group("dataset evaluation (any zoo model; under torchrun: one rank per process)")
@@ -1052,7 +1070,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     args.out = args.out or str(DEFAULT_OUT)
     res, arrays = run(args.models, args.limit, args.data or default_data_dir(), args.erf_inputs, args.erf_size,
-                      args.seeds, workers=args.workers)
+                      args.seeds, workers=args.workers, knockout_images=args.knockout_images)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1, sort_keys=True) + "\n")
@@ -1060,7 +1078,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, r in res["models"].items():
         t = r["top1"]
         print(f"{name}: top-1 {t['mean']:.2f} [{t['low']:.2f}, {t['high']:.2f}] over {r['run_count']} runs")
-    for c in res["claims"]:
+    for c in res["claims"] + res["knockout"]["claims"]:
         print(f"{c['verdict']:>26}  {c['id']}: {c['estimate']} [{c['low']}, {c['high']}]")
     print(f"wrote {out} and {image_scores_path(out)}")
     return 0

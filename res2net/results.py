@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["SCHEMA_VERSION", "FIELDS", "CLAIM_FIELDS", "DATASET_FIELDS", "ROW_COLUMNS", "ResultsError", "load_results",
-           "validate_results",
-           "save_image_scores", "load_image_scores", "image_scores_path"]
+__all__ = ["SCHEMA_VERSION", "FIELDS", "STUDY_FIELDS", "CLAIM_FIELDS", "DATASET_FIELDS", "ROW_COLUMNS",
+           "ResultsError", "load_results", "validate_results", "save_image_scores", "load_image_scores",
+           "image_scores_path"]
 
 SCHEMA_VERSION = 2
 
@@ -68,6 +68,19 @@ ROW_COLUMNS: dict[str, str] = {
     "<stage>/<group>/<metric>": "a tap's score: group 'output' or 'branch<k>'; energy, pointing (all taps), "
                                 "coverage and maxboxacc_iou (the IoU per MaxBoxAcc threshold; outputs); NaN "
                                 "where the model has no such tap or the image was skipped",
+}
+
+# Written by the embedded family's evaluation (``res2net.knockout``); absent from evaluations of other models.
+STUDY_FIELDS: dict[str, str] = {
+    "knockout": "branch knock-out study: hypothesis (stated before any run), lesion (mean ablation over "
+                "mean_images train images, total effect), harm and interaction definitions, score_tap, images, runs, "
+                "intervals, min_effect; rows (model, scale, block, stype, branch, label, metric, bucket, harm with "
+                "low/high, n, runs); interactions (harm on large minus harm on small per branch, with interval and "
+                "verdict); claims (confirmatory: branch s-2 minus branch 0 at the verdict block, Holm-corrected); "
+                "resnet_reference (the ResNet's single 3x3 removed). Per-image scores in the .npz under knockout/",
+    "scale_sweep": "rows per scale s (model, top1, energy, coverage at the verdict stage's output with a Student-t "
+                   "95% interval over runs and the per-run values, erf_radius_50 with its interval, paper_top1); "
+                   "top1_rises_with_s and paper_top1_rises_with_s; where the paper's numbers come from",
 }
 
 CLAIM_FIELDS: dict[str, str] = {
