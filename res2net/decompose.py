@@ -22,21 +22,23 @@ import torch
 from torch import Tensor, nn
 
 from .blocks import TappedBlock
-from .cam import _method, tap_gradients
-from .taps import iter_blocks
+from .cam import _method, resolve_targets
+from .taps import TapCapture, check_images, eval_mode, iter_blocks
 
-__all__ = ["BlockDecomposition", "Decomposition", "fold_fusion", "branch_maps", "decompose"]
+__all__ = ["BlockDecomposition", "Decomposition", "fusion_bias", "branch_maps", "decompose"]
 
 
 @dataclass(frozen=True)
 class BlockDecomposition:
-    """One block's maps (float64, CPU): ``branches`` (N, s, h, w), ``bias`` (N, h, w) and ``residual`` (N, h, w),
-    the gradient x activation map of the block's own residual output that the parts must add up to."""
+    """One block's maps (the model's dtype, CPU): ``branches`` (N, s, h, w), ``bias`` (N, h, w) and ``residual``
+    (N, h, w), the gradient x activation map of the block's own residual output that the parts add up to; beside them
+    ``total_gradient`` (N, s, h, w), each branch output times its total gradient, which does not add up."""
 
     block: str
     branches: Tensor
     bias: Tensor
     residual: Tensor
+    total_gradient: Tensor
     centred: bool
 
     @property
@@ -55,59 +57,64 @@ class Decomposition:
     targets: Tensor
 
 
-def fold_fusion(block: TappedBlock) -> tuple[Tensor, Tensor, Tensor]:
-    """The fusion conv and its BN folded (eval mode): (weight (out, in), scale a (out,), bias b (out,)), float64."""
+def fusion_bias(block: TappedBlock) -> Tensor:
+    """The bias b = β − a·μ of the fusion BN folded in eval mode (a = γ/√(σ²+ε)), (out,)."""
     bn = block.bn3
-    a = bn.weight.detach().double() / torch.sqrt(bn.running_var.detach().double() + bn.eps)
-    b = bn.bias.detach().double() - a * bn.running_mean.detach().double()
-    w = block.conv3.weight.detach().double()
-    return w.reshape(w.shape[0], w.shape[1]), a, b
+    a = bn.weight.detach() / torch.sqrt(bn.running_var.detach() + bn.eps)
+    return bn.bias.detach() - a * bn.running_mean.detach()
 
 
-def branch_maps(branches: Sequence[Tensor], grad: Tensor, weight: Tensor, scale: Tensor, bias: Tensor,
+def branch_maps(branches: Sequence[Tensor], fusion_grad: Tensor, residual_grad: Tensor, bias: Tensor,
                 means: Sequence[Tensor | None] | None = None) -> tuple[Tensor, Tensor]:
     """Per-branch maps (N, s, h, w) and the bias map (N, h, w) from branch outputs y_i (N, C_i, h, w), the gradient
-    at the residual output (N, out, h, w) and the folded fusion (``fold_fusion``); float64.
+    at the fusion conv's input (N, Σ C_i, h, w), the gradient at the residual output (N, out, h, w) and the folded
+    bias (``fusion_bias``).
 
-    Computed as (Wᵀ(a ⊙ g))_i · y_i: the gradient at the fusion input, once, then one channel sum per branch.
+    The fusion input's gradient is Wᵀ(a ⊙ g), so branch i's map (g · a ⊙ W_i y_i summed over channels) is that
+    gradient's slice i times y_i: no extra convolution, the backward of the CAMs already computed it.
     """
-    g = grad.double()
-    back = torch.einsum("nkhw,kc->nchw", g * scale.view(1, -1, 1, 1), weight)  # gradient at the fusion input
-    bias_map = torch.einsum("nkhw,k->nhw", g, bias)
+    bias_map = torch.einsum("nkhw,k->nhw", residual_grad, bias.to(residual_grad))
     maps, start = [], 0
     for i, y in enumerate(branches):
         c = y.shape[1]
-        h = back[:, start:start + c]
-        y = y.double()
+        h = fusion_grad[:, start:start + c]
         m = means[i] if means is not None else None
         if m is not None:
-            mu = m.double().to(y.device).view(1, -1, 1, 1)
+            mu = m.to(y).view(1, -1, 1, 1)
             y = y - mu
             bias_map = bias_map + (h * mu).sum(1)
         maps.append((h * y).sum(1))
         start += c
-    if start != weight.shape[1]:
-        raise ValueError(f"branch outputs have {start} channels in all; the fusion conv takes {weight.shape[1]}")
+    if start != fusion_grad.shape[1]:
+        raise ValueError(f"branch outputs have {start} channels in all; the fusion conv takes {fusion_grad.shape[1]}")
     return torch.stack(maps, 1), bias_map
 
 
-class _ResidualCapture:
-    """Records each block's residual output (its fusion BN's output) during the calling thread's forward."""
+class _FusionCapture:
+    """Records each block's fusion input (in the graph) and residual output during the calling thread's forward."""
 
     def __init__(self, blocks: Mapping[str, TappedBlock]) -> None:
-        self.blocks, self.out, self.handles = blocks, {}, []
+        self.blocks, self.inputs, self.out, self.handles = blocks, {}, {}, []
         self.owner = threading.get_ident()
 
-    def __enter__(self) -> _ResidualCapture:
+    def __enter__(self) -> _FusionCapture:
         try:
             for name, block in self.blocks.items():
-                self.handles.append(block.bn3.register_forward_hook(self._hook(name)))
+                self.handles.append(block.conv3.register_forward_pre_hook(self._pre(name)))
+                self.handles.append(block.bn3.register_forward_hook(self._post(name)))
         except BaseException:
             self.__exit__()
             raise
         return self
 
-    def _hook(self, name: str):  # noqa: ANN202
+    def _pre(self, name: str):  # noqa: ANN202
+        def hook(module: nn.Module, inputs: tuple) -> None:
+            if threading.get_ident() == self.owner:
+                self.inputs[name] = inputs[0]
+
+        return hook
+
+    def _post(self, name: str):  # noqa: ANN202
         def hook(module: nn.Module, inputs: tuple, output: Tensor) -> None:
             if threading.get_ident() == self.owner:
                 self.out[name] = output.detach()
@@ -142,18 +149,30 @@ def decompose(
     if not names:
         raise ValueError("no blocks requested")
     taps = [t for n in names for t in (*(f"{n}.branch{i}" for i in range(known[n].num_branches)), n)]
-    with _ResidualCapture({n: known[n] for n in names}) as rc:
-        tg = tap_gradients(model, images, targets, taps)
+    x = check_images(model, images)
+    with eval_mode(model), torch.enable_grad():
+        x = x.detach().requires_grad_(True)  # a graph even when every weight is frozen
+        with _FusionCapture({n: known[n] for n in names}) as fc, TapCapture(model, taps) as cap:
+            logits = cap.run(x)
+        if not isinstance(logits, Tensor) or logits.ndim != 2:
+            raise RuntimeError(f"the model must return logits of shape (N, classes), got {type(logits).__name__}")
+        t = resolve_targets(targets, logits)
+        score = logits.gather(1, t[:, None]).sum()
+        wanted = [cap.activations[tp] for tp in taps] + [fc.inputs[n] for n in names]
+        grads = torch.autograd.grad(score, wanted, allow_unused=True)
+    grads = [torch.zeros_like(a) if g is None else g for a, g in zip(wanted, grads, strict=True)]
+    acts = {tp: a.detach() for tp, a in zip(taps, wanted, strict=False)}
+    tgrad = dict(zip(taps, grads[:len(taps)], strict=True))
+    fgrad = dict(zip(names, grads[len(taps):], strict=True))
     out: dict[str, BlockDecomposition] = {}
     for n in names:
         block = known[n]
-        a_out, g_out = tg.activations[n], tg.gradients[n]
-        g = (g_out * (a_out > 0)).double()  # the ReLU's backward: the gradient at the pre-ReLU sum, hence at r
-        ys = [tg.activations[f"{n}.branch{i}"] for i in range(block.num_branches)]
+        g = tgrad[n] * (acts[n] > 0)  # the ReLU's backward: the gradient at the pre-ReLU sum, hence at r
+        ys = [acts[f"{n}.branch{i}"] for i in range(block.num_branches)]
         mu = None if means is None else [means.get(f"{n}.branch{i}") for i in range(block.num_branches)]
-        w, a, b = fold_fusion(block)
-        parts, bias = branch_maps(ys, g, w.to(g.device), a.to(g.device), b.to(g.device), mu)
-        residual = (g * rc.out[n].double()).sum(1)
-        out[n] = BlockDecomposition(n, parts.cpu(), bias.cpu(), residual.cpu(), mu is not None)
-    cams = {t: fn(tg.activations[t].float(), tg.gradients[t].float()).cpu() for t in taps}
-    return Decomposition(out, cams, tg.logits.float().cpu(), tg.targets.cpu())
+        parts, bias = branch_maps(ys, fgrad[n], g, fusion_bias(block), mu)
+        residual = (g * fc.out[n]).sum(1)
+        total = torch.stack([(tgrad[f"{n}.branch{i}"] * y).sum(1) for i, y in enumerate(ys)], 1)
+        out[n] = BlockDecomposition(n, parts.cpu(), bias.cpu(), residual.cpu(), total.cpu(), mu is not None)
+    cams = {tp: fn(acts[tp].float(), tgrad[tp].float()).cpu() for tp in taps}
+    return Decomposition(out, cams, logits.detach().float().cpu(), t.cpu())

@@ -64,7 +64,8 @@ def test_each_part_is_the_explicit_branch_contribution_and_the_cams_come_along(o
     logits = model(x)
     for h in hooks:
         h.remove()
-    (g,) = torch.autograd.grad(logits.gather(1, logits.argmax(1, keepdim=True)).sum(), store["r"])
+    score = logits.gather(1, logits.argmax(1, keepdim=True)).sum()
+    g, *g_branch = torch.autograd.grad(score, [store["r"], *(store[i] for i in range(4))])
     a = b.bn3.weight / torch.sqrt(b.bn3.running_var + b.bn3.eps)
     w = b.width
     for i in range(4):
@@ -73,8 +74,11 @@ def test_each_part_is_the_explicit_branch_contribution_and_the_cams_come_along(o
                                    atol=1e-5)
     assert set(dec.cams) == {f"layer3.1.branch{i}" for i in range(4)} | {"layer3.1"}
     # the total-gradient per-branch maps are no partition: they do not add up to the block's map
-    total = sum(dec.cams[f"layer3.1.branch{i}"] for i in range(4))
-    assert not torch.allclose(total.double(), torch.relu(dec.blocks["layer3.1"].residual), atol=1e-3)
+    d = dec.blocks["layer3.1"]
+    for i in range(4):
+        torch.testing.assert_close(d.total_gradient[:, i].float(), (g_branch[i] * store[i]).sum(1), rtol=1e-4,
+                                   atol=1e-5)
+    assert not torch.allclose(d.total_gradient.sum(1) + d.bias, d.residual, atol=1e-3)
 
 
 def test_the_centred_part_equals_the_direct_mean_knock_out_change(one_thread) -> None:
