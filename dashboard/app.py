@@ -19,6 +19,7 @@ PAGES = [
     st.Page("views/compare.py", title="Compare CAMs", icon=":material/compare:", default=True),
     st.Page("views/scales.py", title="Scales", icon=":material/stacks:"),
     st.Page("views/erf.py", title="ERF explorer", icon=":material/filter_center_focus:"),
+    st.Page("views/knockout.py", title="Knock-out", icon=":material/content_cut:"),
     st.Page("views/claims.py", title="Claims", icon=":material/fact_check:"),
     st.Page("views/models.py", title="Models", icon=":material/view_list:"),
 ]

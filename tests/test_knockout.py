@@ -142,3 +142,42 @@ def test_scale_sweep_intervals_over_runs_by_hand() -> None:
     assert a["energy"]["per_run"] == [0.2, 0.25, 0.3] and a["coverage"]["low"] == a["coverage"]["high"] == 0.5
     assert out["top1_rises_with_s"] and out["paper_top1_rises_with_s"]
     assert b["erf_radius_50"] == {"mean": 3.0, "low": 2.0, "high": 4.0}
+
+
+def test_the_view_knocks_out_on_a_users_image_and_toggling_back_recomputes_nothing(monkeypatch, one_thread) -> None:
+    import io
+    import re
+    from pathlib import Path
+
+    import streamlit as st
+    from PIL import Image
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard import sources
+
+    rng = np.random.default_rng(0)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (80, 96, 3), dtype=np.uint8)).save(buf, "PNG")
+    calls = []
+    real = res2net.cam.compute_cams
+    monkeypatch.setattr(res2net.cam, "compute_cams", lambda *a, **k: calls.append(1) or real(*a, **k))
+    st.cache_data.clear()
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py"), default_timeout=300)
+    at.session_state["device"] = "cpu"
+    at.session_state[sources.PICKED] = ("noise.png", buf.getvalue(), None)
+    at.run()
+    at.switch_page("views/knockout.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    key = "ko_branch_tiny_res2net26_4s_layer3.1_0"
+    before = len(calls)
+    at.checkbox(key=key).check().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(calls) == before + 1  # one pass with branch 0 knocked out
+    top5 = at.dataframe[0].value
+    assert (top5["p knocked out"] != top5["p intact"]).any()
+    at.checkbox(key=key).uncheck().run()
+    at.checkbox(key=key).check().run()
+    assert len(calls) == before + 1  # both states came from the cache
+    sums = [c.value for c in at.caption if "Sum check" in c.value]
+    err = float(re.search(r"block map\| = \*\*([0-9.e+-]+)\*\*", sums[0]).group(1))
+    assert err < 1e-4

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import cached
+from dashboard import cached, knockout_claims
 from dashboard.claims_text import (
     VERDICT_ICONS,
     claim_rows,
@@ -187,6 +187,7 @@ with st.expander("All ERF numbers (radii with 95% intervals, area ratios, border
     st.caption("RepLKNet's published area ratio takes log10(x + 1) of the raw gradients, so it also moves with their "
                "scale; the scale-free variant divides by the maximum first and compares shapes across models.")
 
+knockout_claims.knockout_section(res)
 with st.expander("All numbers (JSON)"):
     st.json(res, expanded=False)
 d1, d2 = st.columns(2)
