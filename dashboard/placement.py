@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import weakref
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -20,9 +21,23 @@ REGISTRATION_RULE = "cell (i,j) at start + stride·(i,j)"
 REGISTERED_PREFIX = "registered/"  # .npz key prefix of the maps placed on the model input
 
 
+_RF: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {tap: RFInfo}: the op graph is fixed
+
+
+def rf_info(model: nn.Module, tap: str) -> erf.RFInfo:
+    """``erf.tap_rf_info`` remembered per model object, so that redraws do not walk the op graph again."""
+    per_model = _RF.setdefault(model, {})
+    if tap not in per_model:
+        per_model[tap] = erf.tap_rf_info(model, tap)
+    return per_model[tap]
+
+
 def place(model: nn.Module, tap: str, raw: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """One tap's raw (h, w) map registered onto the (H, W) model input, float64."""
-    return cam.register(model, tap, np.asarray(raw, dtype=np.float64), size).numpy()
+    """One tap's raw (h, w) map registered onto the (H, W) model input, float64 (``cam.register``'s rule)."""
+    rf = rf_info(model, tap)
+    h, w = size
+    return cam.sample_at_centres(np.asarray(raw, dtype=np.float64), rf.start, rf.jump, np.arange(h),
+                                 np.arange(w)).numpy()
 
 
 def place_all(model: nn.Module, raw: Mapping[str, np.ndarray], size: tuple[int, int]) -> dict[str, np.ndarray]:
@@ -32,7 +47,7 @@ def place_all(model: nn.Module, raw: Mapping[str, np.ndarray], size: tuple[int, 
 
 def geometry(model: nn.Module, tap: str) -> dict[str, object]:
     """Where a tap's cells sit on the model input: stride, cell (0, 0)'s centre and the rule, for tables and CSVs."""
-    rf = erf.tap_rf_info(model, tap)
+    rf = rf_info(model, tap)
     jy, jx = rf.jump
     stride: object = _num(jy) if jy == jx else f"{_num(jy)}x{_num(jx)}"
     return {"stride": stride, "start_y": _num(rf.start[0]), "start_x": _num(rf.start[1]),
@@ -105,7 +120,7 @@ def photo_map(model: nn.Module, tap: str, raw: np.ndarray, crop: images.CropBox,
     w, h = crop.image_size
     sx, sy = crop.scale
     if cells:
-        rf = erf.tap_rf_info(model, tap)
+        rf = rf_info(model, tap)
         # model-input pixel centre u (integers) -> photo pixel centre: (u + 0.5) / s + left - 0.5
         x0 = (rf.start[1] + 0.5) / sx + crop.box[0] - 0.5
         y0 = (rf.start[0] + 0.5) / sy + crop.box[1] - 0.5
@@ -119,7 +134,7 @@ def photo_map(model: nn.Module, tap: str, raw: np.ndarray, crop: images.CropBox,
 def grid_text(model: nn.Module, tap: str, raw: np.ndarray, crop: images.CropBox) -> str:
     """'4×4 map · one cell = 16 px of the 64 px input (≈ 75 px of the photo)': what a map's resolution is."""
     h, w = np.asarray(raw).shape[-2:]
-    stride = erf.tap_rf_info(model, tap).jump[0]
+    stride = rf_info(model, tap).jump[0]
     photo_px = stride / crop.scale[0]
     return (f"{h}×{w} map · one cell = {_num(stride)} px of the {crop.size} px input "
             f"(≈ {photo_px:.0f} px of the photo)")

@@ -548,9 +548,11 @@ def _csv_cell(v: object) -> object:
 COLORMAPS = ("Jet", "Viridis", "Inferno", "Turbo", "RdBu_r", "Greys")
 
 
-def png_data_uri(image_uint8: np.ndarray, max_side: int | None = None) -> tuple[str, tuple[int, int]]:
-    """An RGB uint8 picture as a PNG data URI (downscaled so its longer side is at most ``max_side``), and the
-    (width, height) it was encoded at: a photo travels to the browser as a few kB, not as a JSON array."""
+def png_data_uri(image_uint8: np.ndarray, max_side: int | None = None, *, jpeg_quality: int | None = 85
+                 ) -> tuple[str, tuple[int, int]]:
+    """An RGB uint8 picture as an image data URI (downscaled so its longer side is at most ``max_side``), and the
+    (width, height) it was encoded at: a photo travels to the browser as tens of kB, not as a JSON array.
+    JPEG at ``jpeg_quality`` (a photo under a map needs no more); None keeps it lossless (PNG)."""
     import base64
 
     from PIL import Image
@@ -560,8 +562,9 @@ def png_data_uri(image_uint8: np.ndarray, max_side: int | None = None) -> tuple[
         f = max_side / max(im.size)
         im = im.resize((max(1, round(im.width * f)), max(1, round(im.height * f))), Image.Resampling.LANCZOS)
     buf = io.BytesIO()
-    im.save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii"), im.size
+    fmt = "png" if jpeg_quality is None else "jpeg"
+    im.save(buf, format=fmt, **({} if jpeg_quality is None else {"quality": int(jpeg_quality)}))
+    return f"data:image/{fmt};base64," + base64.b64encode(buf.getvalue()).decode("ascii"), im.size
 
 
 @dataclass(frozen=True)
@@ -593,6 +596,7 @@ def maps_on_photo_figure(
     per_row: int = 4,
     max_side: int = 512,
     panel_height: int = 300,
+    photo_uri: tuple[str, tuple[int, int]] | None = None,
 ) -> go.Figure:
     """Maps on the photo, one panel each (optionally after the untouched photo), on one colour scale with its
     colour bar, values on hover.
@@ -600,6 +604,8 @@ def maps_on_photo_figure(
     Where each cell lies comes from the caller (receptive-field centres carried through the preprocessing), never
     from stretching a grid over the picture. ``cells`` shows each cell as a flat square; otherwise plotly
     interpolates between the cell centres. ``box`` = (x0, y0, x1, y1) in photo pixels, exclusive ends.
+    ``photo_uri``: ``png_data_uri(photo, max_side)`` when the caller already has it (redraws stay cheap). The figure
+    is built as one dict (plotly's per-trace subplot helpers cost tens of ms a figure).
     """
     img = np.asarray(photo)
     if img.ndim != 3 or img.dtype != np.uint8:
@@ -611,36 +617,41 @@ def maps_on_photo_figure(
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     H, W = img.shape[:2]
-    uri, (ew, eh) = png_data_uri(img, max_side)
+    uri, (ew, eh) = photo_uri or png_data_uri(img, max_side)
     panels: list[PhotoMap | None] = ([None] if with_photo else []) + list(maps)
     cols = min(per_row, len(panels))
     rows = -(-len(panels) // cols)
-    titles = [photo_title if p is None else p.title for p in panels]
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.03,
-                        vertical_spacing=0.12 / rows if rows > 1 else 0.0)
+    hgap, vgap = 0.03, (0.12 / rows if rows > 1 else 0.0)
+    width, height = (1 - hgap * (cols - 1)) / cols, (1 - vgap * (rows - 1)) / rows
+    data: list[dict] = []
+    layout: dict = {"height": panel_height * rows + 10, "margin": dict(l=4, r=4, t=28, b=4), "showlegend": False,
+                    "annotations": [], "shapes": []}
     for k, p in enumerate(panels):
-        r, c = k // cols + 1, k % cols + 1
-        fig.add_trace(go.Image(source=uri, x0=-0.5 + 0.5 * W / ew, dx=W / ew, y0=-0.5 + 0.5 * H / eh, dy=H / eh,
-                               hoverinfo="skip", name="photo"), row=r, col=c)
+        r, c = divmod(k, cols)
+        ax = "" if k == 0 else str(k + 1)
+        x_dom = [c * (width + hgap), c * (width + hgap) + width]
+        y_dom = [1 - r * (height + vgap) - height, 1 - r * (height + vgap)]
+        layout[f"xaxis{ax}"] = dict(domain=x_dom, range=[-0.5, W - 0.5], showticklabels=False, showgrid=False,
+                                    zeroline=False, constrain="domain", anchor=f"y{ax}")
+        layout[f"yaxis{ax}"] = dict(domain=y_dom, range=[H - 0.5, -0.5], showticklabels=False, showgrid=False,
+                                    zeroline=False, constrain="domain", anchor=f"x{ax}", scaleanchor=f"x{ax}")
+        title = photo_title if p is None else p.title
+        layout["annotations"].append(dict(text=title, x=sum(x_dom) / 2, y=y_dom[1], xref="paper", yref="paper",
+                                          xanchor="center", yanchor="bottom", showarrow=False, font=dict(size=12)))
+        data.append(dict(type="image", source=uri, x0=-0.5 + 0.5 * W / ew, dx=W / ew, y0=-0.5 + 0.5 * H / eh,
+                         dy=H / eh, hoverinfo="skip", name="photo", xaxis=f"x{ax}", yaxis=f"y{ax}"))
         if p is not None:
             z = np.asarray(p.grid, dtype=np.float64)
             if z.ndim != 2:
                 raise ValueError(f"expected a 2-D map, got shape {z.shape}")
-            fig.add_trace(go.Heatmap(
-                z=z, x0=p.x0, dx=p.dx, y0=p.y0, dy=p.dy, zmin=vmin, zmax=vmax, zauto=False, colorscale=colorscale,
-                opacity=alpha, zsmooth=False if cells else "best", showscale=k == len(panels) - 1, name=p.title,
+            data.append(dict(
+                type="heatmap", z=z, x0=p.x0, dx=p.dx, y0=p.y0, dy=p.dy, zmin=vmin, zmax=vmax, zauto=False,
+                colorscale=colorscale, opacity=alpha, zsmooth=False if cells else "best",
+                showscale=k == len(panels) - 1, name=p.title, xaxis=f"x{ax}", yaxis=f"y{ax}",
                 colorbar=dict(thickness=12, len=min(0.9, 1.2 / rows), title=dict(text=colorbar_title, side="right")),
-                hovertemplate="x %{x:.0f}, y %{y:.0f} px<br>value %{z:.4g}<extra>" + p.title + "</extra>",
-            ), row=r, col=c)
+                hovertemplate="x %{x:.0f}, y %{y:.0f} px<br>value %{z:.4g}<extra>" + p.title + "</extra>"))
         if box is not None:
             bx0, by0, bx1, by1 = (float(v) for v in box)
-            fig.add_shape(type="rect", x0=bx0 - 0.5, y0=by0 - 0.5, x1=bx1 - 0.5, y1=by1 - 0.5, row=r, col=c,
-                          line=dict(color="#00FF00", width=2))
-        axis = "" if k == 0 else str(k + 1)
-        fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, range=[-0.5, W - 0.5],
-                         constrain="domain", row=r, col=c)
-        fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, range=[H - 0.5, -0.5],
-                         scaleanchor=f"x{axis}", constrain="domain", row=r, col=c)
-    fig.update_annotations(font_size=12)
-    fig.update_layout(height=panel_height * rows + 10, margin=dict(l=4, r=4, t=28, b=4), showlegend=False)
-    return fig
+            layout["shapes"].append(dict(type="rect", x0=bx0 - 0.5, y0=by0 - 0.5, x1=bx1 - 0.5, y1=by1 - 0.5,
+                                         xref=f"x{ax}", yref=f"y{ax}", line=dict(color="#00FF00", width=2)))
+    return go.Figure(dict(data=data, layout=layout))

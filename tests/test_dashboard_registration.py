@@ -25,7 +25,7 @@ from streamlit.testing.v1 import AppTest
 
 import res2net
 from dashboard import cached, placement
-from res2net import erf, plots
+from res2net import erf, images, plots
 from res2net.data import default_data_dir
 
 REPO = Path(__file__).resolve().parent.parent
@@ -235,16 +235,26 @@ def test_compare_draws_and_exports_the_registered_map(monkeypatch: pytest.Monkey
     at.selectbox(key="compare_tap").set_value("block output").run()  # the run whose output is read
     _no_exception(at)
     ref = tent(16, 32)
-    main = seen["overlay"][0]
-    np.testing.assert_allclose(main, ref, atol=1e-12)
-    assert np.unravel_index(int(np.argmax(main)), main.shape) == (16, 32)  # a half-pixel resize: (23.5, 39.5)
+    cells, heat = _figure_map(at)  # 'cells': the raw grid, each cell centred where its receptive field is
+    raw = np.zeros((4, 4))
+    raw[1, 2] = 1.0
+    np.testing.assert_array_equal(cells, raw)
+    crop = images.crop_box(images.load_image(images.demo_images()["grace_hopper"].read_bytes()).image.size,
+                           "tiny_resnet26")
+    x, y = crop.to_image(32 + 0.5, 16 + 0.5)  # model-input pixel (16, 32) -> photo (pixel centres at integers)
+    assert (heat["y0"] + 1 * heat["dy"], heat["x0"] + 2 * heat["dx"]) == pytest.approx((y - 0.5, x - 0.5))
+    assert (heat["dy"], heat["dx"]) == pytest.approx((16 / crop.scale[1], 16 / crop.scale[0]))  # a cell: 16 px
+    at.radio(key="compare_display").set_value("smooth").run()
+    smooth, heat = _figure_map(at)  # 'smooth': the map sampled (cam.register_to_photo) on a display grid
+    k = np.unravel_index(int(np.nanargmax(smooth)), smooth.shape)
+    assert (heat["y0"] + k[0] * heat["dy"], heat["x0"] + k[1] * heat["dx"]) == pytest.approx((y - 0.5, x - 0.5),
+                                                                                         abs=heat["dx"])
+    at.radio(key="compare_display").set_value("cells").run()
     files = _downloads(seen)
     assert sorted(files) == ["Figure (PNG)", "Maps (.npz)", "Numbers (CSV)"]
     assert files["Figure (PNG)"][:8] == b"\x89PNG\r\n\x1a\n"
     np.testing.assert_allclose(seen["png"][-1][0][0], ref, atol=1e-12)  # row "selected tap", first column
     npz = np.load(io.BytesIO(files["Maps (.npz)"]))
-    raw = np.zeros((4, 4))
-    raw[1, 2] = 1.0
     np.testing.assert_array_equal(npz["tiny_resnet26/layer3.1"], raw)  # raw stays raw, at the tap's resolution
     np.testing.assert_allclose(npz["registered/tiny_resnet26/layer3.1"], ref, atol=1e-12)
     assert npz["registered/tiny_resnet26/layer3.1.branch0"].shape == (SIZE, SIZE)
@@ -275,6 +285,7 @@ def test_compare_with_a_box_scores_the_registered_map_beside_its_baselines(monke
     box = (26, 10, 36, 19)
     at = _compare(("val-like.png", _photo_64(), box))
     seen = _record(monkeypatch)
+    at.radio(key="compare_display").set_value("smooth").run()
     at.slider(key="compare_alpha").set_value(0.6).run()
     _no_exception(at)
     ref = tent(16, 32)
@@ -309,8 +320,15 @@ def test_compare_val_image_caption_has_the_fitted_baselines() -> None:
     for line in lines:
         assert "uniform map" in line and "centre prior" in line and "always the centre" in line
         assert "coverage of the box" in line and "train boxes" in line and "fixed value" not in line
+    z, heat = _figure_map(at)
+    import res2net
+
+    rf = erf.tap_rf_info(res2net.create_model("tiny_resnet26", pretrained=False), "layer2.1")
+    assert z.shape == (8, 8)  # the default block's cells, each drawn at its receptive-field centre on the photo
+    assert (heat["y0"], heat["dy"], heat["x0"], heat["dx"]) == (*rf.start[:1], rf.jump[0], rf.start[1], rf.jump[1])
+    at.radio(key="compare_display").set_value("smooth").run()
     z, _ = _figure_map(at)
-    assert z.shape == (SIZE, SIZE)  # drawn as a registered full-resolution map, not as tap cells
+    assert z.shape == (SIZE, SIZE)  # or as the registered full-resolution map, never a stretched grid
 
 
 def test_scales_overlays_the_registered_branch_map(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -319,13 +337,22 @@ def test_scales_overlays_the_registered_branch_map(monkeypatch: pytest.MonkeyPat
     at.session_state["device"] = "cpu"
     at.run()
     at.switch_page("views/scales.py").run()
-    seen = _record(monkeypatch)
     at.selectbox(key="scales_block").set_value("layer3.1").run()
     _no_exception(at)
-    ref = tent(32, 16)
-    assert len(seen["overlay"]) == 4 + 1  # four Res2Net branches, then the ResNet's 3x3 path
-    np.testing.assert_allclose(seen["overlay"][2], ref, atol=1e-12)
-    assert all(m.shape == (SIZE, SIZE) for m in seen["overlay"])
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    on_photo = [[t for t in sp["data"] if t["type"] == "heatmap"] for sp in specs
+                if any(t["type"] == "image" for t in sp["data"])]
+    assert [len(h) for h in on_photo] == [4, 1]  # four Res2Net branches, then the ResNet's 3x3 path
+    branch2 = on_photo[0][2]
+    z = _array(branch2["z"])
+    i, j = np.unravel_index(int(np.argmax(z)), z.shape)
+    # the peak cell is drawn centred where model-input pixel (y 32, x 16) lies on the photo: where the registered
+    # map peaks (tent(32, 16)), not where a half-pixel resize would put it (39.5, 23.5)
+    crop = images.crop_box(images.load_image(images.demo_images()["grace_hopper"].read_bytes()).image.size,
+                           "tiny_res2net26_4s")
+    x, y = crop.to_image(16 + 0.5, 32 + 0.5)
+    assert (branch2["y0"] + i * branch2["dy"], branch2["x0"] + j * branch2["dx"]) == pytest.approx((y - 0.5, x - 0.5))
+    assert np.unravel_index(int(np.argmax(tent(32, 16))), (SIZE, SIZE)) == (32, 16)
 
 
 def test_erf_view_marks_the_units_receptive_field_centre() -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import streamlit as st
 
 import res2net
-from dashboard import cached, placement, sources
+from dashboard import cached, photos, placement, sources
 from dashboard.state import DEFAULT_PAIR, branch_note, current_device, random_weights_notice, weights_mode
 from res2net import cam, images, plots
 
@@ -92,7 +92,8 @@ randomised = {n: cached.model_cams(source.data, n, loaded[n].device, "random", m
 random_models = {n: cached.load_model(n, "random", current_device()).model for n in randomised}
 
 crops = {n: images.crop_box(image.image.size, n, mode) for n in names}
-photo = np.asarray(image.image.convert("RGB"))
+photo = photos.rgb(source.data)
+photo_uri = photos.photo_uri(source.data)
 sizes_note = sorted({(crops[n].size, crops[n].mode) for n in names})
 H, W = photo.shape[:2]
 for size, how in sizes_note:
@@ -197,7 +198,7 @@ def figure(n: str, model, maps: dict, taps: list[str], titles: list[str], *, wit
     panel = int(min(max(aspect * (300 if with_photo else 340), 180), 440))  # panels about 300 px wide
     fig = plots.maps_on_photo_figure(photo, pm, vmin=lo, vmax=hi, with_photo=with_photo, cells=cells, alpha=alpha,
                                      colorscale=cmap, box=box_in_photo(), colorbar_title=colorbar, per_row=per_row,
-                                     panel_height=panel + 30)
+                                     panel_height=panel + 30, photo_uri=photo_uri)
     st.plotly_chart(fig, key=key, width="stretch")
 
 

@@ -5,11 +5,10 @@ Class demos open here: pick a class, see its images (val images with boxes, or t
 
 from __future__ import annotations
 
-import numpy as np
 import streamlit as st
 
 import res2net
-from dashboard import cached, placement, sources
+from dashboard import cached, photos, placement, sources
 from dashboard import readable as readable_text
 from dashboard.state import DEFAULT_PAIR, branch_note, current_device, random_weights_notice, weights_mode
 from res2net import cam, images, plots
@@ -73,7 +72,7 @@ fmap_scale = e1.radio("Feature-map colour scale", ["local", "branch", "global"],
                       help="local: each channel its own scale; branch: one per branch; global: one for the block.")
 alpha = e2.slider("CAM opacity", 0.0, 1.0, 0.5, 0.05, key="scales_alpha")
 method = e3.selectbox("CAM method", list(cam.METHODS), key="scales_method")
-photo = np.asarray(image.image.convert("RGB"))
+photo = photos.rgb(source.data)
 rf_rows: list[dict] = []
 n_top = 4  # channels per branch: at half the page width each map stays above 96 px
 
@@ -100,7 +99,8 @@ def show(model_name: str, col, side: str) -> dict | None:  # noqa: ANN001
                                                                                            strict=True)]
         lo, hi = placement.colour_range([cams.maps[t] for t in info.branch_taps])
         st.plotly_chart(plots.maps_on_photo_figure(photo, pm, vmin=lo, vmax=hi, with_photo=False, alpha=alpha,
-                                                   per_row=2, panel_height=240),
+                                                   per_row=2, panel_height=240,
+                                                   photo_uri=photos.photo_uri(source.data)),
                         key=f"scales_cam_{side}", width="stretch")
         st.caption(f"{placement.grid_text(lm.model, info.branch_taps[0], cams.maps[info.branch_taps[0]], crop)}; "
                    "each cell drawn at its receptive-field centre on the photo; the branches share one colour scale.")

@@ -1,0 +1,23 @@
+"""The user's photo as the browser gets it: encoded once per image, so a redraw (opacity, scale, tap) re-encodes
+nothing."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from dashboard import cached
+from res2net import plots
+
+DISPLAY_SIDE = 512  # px: the longest side the photo is sent at (maps keep their own resolution)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def photo_uri(data: bytes) -> tuple[str, tuple[int, int]]:
+    """The decoded image bytes as a PNG data URI at most ``DISPLAY_SIDE`` px a side, and its encoded size."""
+    return plots.png_data_uri(rgb(data), DISPLAY_SIDE)
+
+
+def rgb(data: bytes) -> np.ndarray:
+    """The decoded photo as (H, W, 3) uint8 at its own resolution."""
+    return np.asarray(cached.decode_image(data).image.convert("RGB"))
