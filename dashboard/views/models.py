@@ -17,6 +17,14 @@ families = sorted({res2net.get_spec(n).family for n in res2net.list_models()}) +
 family = st.segmented_control("Family", families, default="embedded", key="models_family") or "embedded"
 names = res2net.list_models(None if family == "all" else family)
 
+ONLINE = cached.network_available()
+
+
+def status_text(status: str) -> str:
+    """The weight status as a reader needs it: 'downloadable' means nothing while offline."""
+    return "not downloaded (offline)" if status == "downloadable" and not ONLINE else status
+
+
 rows = []
 bar = st.progress(0.0, text="Measuring parameters and GMACs…")
 for k, n in enumerate(names):
@@ -25,10 +33,11 @@ for k, n in enumerate(names):
     rows.append({
         "model": n, "family": info["family"], "params (M)": info["params_m"], "GMACs": info["gmacs"],
         "input": info["input_size"], "top-1": info["reported_top1"], "top-5": info["reported_top5"],
-        "accuracy source": info["accuracy_source"], "weights": cached.weight_status(n), "licence": info["licence"],
+        "accuracy source": info["accuracy_source"], "weights": status_text(cached.weight_status(n)),
+        "licence": info["licence"],
     })
 bar.empty()
-st.dataframe(rows, hide_index=True, width="stretch")
+st.table(rows)  # a plain table wraps long sources and licences instead of cutting them off
 
 st.subheader("Get weights")
 name = st.selectbox("Model", names, key="models_pick")
@@ -40,6 +49,9 @@ if status in ("embedded", "cached", "local"):
     st.success(f"Weights are available offline ({status}).")
 elif status == "embedded-missing":
     st.warning("The embedded weights file is missing from assets/weights; run `python -m res2net.train` to make it.")
+if status == "downloadable" and not ONLINE:
+    st.info(f"The network is unreachable: `{name}`'s weights cannot be downloaded now. Put the file in the torch hub "
+            "cache or point `RES2NET_WEIGHTS` at it (see the README).", icon=":material/cloud_off:")
 if status == "downloadable" and st.button("Download weights", key="models_download"):
     bar = st.progress(0.0, text="Connecting…")
 
@@ -52,7 +64,11 @@ if status == "downloadable" and st.button("Download weights", key="models_downlo
         res2net.create_model(name, pretrained=True, progress=progress)
     except weights.WeightsError as exc:
         bar.empty()
-        st.error(f"Could not get the weights of `{name}`: {str(exc).strip(chr(39))}")
+        reason = str(exc).strip(chr(39))
+        st.error(f"Could not get the weights of `{name}`: {type(exc).__name__}. The sources tried and their errors "
+                 "are below.")
+        with st.expander("Details: every source tried"):
+            st.code(reason, language="text")
     else:
         bar.progress(1.0, text="Done: verified and cached.")
         cached.weight_status.clear()
