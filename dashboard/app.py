@@ -10,9 +10,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dashboard import cached, state  # noqa: E402
+from dashboard import cached, compute, state  # noqa: E402
 
-torch.set_num_threads(min(2, torch.get_num_threads()))  # each session's analyses share the machine's cores
+torch.set_num_threads(compute.threads_per_worker(compute.gate().workers))  # the slots together use each core once
 st.set_page_config(page_title="res2scope", page_icon=":material/biotech:", layout="wide")
 
 PAGES = [
@@ -45,6 +45,14 @@ def sidebar() -> None:
                     icon=":material/cloud_off:")
 
 
+def keep_sources() -> None:
+    """Keep each view's image-source choice while another page is shown (Streamlit forgets the state of widgets
+    that a run does not draw); with the upload kept in the session, an upload survives page switches."""
+    for key in [k for k in st.session_state if isinstance(k, str) and k.endswith("_source")]:
+        st.session_state[key] = st.session_state[key]
+
+
+keep_sources()
 sidebar()
 page = st.navigation(PAGES)
 try:

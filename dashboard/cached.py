@@ -1,20 +1,25 @@
 """Cached wrappers around ``res2net``: models per (name, device, weights), results keyed by image bytes and settings.
 
 Everything a view redraws on a cheap change (opacity, colour scale, branch) comes from these caches, so such
-changes never recompute a CAM, a feature map or an ERF.
+changes never recompute a CAM, a feature map or an ERF. Decoded images and results live in one cache bounded in
+bytes and time (``budget.py``) and shared by all sessions; computing them waits for a slot of the server's compute
+gate (``compute.py``), and a session that waits is told its place in the queue.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import streamlit as st
 import torch
 
-from dashboard import state
+from dashboard import budget, compute, state
 from dashboard.state import MAX_PIXELS, MAX_UPLOAD_BYTES, REPO_ROOT
 from res2net import cam, data, erf, features, images, localize, weights
 from res2net.weights import WeightsError
@@ -24,6 +29,35 @@ RESULTS_FILE = REPO_ROOT / "assets" / "results" / "tiny_imagenet_100.json"
 # localize.fit_centre_prior_sigma gives on the 50,000 Tiny-ImageNet-100 train boxes (the objects' spread about
 # the image centre).
 CENTRE_PRIOR_SIGMA_FALLBACK = 16.69
+# Decoded uploads keep at most this many pixels (12 MB as RGB): ~8x the area the largest model input is cut from.
+KEEP_PIXELS = 4_000_000
+RESULTS = budget.cache_from_env()  # decoded images and analysis results of every session, within one byte budget
+T = TypeVar("T")
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def _heavy(what: str, fn: Callable[[], T]) -> T:
+    """Run ``fn`` in a slot of the compute gate; while it waits the page says how many go first."""
+    box = st.empty()
+
+    def waiting(ahead: int) -> None:
+        box.info(f"{what}: queued ({ahead} ahead); other users' analyses run first.", icon=":material/hourglass_top:")
+
+    try:
+        with compute.gate().slot(waiting):
+            box.caption(f"{what}…")
+            return fn()
+    finally:
+        box.empty()
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    """Cached arrays are shared by every session: nobody may write into them."""
+    a.setflags(write=False)
+    return a
 
 
 # ---------------------------------------------------------------- models
@@ -78,10 +112,13 @@ def weights_label(loaded: LoadedModel) -> str:
 
 
 # ---------------------------------------------------------------- images
-@st.cache_data(show_spinner=False, max_entries=64)
-def decode_image(data: bytes):  # noqa: ANN201  (res2net.images.LoadedImage)
-    """Decode and validate uploaded bytes; raises the package's ImageError with a user-readable message."""
-    return images.load_image(data, max_bytes=MAX_UPLOAD_BYTES, max_pixels=MAX_PIXELS)
+def decode_image(data: bytes) -> images.LoadedImage:
+    """Decode and validate uploaded bytes, kept at most ``KEEP_PIXELS`` large; raises the package's ImageError with
+    a user-readable message."""
+    def decode() -> images.LoadedImage:
+        return images.load_image(data, max_bytes=MAX_UPLOAD_BYTES, max_pixels=MAX_PIXELS, keep_pixels=KEEP_PIXELS)
+
+    return RESULTS.get_or_compute(("image", _digest(data)), lambda: _heavy("Decoding the image", decode))
 
 
 def model_input(data: bytes, name: str, mode: str = "center_crop") -> torch.Tensor:
@@ -117,7 +154,6 @@ class CamResult:
     cpu_fallback: bool  # the GPU ran out of memory and the CPU computed this
 
 
-@st.cache_data(show_spinner="Computing CAMs at every tap…", max_entries=128)
 def model_cams(
     data: bytes, name: str, device: str, weights: str, method: str, target: int | None, mode: str = "center_crop"
 ) -> CamResult:
@@ -125,6 +161,13 @@ def model_cams(
 
     ``weights`` is the weights actually loaded ('trained' or 'random'); ``target`` None means top-1.
     """
+    key = ("cams", _digest(data), name, device, weights, method, target, mode)
+    return RESULTS.get_or_compute(key, lambda: _heavy(f"CAMs of {name}", lambda: _model_cams(
+        data, name, device, weights, method, target, mode)))
+
+
+def _model_cams(data: bytes, name: str, device: str, weights: str, method: str, target: int | None,
+                mode: str) -> CamResult:
     x = model_input(data, name, mode)
 
     def run(dev: str) -> tuple[dict, torch.Tensor]:
@@ -135,10 +178,10 @@ def model_cams(
     logits = logits.detach().float().cpu()[0]
     chosen = int(logits.argmax()) if target is None else int(target)
     return CamResult(
-        maps={t: m[0].detach().float().cpu().numpy() for t, m in maps.items()},
-        probs=torch.softmax(logits, 0).numpy(),
+        maps={t: _read_only(m[0].detach().float().cpu().numpy()) for t, m in maps.items()},
+        probs=_read_only(torch.softmax(logits, 0).numpy()),
         target=chosen,
-        picture=display_image(x, name),
+        picture=_read_only(display_image(x, name)),
         cpu_fallback=fell_back,
     )
 
@@ -153,9 +196,14 @@ class FeatureResult:
     cpu_fallback: bool
 
 
-@st.cache_data(show_spinner="Capturing feature maps…", max_entries=64)
 def block_features(data: bytes, name: str, device: str, weights: str, block: str) -> FeatureResult:
     """Activations of each branch of ``block`` (numpy (C, h, w)) and their per-branch statistics."""
+    key = ("features", _digest(data), name, device, weights, block)
+    return RESULTS.get_or_compute(key, lambda: _heavy(f"Feature maps of {name}", lambda: _block_features(
+        data, name, device, weights, block)))
+
+
+def _block_features(data: bytes, name: str, device: str, weights: str, block: str) -> FeatureResult:
     import res2net
 
     x = model_input(data, name)
@@ -167,8 +215,8 @@ def block_features(data: bytes, name: str, device: str, weights: str, block: str
 
     acts, fell_back = _on_device(run, device)
     stats = features.branch_stats(acts)
-    return FeatureResult(acts={t: a[0].detach().float().cpu().numpy() for t, a in acts.items()}, stats=stats,
-                         cpu_fallback=fell_back)
+    return FeatureResult(acts={t: _read_only(a[0].detach().float().cpu().numpy()) for t, a in acts.items()},
+                         stats=stats, cpu_fallback=fell_back)
 
 
 # ---------------------------------------------------------------- receptive fields
@@ -200,11 +248,17 @@ class ErfResult:
     cpu_fallback: bool
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
 def model_erf(
     name: str, device: str, weights: str, taps: tuple[str, ...], data: bytes | None, n_noise: int, positive_only: bool
 ) -> ErfResult:
     """ERF map, metrics and radial profile per tap, from one image (``data``) or ``n_noise`` Gaussian inputs."""
+    key = ("erf", None if data is None else _digest(data), name, device, weights, taps, n_noise, positive_only)
+    return RESULTS.get_or_compute(key, lambda: _heavy(f"ERFs of {name}", lambda: _model_erf(
+        name, device, weights, taps, data, n_noise, positive_only)))
+
+
+def _model_erf(name: str, device: str, weights: str, taps: tuple[str, ...], data: bytes | None, n_noise: int,
+               positive_only: bool) -> ErfResult:
     inputs = model_input(data, name) if data is not None else int(n_noise)
 
     def run(dev: str) -> dict:
@@ -221,8 +275,8 @@ def model_erf(
         except NotImplementedError:  # no receptive-field rule for an op on the path: mark nothing rather than guess
             centre = rf_size = None
         radii, mass = (np.asarray(p, dtype=np.float64) for p in e.radial_profile())
-        result[t] = ErfTap(map=np.asarray(e.map, dtype=np.float64), metrics=dict(e.metrics), radial=(radii, mass),
-                           centre=centre, rf_size=rf_size)
+        result[t] = ErfTap(map=_read_only(np.array(e.map, dtype=np.float64)), metrics=dict(e.metrics),
+                           radial=(radii, mass), centre=centre, rf_size=rf_size)
     return ErfResult(taps=result, cpu_fallback=fell_back)
 
 

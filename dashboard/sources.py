@@ -1,6 +1,8 @@
 """Where a view's image comes from: upload, demo photo, a Tiny-ImageNet-100 val image, or another view's pick.
 
-Every source ends as raw bytes, which key the caches; a bad upload stops the page with its specific message.
+Every source ends as raw bytes, which key the caches. A bad upload, an index out of range or an upload the
+server no longer holds stops the page with a message that says what to do, so no earlier result stays on show.
+The last upload is kept in the session, so it survives visits to other pages.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from dashboard.state import UPLOAD_TYPES, user_message
 from res2net import images
 
 PICKED = "picked_image"  # session-state key: (label, bytes, box | None), set by galleries or tests
+UPLOADED = "uploaded_image"  # session-state key: (file name, bytes) of the session's last upload, or None
+UPLOAD_LABEL = "Upload an image (PNG, JPEG, WebP, GIF, BMP, TIFF)"
 
 
 @dataclass
@@ -40,7 +44,11 @@ def val_choice(key: str) -> Source | None:
     c1, c2 = st.columns([3, 1])
     cls = c1.selectbox("Class", range(len(split.classes)), format_func=lambda k: split.classes[k], key=f"{key}_cls")
     idx = [i for i in range(len(split)) if int(split.data.labels[i]) == cls]
-    k = c2.number_input("Image", 0, len(idx) - 1, 0, key=f"{key}_idx")
+    k = c2.number_input("Image", value=0, step=1, key=f"{key}_idx", help=f"0 to {len(idx) - 1}")
+    if not 0 <= int(k) < len(idx):
+        st.error(f"There is no image {int(k)} in class {split.classes[cls]}: its images are numbered 0 to "
+                 f"{len(idx) - 1}. Type a number in that range.")
+        return None
     item = split[idx[int(k)]]
     box = item["box"] if min(item["box"]) >= 0 else None
     return Source(f"val/{item['file']} ({item['class_name']})", cached.png_bytes(item["image"].numpy()), box)
@@ -52,13 +60,15 @@ def pick_image(key: str) -> Source | None:
     picked = st.session_state.get(PICKED)
     if picked is not None:
         options.insert(0, "Picked image")
+        if st.session_state.get(f"{key}_picked_seen") != picked[0]:  # a new pick opens in every view once
+            st.session_state[f"{key}_picked_seen"] = picked[0]
+            st.session_state[f"{key}_source"] = "Picked image"
     kind = st.radio("Image", options, horizontal=True, key=f"{key}_source")
     if kind == "Picked image":
         label, data, box = picked
         return Source(label, data, box)
     if kind == "Upload":
-        up = st.file_uploader("Upload an image (PNG, JPEG, WebP, BMP, TIFF)", type=UPLOAD_TYPES, key=f"{key}_upload")
-        return None if up is None else Source(up.name, up.getvalue())
+        return uploaded(key)
     if kind == "Tiny-ImageNet-100 val":
         return val_choice(key)
     photos = demo_photos()
@@ -69,6 +79,32 @@ def pick_image(key: str) -> Source | None:
     return Source(name, photos[name])
 
 
+def _keep_upload(widget_key: str) -> None:
+    """The uploader changed (a new file, or the file removed): remember it for the session, or forget it."""
+    up = st.session_state.get(widget_key)
+    st.session_state[UPLOADED] = None if up is None else (up.name, up.getvalue())
+
+
+def uploaded(key: str) -> Source | None:
+    """The uploader; its file, or this session's earlier upload when the page was left and opened again.
+
+    Every file reaches our own checks (no type filter in the browser), so a rejected file gets its specific
+    message and clears the results instead of leaving the previous file's on the page.
+    """
+    widget = f"{key}_upload"
+    up = st.file_uploader(UPLOAD_LABEL, key=widget, on_change=_keep_upload, args=(widget,),
+                          help="Other files are refused with the reason. " + ", ".join(UPLOAD_TYPES) + ".")
+    if up is not None:
+        return Source(up.name, up.getvalue())
+    kept = st.session_state.get(UPLOADED)
+    if kept is not None:
+        st.caption(f"Showing **{kept[0]}**, uploaded earlier in this session; upload another file to replace it.")
+        return Source(*kept)
+    st.info("Upload an image to analyse it. If the box above still lists a file, the server has restarted since "
+            "and no longer holds it: upload the file again.")
+    return None
+
+
 def validated(source: Source | None):  # noqa: ANN201  (LoadedImage | None)
     """Decode ``source``; a bad image shows its specific message and stops the page (no traceback)."""
     if source is None:
@@ -76,7 +112,8 @@ def validated(source: Source | None):  # noqa: ANN201  (LoadedImage | None)
     try:
         loaded = cached.decode_image(source.data)
     except images.ImageError as exc:
-        st.error(f"**{source.label}** cannot be used: {user_message(exc)}")
+        st.error(f"**{source.label}** cannot be used: {user_message(exc)} Choose another file; the results of "
+                 "the previous image are no longer shown.")
         st.stop()
     for w in loaded.warnings:
         st.warning(w)

@@ -10,6 +10,7 @@ the photo the tensor shows, so maps computed on the tensor can be drawn back ont
 from __future__ import annotations
 
 import io
+import math
 import os
 import struct
 from collections.abc import Sequence
@@ -193,6 +194,20 @@ def _decode_error(exc: BaseException, fmt: str | None) -> CorruptImageError:
     return CorruptImageError(f"{what} is corrupt: its data cannot be decoded [{exc}]")
 
 
+def _too_many_pixels(max_pixels: int) -> str:
+    return (f"the image declares more than {2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6:.0f} megapixels, far over the "
+            f"limit of {max_pixels / 1e6:.0f} megapixels (a guard against decompression bombs); downscale it first")
+
+
+def _kept_size(size: tuple[int, int], keep_pixels: int | None) -> tuple[int, int] | None:
+    """(width, height) with at most ``keep_pixels`` pixels and the same aspect; None when ``size`` already fits."""
+    w, h = size
+    if keep_pixels is None or w * h <= keep_pixels:
+        return None
+    s = math.sqrt(keep_pixels / (w * h))
+    return max(1, int(w * s)), max(1, int(h * s))
+
+
 def load_image(
     source: bytes | bytearray | memoryview | str | os.PathLike | BinaryIO,
     *,
@@ -200,6 +215,7 @@ def load_image(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     min_side: int = MIN_SIDE,
     background: tuple[int, int, int] = WHITE,
+    keep_pixels: int | None = None,
 ) -> LoadedImage:
     """Decode ``source`` into an RGB image; raise an ``ImageError`` subclass that says why if it is unusable.
 
@@ -207,13 +223,14 @@ def load_image(
     converted to 8-bit RGB (16-bit and float data are rescaled, not clipped; transparency is composited on
     ``background``). Very elongated images are accepted with a warning that suggests the 'pad' preprocessing.
     PIL's global pixel limit is never changed: ``max_pixels`` is checked here, from the header, before decoding.
+    ``keep_pixels``: downscale larger images (aspect kept) while reading, so that a server holding many decoded
+    uploads keeps a few MB each (JPEGs are decoded at reduced scale directly); None keeps every pixel.
     """
     data = _read_bytes(source, max_bytes)
     try:
         im = Image.open(io.BytesIO(data))
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:  # PIL's own global limit
-        raise DecompressionBombError(
-            f"the image declares too many pixels to decode safely (a decompression bomb guard): {e}") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # PIL's own global limit
+        raise DecompressionBombError(_too_many_pixels(max_pixels)) from None
     except UnidentifiedImageError:
         fmt = _image_magic(data)
         if fmt is not None:
@@ -244,20 +261,31 @@ def load_image(
         n_frames = getattr(im, "n_frames", 1) or 1
         out.n_frames = n_frames
         if n_frames > 1:
-            what = "animated" if getattr(im, "is_animated", False) else "multi-page"
+            what = "animated" if getattr(im, "is_animated", False) and fmt not in ("TIFF", "MPO") else "multi-page"
             out.warnings.append(f"{what} {fmt or 'image'} with {n_frames} frames: only the first frame is used")
             im.seek(0)
+        kept = _kept_size((w, h), keep_pixels)
+        if kept is not None and fmt == "JPEG":
+            im.draft(None, kept)  # decode at 1/2, 1/4 or 1/8 scale, still at least the kept size
         try:
             im.load()
             exif_orientation = im.getexif().get(0x0112, 1)
-            oriented = ImageOps.exif_transpose(im)
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-            raise DecompressionBombError(f"the image is too large to decode safely: {e}") from None
+            oriented = ImageOps.exif_transpose(im) if exif_orientation not in (1, None) else im  # no copy if upright
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise DecompressionBombError(_too_many_pixels(max_pixels)) from None
         except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as e:
             raise _decode_error(e, fmt) from None
         if exif_orientation not in (1, None) and oriented.size != (0, 0):
             out.notes.append(f"rotated/flipped upright according to its EXIF orientation tag ({exif_orientation})")
+        kept = _kept_size(oriented.size, keep_pixels)
+        if kept is not None and oriented.mode in ("RGB", "L"):  # shrink before the RGB copy: memory stays small
+            oriented = oriented.resize(kept, Image.Resampling.BILINEAR, reducing_gap=2.0)
         rgb = to_rgb(oriented, background=background, warnings=out.warnings, notes=out.notes)
+        if kept is not None and rgb.size != kept:
+            rgb = rgb.resize(kept, Image.Resampling.BILINEAR, reducing_gap=2.0)
+        if rgb.size != (w, h) and rgb.size != (h, w):
+            out.notes.append(f"downscaled from {w} x {h} to {rgb.width} x {rgb.height} px on reading (at most "
+                             f"{keep_pixels / 1e6:g} megapixels are kept; the models see far fewer)")
     out.image = rgb
     ratio = max(rgb.size) / min(rgb.size)
     if ratio >= ASPECT_WARN:

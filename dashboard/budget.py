@@ -1,0 +1,159 @@
+"""A cache bounded in bytes and in time, shared by every session of the server.
+
+Decoded images and analysis results go through one ``ByteBudgetCache``: the least recently used entries are
+dropped when the total size passes the budget, entries older than the time limit are dropped when next touched,
+and two sessions asking for the same key at once share one computation instead of running it twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from concurrent.futures import Future
+from typing import TypeVar
+
+import numpy as np
+import torch
+from PIL import Image
+
+T = TypeVar("T")
+
+ENV_BUDGET_MB = "RES2SCOPE_CACHE_MB"
+ENV_TTL_S = "RES2SCOPE_CACHE_TTL_S"
+DEFAULT_BUDGET_MB = 1024
+DEFAULT_TTL_S = 3600.0
+
+
+def nbytes(value: object) -> int:
+    """Approximate memory held by ``value``: array and image buffers counted exactly, containers summed."""
+    if isinstance(value, np.ndarray):
+        return int(value.nbytes)
+    if isinstance(value, torch.Tensor):
+        return int(value.element_size() * value.nelement())
+    if isinstance(value, Image.Image):
+        return int(value.width * value.height * len(value.getbands()) * (4 if value.mode in ("I", "F") else 1))
+    if isinstance(value, (bytes, bytearray, str)):
+        return len(value)
+    if isinstance(value, dict):
+        return sum(nbytes(k) + nbytes(v) for k, v in value.items())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return sum(nbytes(v) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return sum(nbytes(getattr(value, f.name)) for f in dataclasses.fields(value))
+    return 64  # numbers, None, small objects
+
+
+@dataclasses.dataclass
+class _Entry:
+    value: object
+    size: int
+    stored_at: float
+
+
+class ByteBudgetCache:
+    """Least-recently-used cache holding at most ``max_bytes`` of values, each for at most ``ttl_s`` seconds.
+
+    A value larger than the whole budget is returned but not kept. Thread-safe; a computation that raises is not
+    cached, and sessions waiting on it receive the same exception.
+    """
+
+    def __init__(self, max_bytes: int, ttl_s: float) -> None:
+        if max_bytes < 0 or ttl_s <= 0:
+            raise ValueError(f"the cache needs max_bytes >= 0 and ttl_s > 0, got {max_bytes} and {ttl_s}")
+        self.max_bytes = int(max_bytes)
+        self.ttl_s = float(ttl_s)
+        self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
+        self._running: dict[Hashable, Future] = {}
+        self._lock = threading.Lock()
+        self._bytes = 0
+        self.hits = self.misses = self.evictions = 0
+
+    @property
+    def bytes(self) -> int:
+        """Bytes held by the cached values now."""
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key: Hashable) -> bool:
+        with self._lock:
+            self._expire(time.monotonic())
+            return key in self._entries
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
+
+    def get_or_compute(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """The cached value of ``key``, or ``compute()``'s (stored within the budget); one computation per key."""
+        with self._lock:
+            self._expire(time.monotonic())
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+                self.hits += 1
+                return entry.value  # type: ignore[return-value]
+            running = self._running.get(key)
+            if running is None:
+                running = self._running[key] = Future()
+                owner = True
+                self.misses += 1
+            else:
+                owner = False
+                self.hits += 1
+        if not owner:
+            return running.result()
+        try:
+            value = compute()
+        except BaseException as exc:
+            with self._lock:
+                del self._running[key]
+            running.set_exception(exc)
+            raise
+        self._store(key, value)
+        running.set_result(value)
+        return value
+
+    def _store(self, key: Hashable, value: object) -> None:
+        size = nbytes(value)
+        with self._lock:
+            del self._running[key]
+            if size > self.max_bytes:
+                return
+            self._entries[key] = _Entry(value, size, time.monotonic())
+            self._bytes += size
+            while self._bytes > self.max_bytes:
+                _, old = self._entries.popitem(last=False)
+                self._bytes -= old.size
+                self.evictions += 1
+
+    def _expire(self, now: float) -> None:
+        for key in [k for k, e in self._entries.items() if now - e.stored_at > self.ttl_s]:
+            self._bytes -= self._entries.pop(key).size
+            self.evictions += 1
+
+
+def _env_number(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a number") from None
+    if value <= 0:
+        raise ValueError(f"{name}={raw!r} must be positive")
+    return value
+
+
+def cache_from_env() -> ByteBudgetCache:
+    """The server's result cache: ``$RES2SCOPE_CACHE_MB`` (default 1024) MB, entries kept ``$RES2SCOPE_CACHE_TTL_S``
+    (default 3600) s."""
+    mb = _env_number(ENV_BUDGET_MB, DEFAULT_BUDGET_MB)
+    return ByteBudgetCache(int(mb * 2**20), _env_number(ENV_TTL_S, DEFAULT_TTL_S))

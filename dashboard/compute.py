@@ -1,0 +1,95 @@
+"""Admission control for heavy work (decoding, CAMs, features, ERFs): a fixed number of slots, a first-come queue.
+
+Sessions run on threads of one server; without a bound, eight sessions on two cores each start a forward pass
+and all of them (and the server's own replies) slow down together. A session that has to wait is told its place.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+ENV_WORKERS = "RES2SCOPE_WORKERS"
+POLL_S = 0.5  # how often a waiting session refreshes its place in the queue
+
+
+class FairGate:
+    """At most ``workers`` holders at once; waiters are admitted in arrival order."""
+
+    def __init__(self, workers: int) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        self.workers = workers
+        self._cond = threading.Condition()
+        self._queue: deque[object] = deque()
+        self._running = 0
+
+    @property
+    def running(self) -> int:
+        return self._running
+
+    @property
+    def waiting(self) -> int:
+        return len(self._queue)
+
+    @contextmanager
+    def slot(self, on_wait: Callable[[int], None] | None = None) -> Iterator[None]:
+        """Hold one slot for the ``with`` body; while waiting, ``on_wait(n_ahead)`` is called when the place changes
+        (``n_ahead``: holders and earlier waiters, all of whom go first)."""
+        ticket = object()
+        last = None
+        with self._cond:
+            self._queue.append(ticket)
+            try:
+                while not (self._queue[0] is ticket and self._running < self.workers):
+                    ahead = self._queue.index(ticket) + self._running
+                    if on_wait is not None and ahead != last:
+                        on_wait(ahead)  # may raise (a session's rerun interrupts its wait)
+                        last = ahead
+                    self._cond.wait(POLL_S)
+            except BaseException:
+                self._queue.remove(ticket)
+                self._cond.notify_all()
+                raise
+            self._queue.popleft()
+            self._running += 1
+            self._cond.notify_all()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._running -= 1
+                self._cond.notify_all()
+
+
+def default_workers(cores: int | None = None) -> int:
+    """``$RES2SCOPE_WORKERS``, else one slot per two cores (at least one, at most four)."""
+    raw = os.environ.get(ENV_WORKERS, "").strip()
+    if raw:
+        if not raw.isdigit() or int(raw) < 1:
+            raise ValueError(f"{ENV_WORKERS}={raw!r} must be a whole number of at least 1")
+        return int(raw)
+    cores = cores or os.cpu_count() or 1
+    return max(1, min(4, cores // 2))
+
+
+def threads_per_worker(workers: int, cores: int | None = None) -> int:
+    """Torch threads for each slot so that all slots together use the cores once."""
+    cores = cores or os.cpu_count() or 1
+    return max(1, cores // workers)
+
+
+_GATE: FairGate | None = None
+_GATE_LOCK = threading.Lock()
+
+
+def gate() -> FairGate:
+    """The server's gate, made on first use with ``default_workers()`` slots."""
+    global _GATE
+    with _GATE_LOCK:
+        if _GATE is None:
+            _GATE = FairGate(default_workers())
+        return _GATE
