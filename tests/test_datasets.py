@@ -188,3 +188,18 @@ def test_dataset_path_scores_tiny_images_as_the_embedded_evaluation_does():
                 np.testing.assert_allclose(new[f"{stage}/{group}/coverage"], old[f"{tap}/coverage"], rtol=1e-6)
                 np.testing.assert_array_equal(new[f"{stage}/{group}/maxboxacc_iou"] >= L.BOXACC_IOU,
                                               old[f"{tap}/maxboxacc"])
+
+
+def test_flat_folder_takes_labels_from_labels_txt_and_keeps_only_that_class_boxes(tmp_path, inet):
+    root, truth = inet
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy)
+    stem = sorted(truth)[0]
+    wnid, boxes = truth[stem]
+    other = "n01440764" if wnid != "n01440764" else "n01443537"
+    xml = copy / "annotations" / f"{stem}.xml"
+    xml.write_text(voc_xml(stem, (224, 224), [(wnid, boxes[0]), (other, (0, 0, 9, 9))]))
+    (copy / "labels.txt").write_text(f"{stem}.JPEG {wnid}\n")
+    rec = next(r for r in imagenet_val(copy).records if r.image_id == stem)
+    a, b, c, d = boxes[0]
+    assert rec.label == wnid and rec.boxes == ((a, b, c + 1, d + 1),)  # the other class's box is not this object
