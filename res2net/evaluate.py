@@ -463,7 +463,8 @@ def summarise(arrays: dict, entries: dict, names: list[str], buckets: np.ndarray
             "accuracy_by_size": acc_rows, "baseline": base}, paired
 
 
-def _erf_study(names: list[str], seeds: list[int], n_inputs: int, size: int) -> tuple[list[dict], list[dict]]:
+def _erf_study(names: list[str], seeds: list[int], n_inputs: int, size: int, baseline: str | None = BASELINE
+               ) -> tuple[list[dict], list[dict]]:
     """ERF rows (trained and random-init, every tap of ``_erf_taps``) and the samples the ERF claims need."""
     rows, claims = [], []
     weights = _erf_weights(len(seeds), n_inputs, BOOT_COMPARE)
@@ -481,8 +482,8 @@ def _erf_study(names: list[str], seeds: list[int], n_inputs: int, size: int) -> 
                              "group": "output" if "branch" not in t else t.rsplit(".", 1)[1],
                              "branch": int(t.rsplit("branch", 1)[1]) if "branch" in t else None,
                              **summary, "inputs": n_inputs, "size": size, "runs": len(seeds)})
-            scale = get_spec(name).extra.get("scale", 1)
             groups = stage_taps(model)
+            scale = get_spec(name).extra.get("scale") or _scale_of(groups)
             if init == "trained" and scale >= 3:
                 b0, bl = groups[VERDICT_LAYER]["branch0"], groups[VERDICT_LAYER][f"branch{scale - 2}"]
                 est = rows_value(rows, name, init, bl) - rows_value(rows, name, init, b0)
@@ -492,16 +493,21 @@ def _erf_study(names: list[str], seeds: list[int], n_inputs: int, size: int) -> 
             if init == "trained" and VERDICT_LAYER in groups:
                 tap = groups[VERDICT_LAYER]["output"]
                 verdict_outputs[name] = (samples[tap], tap)
-    if BASELINE in names:
+    if baseline in names:
         for name in names:
-            if name == BASELINE:
+            if name == baseline:
                 continue
             a, ta = verdict_outputs[name]
-            b, tb = verdict_outputs[BASELINE]
-            est = rows_value(rows, name, "trained", ta) - rows_value(rows, BASELINE, "trained", tb)
+            b, tb = verdict_outputs[baseline]
+            est = rows_value(rows, name, "trained", ta) - rows_value(rows, baseline, "trained", tb)
             claims.append({"id": f"erf-block-{name}", "kind": "block_erf", "model": name, "layer": ta,
                            "estimate": est, "samples": a - b, "size": size})
     return rows, claims
+
+
+def _scale_of(groups: dict[str, dict[str, str]]) -> int:
+    """A block's scale s from its taps: the number of branches (1 for a ResNet block)."""
+    return max(sum(g.startswith("branch") for g in gs) for gs in groups.values())
 
 
 def rows_value(rows: list[dict], name: str, init: str, tap: str, key: str = "radius_50") -> float:
@@ -909,8 +915,8 @@ def _skip_kind(reason: str) -> str:
 
 def run_dataset(kind: str, root: str | Path, models: list[str], out: Path, weights: str = "pretrained",
                 seeds: list[int] | None = None, limit: int | None = None, batch_size: int = DATASET_BATCH,
-                workers: int = 2, device: str = "auto", baseline: str | None = None, progress: bool = True
-                ) -> dict | None:
+                workers: int = 2, device: str = "auto", baseline: str | None = None, progress: bool = True,
+                erf_inputs: int = 0, erf_size: int = ERF_SIZE) -> dict | None:
     """Evaluate zoo ``models`` on a dataset, as one process or as one rank of a torchrun job; rank 0 merges the
     shard files into ``<out>.npz`` (per-image rows) and ``<out>.json`` (summaries, claims) and returns the results."""
     from .datasets import open_dataset
@@ -940,7 +946,8 @@ def run_dataset(kind: str, root: str | Path, models: list[str], out: Path, weigh
         ctx.barrier()
         if not ctx.main:
             return None
-        return _finish_dataset(ds, kind, jobs, shard_dir, out, weights, limit, batch_size, baseline)
+        return _finish_dataset(ds, kind, jobs, shard_dir, out, weights, limit, batch_size, baseline, erf_inputs,
+                               erf_size)
     finally:
         teardown(ctx)
 
@@ -962,7 +969,8 @@ def _check_manifest(shard_dir: Path, manifest: dict, write: bool) -> None:
 
 
 def _finish_dataset(ds: object, kind: str, jobs: list, shard_dir: Path, out: Path, weights: str,
-                    limit: int | None, batch_size: int, baseline: str | None) -> dict:
+                    limit: int | None, batch_size: int, baseline: str | None, erf_inputs: int = 0,
+                    erf_size: int = ERF_SIZE) -> dict:
     """Rank 0: merge the shards, write the per-image rows and the results file."""
     rows = merge_rows(shard_dir, [(n, r) for n, r, _ in jobs], len(ds))
     names = list(dict.fromkeys(n for n, _, _ in jobs))
@@ -979,14 +987,20 @@ def _finish_dataset(ds: object, kind: str, jobs: list, shard_dir: Path, out: Pat
                          "top5": _r(100.0 * rows["correct5"][m].mean()), "weights_sha256": None})
         spec = get_spec(name)
         taps = stage_taps(model)
-        scale = spec.extra.get("scale") or max(sum(g.startswith("branch") for g in gs) for gs in taps.values())
+        scale = spec.extra.get("scale") or _scale_of(taps)
         entries[name] = {"scale": scale, "runs": runs,
                          "run_count": len(runs), "taps": stage_taps(model), "params": None, "gmacs": None,
                          "weights": weights, "input_size": spec.input_size}
     side = get_spec(names[0]).input_size
     res, paired = summarise_rows(rows, ds.classes, baseline, side, entries)
     judged = [n for n in names if VERDICT_LAYER in entries[n]["taps"]]
-    res["claims"] = (_claims(res, paired, entries, judged, max(e["run_count"] for e in entries.values()), [],
+    erf_claims: list[dict] = []
+    res["erf"] = []
+    if erf_inputs > 0 and weights == "pretrained" and res["baseline"] in judged:
+        seeds = sorted({int(r[4:]) if r.startswith("seed") else 0 for n, r, _ in jobs})
+        print(f"ERFs from {erf_inputs} noise inputs of {erf_size} px ...", file=sys.stderr, flush=True)
+        res["erf"], erf_claims = _erf_study(judged, seeds, erf_inputs, erf_size, res["baseline"])
+    res["claims"] = (_claims(res, paired, entries, judged, max(e["run_count"] for e in entries.values()), erf_claims,
                              model_caveat=f"{weights} weights, {side} px inputs",
                              map_caveat=f"{VERDICT_LAYER} maps are {side // 16}x{side // 16} cells at {side} px")
                      if res["baseline"] in judged else [])
@@ -995,7 +1009,6 @@ def _finish_dataset(ds: object, kind: str, jobs: list, shard_dir: Path, out: Pat
     reasons: dict[str, int] = {}
     for s in skipped.values():
         reasons[_skip_kind(s)] = reasons.get(_skip_kind(s), 0) + 1
-    res["erf"] = []
     res.update({
         "schema_version": SCHEMA_VERSION, "dataset": f"{ds.name}: {ds.describe}", "limit": limit,
         "weights": weights, "batch_size": batch_size,
@@ -1020,7 +1033,10 @@ def _finish_dataset(ds: object, kind: str, jobs: list, shard_dir: Path, out: Pat
         "caveats": [f"{weights} weights, one run per model: intervals cover images and classes, not training runs"
                     if weights != "pretrained" or all(get_spec(n).family != "embedded" for n in names)
                     else "embedded models: runs are training seeds",
-                    f"{len(skipped)} images skipped (see 'skipped'); ERFs are not part of a dataset run"],
+                    f"{len(skipped)} images skipped (see 'skipped')",
+                    f"ERFs from {erf_inputs} Gaussian-noise inputs of {erf_size} px, released weights only; radii of "
+                    "maps flagged 'touches_border' are lower bounds" if res["erf"] else
+                    "no ERFs in this run (--erf-inputs 0, weights other than the released ones, or no baseline)"],
     })
     out.parent.mkdir(parents=True, exist_ok=True)
     save_image_scores(image_scores_path(out), rows)
@@ -1035,8 +1051,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", nargs="*", type=int, default=None, help="training runs (default: all shared ones)")
     ap.add_argument("--limit", type=int, default=None, help="evaluate N evenly spaced val images (default: all)")
     ap.add_argument("--data", default=None, help="tiny-imagenet-100 folder (default: $RES2NET_DATA or ../shared/data)")
-    ap.add_argument("--erf-inputs", type=int, default=ERF_INPUTS)
-    ap.add_argument("--erf-size", type=int, default=ERF_SIZE)
+    ap.add_argument("--erf-inputs", type=int, default=ERF_INPUTS,
+                    help="Gaussian-noise inputs of the ERF study (0: none; dataset runs: released weights only)")
+    ap.add_argument("--erf-size", type=int, default=ERF_SIZE, help="side of the noise inputs in px")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--workers", type=int, default=1, help="processes scoring runs in parallel (one thread each)")
     ap.add_argument("--knockout-images", type=int, default=None,
@@ -1061,7 +1078,8 @@ def main(argv: list[str] | None = None) -> int:
             ap.error("--dataset needs --models (zoo names) and --data (the dataset folder)")
         out = Path(args.out or DEFAULT_OUT.with_name(f"{args.dataset}.json"))
         res = run_dataset(args.dataset, args.data, args.models, out, args.weights, args.seeds, args.limit,
-                          args.batch_size, args.loader_workers, args.device, args.baseline)
+                          args.batch_size, args.loader_workers, args.device, args.baseline,
+                          erf_inputs=args.erf_inputs, erf_size=args.erf_size)
         if res is not None:
             for name, r in res["models"].items():
                 print(f"{name}: top-1 {r['top1']['mean']:.2f} [{r['top1']['low']:.2f}, {r['top1']['high']:.2f}]")

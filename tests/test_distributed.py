@@ -30,7 +30,8 @@ def _env() -> dict:
 
 def _args(data: Path, out: Path, batch: int = 5) -> list[str]:
     return ["-m", "res2net.evaluate", "--dataset", "imagenet-val", "--data", str(data), "--models", *MODELS,
-            "--seeds", "0", "--out", str(out), "--batch-size", str(batch), "--loader-workers", "1", "--threads", "1"]
+            "--seeds", "0", "--out", str(out), "--batch-size", str(batch), "--loader-workers", "1", "--threads", "1",
+            "--erf-inputs", "2", "--erf-size", "64"]
 
 
 def _run(data: Path, out: Path, procs: int = 1, batch: int = 5) -> subprocess.CompletedProcess:
@@ -93,6 +94,9 @@ def test_rows_hold_every_image_per_run_and_results_validate(single):
     assert {c["verdict"] for c in res["claims"]} <= {"supported", "contradicted", "no meaningful difference",
                                                      "inconclusive"}
     assert any(c["id"].startswith("energy-small-") for c in res["claims"])
+    ids = {c["id"] for c in res["claims"]}
+    assert {"erf-branches-tiny_res2net26_4s", "erf-block-tiny_res2net26_4s"} <= ids
+    assert {r["weights"] for r in res["erf"]} == {"trained", "random init"} and res["erf"][0]["inputs"] == 2
 
 
 def test_lost_batches_are_redone_and_the_rest_kept(inet, single, tmp_path):
