@@ -35,7 +35,8 @@ RESULTS = budget.cache_from_env()  # decoded images and analysis results of ever
 T = TypeVar("T")
 
 
-def _digest(data: bytes) -> str:
+def image_key(data: bytes) -> str:
+    """A short digest of image bytes, for cache keys."""
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
@@ -52,6 +53,12 @@ def _heavy(what: str, fn: Callable[[], T]) -> T:
             return fn()
     finally:
         box.empty()
+
+
+def shared(key: tuple, what: str, compute_it: Callable[[], T]) -> T:
+    """``compute_it()``'s result under ``key`` (start it with the function's name, include the image digest and
+    every setting) in the server's byte-bounded cache; computed in a compute-gate slot, once for all sessions."""
+    return RESULTS.get_or_compute(key, lambda: _heavy(what, compute_it))
 
 
 def _read_only(a: np.ndarray) -> np.ndarray:
@@ -118,7 +125,7 @@ def decode_image(data: bytes) -> images.LoadedImage:
     def decode() -> images.LoadedImage:
         return images.load_image(data, max_bytes=MAX_UPLOAD_BYTES, max_pixels=MAX_PIXELS, keep_pixels=KEEP_PIXELS)
 
-    return RESULTS.get_or_compute(("image", _digest(data)), lambda: _heavy("Decoding the image", decode))
+    return shared(("image", image_key(data)), "Decoding the image", decode)
 
 
 def model_input(data: bytes, name: str, mode: str = "center_crop") -> torch.Tensor:
@@ -161,9 +168,8 @@ def model_cams(
 
     ``weights`` is the weights actually loaded ('trained' or 'random'); ``target`` None means top-1.
     """
-    key = ("cams", _digest(data), name, device, weights, method, target, mode)
-    return RESULTS.get_or_compute(key, lambda: _heavy(f"CAMs of {name}", lambda: _model_cams(
-        data, name, device, weights, method, target, mode)))
+    key = ("cams", image_key(data), name, device, weights, method, target, mode)
+    return shared(key, f"CAMs of {name}", lambda: _model_cams(data, name, device, weights, method, target, mode))
 
 
 def _model_cams(data: bytes, name: str, device: str, weights: str, method: str, target: int | None,
@@ -198,9 +204,8 @@ class FeatureResult:
 
 def block_features(data: bytes, name: str, device: str, weights: str, block: str) -> FeatureResult:
     """Activations of each branch of ``block`` (numpy (C, h, w)) and their per-branch statistics."""
-    key = ("features", _digest(data), name, device, weights, block)
-    return RESULTS.get_or_compute(key, lambda: _heavy(f"Feature maps of {name}", lambda: _block_features(
-        data, name, device, weights, block)))
+    key = ("features", image_key(data), name, device, weights, block)
+    return shared(key, f"Feature maps of {name}", lambda: _block_features(data, name, device, weights, block))
 
 
 def _block_features(data: bytes, name: str, device: str, weights: str, block: str) -> FeatureResult:
@@ -252,9 +257,9 @@ def model_erf(
     name: str, device: str, weights: str, taps: tuple[str, ...], data: bytes | None, n_noise: int, positive_only: bool
 ) -> ErfResult:
     """ERF map, metrics and radial profile per tap, from one image (``data``) or ``n_noise`` Gaussian inputs."""
-    key = ("erf", None if data is None else _digest(data), name, device, weights, taps, n_noise, positive_only)
-    return RESULTS.get_or_compute(key, lambda: _heavy(f"ERFs of {name}", lambda: _model_erf(
-        name, device, weights, taps, data, n_noise, positive_only)))
+    key = ("erf", None if data is None else image_key(data), name, device, weights, taps, n_noise, positive_only)
+    return shared(key, f"ERFs of {name}", lambda: _model_erf(name, device, weights, taps, data, n_noise,
+                                                             positive_only))
 
 
 def _model_erf(name: str, device: str, weights: str, taps: tuple[str, ...], data: bytes | None, n_noise: int,
