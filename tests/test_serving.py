@@ -160,6 +160,39 @@ def test_a_waiter_that_gives_up_leaves_the_queue() -> None:
         assert gate.running == 1
 
 
+def test_a_session_waiting_for_the_gate_is_told_its_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dashboard import cached
+
+    gate = compute.FairGate(workers=1)
+    monkeypatch.setattr(compute, "_GATE", gate)
+    monkeypatch.setattr(cached, "RESULTS", budget.ByteBudgetCache(10**6, ttl_s=60))
+    shown: list[str | None] = []
+
+    class Placeholder:  # stands in for st.empty(): records what the page would show
+        def info(self, text: str, **kw: object) -> None:
+            shown.append(text)
+
+        def caption(self, text: str) -> None:
+            shown.append(text)
+
+        def empty(self) -> None:
+            shown.append(None)
+
+    monkeypatch.setattr(cached.st, "empty", Placeholder)
+    got = []
+    with gate.slot():  # another session's analysis holds the only slot
+        waiter = threading.Thread(target=lambda: got.append(cached.shared(("t", 1), "Test analysis", lambda: 42)))
+        waiter.start()
+        deadline = time.monotonic() + 10
+        while not shown and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert shown and shown[0].startswith("Test analysis: queued (1 ahead)"), shown
+        assert got == []
+    waiter.join(10)
+    assert got == [42] and shown[-1] is None  # ran once admitted; the notice is cleared
+    assert cached.shared(("t", 1), "Test analysis", lambda: 0) == 42  # later sessions get the cached result
+
+
 def test_workers_and_threads_follow_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(compute.ENV_WORKERS, raising=False)
     assert compute.default_workers(cores=2) == 1 and compute.default_workers(cores=16) == 4
