@@ -31,7 +31,9 @@ __all__ = ["Context", "setup", "teardown", "batch_ranges", "shard_batches", "wri
            "done_batches", "Progress", "pick_device", "shard_name"]
 
 SHARD_RE = re.compile(r"^shard-(\d+)-of-(\d+)-b(\d+)\.npz$")
-TIMEOUT = datetime.timedelta(hours=2)  # above the worst rank skew plus rank 0's merge
+# Ranks meet once, at the end; after a restart one rank may have nothing left while another has most of its
+# share, so the wait can be as long as a whole shard: hours on CPUs. $RES2NET_DIST_TIMEOUT_MIN overrides it.
+TIMEOUT_MIN = 12 * 60
 
 
 @dataclass(frozen=True)
@@ -75,16 +77,21 @@ def setup(device: str = "auto", env: Mapping[str, str] | None = None) -> Context
     local = int(env.get("LOCAL_RANK", "0"))
     dev = pick_device(device, local)
     if dev.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS, before its first use
         torch.cuda.set_device(dev)
         torch.backends.cudnn.benchmark = False  # benchmarking picks algorithms per run: results would vary
         torch.backends.cudnn.deterministic = True
+        # warn_only: the CUDA backward of adaptive average pooling (Grad-CAM through the head) has no deterministic
+        # kernel; every image is in the same fixed batch whatever the world size, so only that op may vary
+        torch.use_deterministic_algorithms(True, warn_only=True)
     if world <= 1:
         return Context(0, 1, 0, dev, False)
     if not dist.is_initialized():
+        timeout = datetime.timedelta(minutes=float(env.get("RES2NET_DIST_TIMEOUT_MIN", TIMEOUT_MIN)))
         if dev.type == "cuda":
-            dist.init_process_group("nccl", timeout=TIMEOUT, device_id=dev)
+            dist.init_process_group("nccl", timeout=timeout, device_id=dev)
         else:
-            dist.init_process_group("gloo", timeout=TIMEOUT)
+            dist.init_process_group("gloo", timeout=timeout)
     return Context(dist.get_rank(), dist.get_world_size(), local, dev, True)
 
 

@@ -947,7 +947,7 @@ def run_dataset(kind: str, root: str | Path, models: list[str], out: Path, weigh
         if not ctx.main:
             return None
         return _finish_dataset(ds, kind, jobs, shard_dir, out, weights, limit, batch_size, baseline, erf_inputs,
-                               erf_size)
+                               erf_size, ctx.device.type)
     finally:
         teardown(ctx)
 
@@ -970,7 +970,7 @@ def _check_manifest(shard_dir: Path, manifest: dict, write: bool) -> None:
 
 def _finish_dataset(ds: object, kind: str, jobs: list, shard_dir: Path, out: Path, weights: str,
                     limit: int | None, batch_size: int, baseline: str | None, erf_inputs: int = 0,
-                    erf_size: int = ERF_SIZE) -> dict:
+                    erf_size: int = ERF_SIZE, device_type: str = "cpu") -> dict:
     """Rank 0: merge the shards, write the per-image rows and the results file."""
     rows = merge_rows(shard_dir, [(n, r) for n, r, _ in jobs], len(ds))
     names = list(dict.fromkeys(n for n, _, _ in jobs))
@@ -1012,6 +1012,8 @@ def _finish_dataset(ds: object, kind: str, jobs: list, shard_dir: Path, out: Pat
     res.update({
         "schema_version": SCHEMA_VERSION, "dataset": f"{ds.name}: {ds.describe}", "limit": limit,
         "weights": weights, "batch_size": batch_size,
+        "environment": {"torch": torch.__version__, "cudnn": torch.backends.cudnn.version(),
+                        "device": device_type},
         "skipped": {"count": len(skipped), "reasons": dict(sorted(reasons.items())),
                     "examples": dict(sorted(skipped.items())[:10])},
         "cam": {"method": "gradcam", "target": "the true class",

@@ -54,6 +54,8 @@ FIELDS: dict[str, str] = {
 DATASET_FIELDS: dict[str, str] = {
     "weights": "which weights every model ran with: pretrained (released or embedded), random-init, or a file name",
     "batch_size": "images per fixed batch (batches, not processes, decide which images share a forward pass)",
+    "environment": "torch and cuDNN versions and the device type the rows were computed with (not the process "
+                   "count, which does not change them)",
     "skipped": "images not scored: count, count per reason (no annotation, unreadable image, class not among the "
                "model's outputs, ...) and up to ten examples",
 }
