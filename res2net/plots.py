@@ -249,8 +249,11 @@ def grouped_branch_bars(
             err = dict(type="data", symmetric=False, array=hi - y, arrayminus=y - lo, thickness=1.5, width=4)
         fig.add_trace(go.Bar(x=[str(b) for b in labels], y=y, name=model, error_y=err,
                              marker=dict(color=model_color(model))))
-    fig.update_layout(barmode="group", title=dict(text=title or metric), yaxis_title=metric,
-                      xaxis_title="branch (code order)", height=340, margin=dict(l=10, r=10, t=40, b=10))
+    fig.update_layout(barmode="group", bargap=0.2, bargroupgap=0.05, title=dict(text=title or metric),
+                      yaxis_title=metric, xaxis_title="branch (code order)", height=380,
+                      margin=dict(l=10, r=10, t=40, b=10),
+                      legend=dict(orientation="h", yanchor="top", y=-0.22, xanchor="left", x=0))  # not a side column
+    fig.update_xaxes(type="category")
     return fig
 
 

@@ -187,3 +187,19 @@ def test_erf_view_follows_the_sidebar_weights_and_flags_erfs_cut_by_the_input() 
     at.selectbox(key="erf_block").set_value("layer4.1").run()  # 64 px input: the deepest ERFs reach the border
     notes = [w.value for w in at.warning if "fills the 64 px input" in w.value]
     assert len(notes) == 2, [w.value for w in at.warning]
+
+
+def test_gradient_free_methods_are_offered_one_tap_at_a_time() -> None:
+    at = _app()
+    n_charts = len(at.get("plotly_chart"))
+    more = at.multiselect(key="compare_more_methods")
+    offered = [o for o in more.options if "gradient-free, one tap at a time" in o]
+    assert [o.split(" (")[0] for o in offered] == ["Score-CAM", "Ablation-CAM", "EigenCAM"]
+    more.set_value(["eigencam", "scorecam"]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.get("plotly_chart")) == n_charts + 2  # EigenCAM at once, for both models
+    buttons = [b for b in at.button if b.key and b.key.startswith("compare_gf_scorecam_")]
+    assert len(buttons) == 2 and "Score-CAM" in buttons[0].label  # Score-CAM waits for a click
+    buttons[0].click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.get("plotly_chart")) == n_charts + 3

@@ -30,7 +30,7 @@ PAGES = {
     "scales": ("scales", ".js-plotly-plot"),
     "erf": ("erf", ".js-plotly-plot"),
     "claims": ("claims", '[data-testid="stAlert"], .js-plotly-plot'),
-    "models": ("models", '[data-testid="stDataFrame"]'),
+    "models": ("models", '[data-testid="stTable"]'),
 }
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]

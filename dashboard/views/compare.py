@@ -8,12 +8,18 @@ import numpy as np
 import streamlit as st
 
 import res2net
-from dashboard import cached, photos, placement, sources
+from dashboard import cached, one_tap, photos, placement, sources
 from dashboard.state import DEFAULT_PAIR, branch_note, current_device, random_weights_notice, weights_mode
-from res2net import cam, images, plots
+from res2net import cam, gradient_free, images, plots
 
 SANITY_NAME = "Model-randomisation sanity check (Adebayo et al., 2018)"
 UNTRAINED_BADGE = ":orange-badge[untrained · random init]"
+
+
+
+def method_label(m: str) -> str:
+    return f"{gradient_free.LABELS[m]} (gradient-free, one tap at a time)" if m in gradient_free.METHODS else m
+
 
 st.title("Compare CAMs")
 st.caption("Class activation maps at any block or branch of several models for the same image. All taps of a "
@@ -36,10 +42,11 @@ if not names:
 
 c1, c2, c3, c4 = st.columns(4)
 method = c1.selectbox("Method", list(cam.METHODS), key="compare_method")
-more_methods = c2.multiselect("Also show", [m for m in cam.METHODS if m != method], max_selections=3,
-                              key="compare_more_methods",
-                              help="Further CAM methods at the same tap, side by side (one more forward and "
-                                   "backward per model and method).")
+more_methods = c2.multiselect("Also show", [m for m in cam.METHODS if m != method] + list(gradient_free.METHODS),
+                              max_selections=3, key="compare_more_methods", format_func=method_label,
+                              help="Further CAM methods at the same tap, side by side. Gradient-based ones cost one "
+                                   "forward and backward per model; the gradient-free ones (Score-CAM, Ablation-CAM: "
+                                   "one forward per channel; EigenCAM: an SVD) are computed one tap at a time.")
 mode = c3.selectbox("Preprocessing", list(images.PREPROCESS_MODES), key="compare_mode",
                     help="center_crop: the models' own (resize, centre crop); resize: squeeze the whole photo; "
                          "pad: fit it inside the square.")
@@ -86,7 +93,7 @@ for n, lm in loaded.items():
     if results[n].cpu_fallback:
         st.warning(f"`{n}`: the GPU ran out of memory, so this model ran on the CPU.")
 extra = {(n, m): cached.model_cams(source.data, n, loaded[n].device, loaded[n].weights, m, results[n].target,
-                                   mode) for n in names for m in more_methods}
+                                   mode) for n in names for m in more_methods if m in cam.METHODS}
 randomised = {n: cached.model_cams(source.data, n, loaded[n].device, "random", method, results[n].target, mode)
               for n in names if sanity and not untrained(n)}
 random_models = {n: cached.load_model(n, "random", current_device()).model for n in randomised}
@@ -202,6 +209,22 @@ def figure(n: str, model, maps: dict, taps: list[str], titles: list[str], *, wit
     st.plotly_chart(fig, key=key, width="stretch")
 
 
+def gradient_free_panel(n: str, m: str, tap: str) -> None:
+    """A gradient-free map of ``tap``, computed on request (Score-CAM and Ablation-CAM run one forward per channel)."""
+    lm, r = loaded[n], results[n]
+    key = (source.data, n, lm.weights, m, tap, r.target, mode)
+    done = st.session_state.setdefault("compare_gradient_free_done", set())
+    if m != "eigencam" and key not in done:
+        if not st.button(f"Compute {gradient_free.LABELS[m]} at `{tap}`", key=f"compare_gf_{m}_{n}",
+                         help="One forward pass per channel of this tap: seconds for the embedded models, minutes "
+                              "for deep taps of ImageNet models on a CPU."):
+            return
+        done.add(key)
+    raw = one_tap.gradient_free_map(source.data, n, lm.device, lm.weights, m, tap, r.target, mode)
+    figure(n, lm.model, {tap: raw}, [tap], [f"{gradient_free.LABELS[m]} (one tap)"], with_photo=False, rng=None,
+           key=f"compare_{m}_{n}")
+
+
 cols = st.columns(len(names))
 for col, n in zip(cols, names, strict=True):
     r, lm = results[n], loaded[n]
@@ -226,8 +249,10 @@ for col, n in zip(cols, names, strict=True):
                 st.caption(placement.localisation_caption(localisation(n, tap),
                                                           placement.geometry_text(lm.model, tap), prior_sigma(n)[1]))
             if more_methods:
-                taps = [tap] * len(more_methods)
                 for m in more_methods:
+                    if m in gradient_free.METHODS:
+                        gradient_free_panel(n, m, tap)
+                        continue
                     em = extra[(n, m)].maps
                     rng = None
                     if scale == "shared" and not untrained(n):

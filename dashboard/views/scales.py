@@ -74,7 +74,7 @@ alpha = e2.slider("CAM opacity", 0.0, 1.0, 0.5, 0.05, key="scales_alpha")
 method = e3.selectbox("CAM method", list(cam.METHODS), key="scales_method")
 photo = photos.rgb(source.data)
 rf_rows: list[dict] = []
-n_top = 4  # channels per branch: at half the page width each map stays above 96 px
+n_top = 3  # channels per branch: at half the page width (1280 px window) each map stays above 96 px
 
 
 def show(model_name: str, col, side: str) -> dict | None:  # noqa: ANN001
