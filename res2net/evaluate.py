@@ -812,7 +812,8 @@ def merge_rows(shard_dir: Path, jobs: list[tuple[str, str]], n_images: int) -> d
 
 def summarise_rows(rows: dict[str, np.ndarray], classes: list[str], baseline: str | None, side: int,
                    entries: dict) -> tuple[dict, dict]:
-    """Results tables and claims from merged per-image rows (the images every job scored), without any model."""
+    """Results tables (and the paired samples the claims judge) from merged per-image rows, over the images every
+    run scored, without running any model: new buckets or comparisons start here."""
     names = list(dict.fromkeys(rows["model"].tolist()))
     jobs = list(dict.fromkeys(zip(rows["model"].tolist(), rows["run"].tolist(), strict=True)))
     scored = rows["skipped"] == ""

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from res2net.distributed import batch_ranges, done_batches, read_shards, shard_batches
 from res2net.results import ROW_COLUMNS, image_scores_path, load_image_scores, load_results
@@ -69,7 +70,9 @@ def test_shards_are_contiguous_balanced_and_cover_every_batch():
 
 def test_one_and_two_gloo_processes_give_identical_rows_and_results(inet, single, tmp_path):
     out = tmp_path / "two" / "r.json"
-    _run(inet, out, procs=2)
+    r = _run(inet, out, procs=2)
+    bars = [line for line in r.stderr.replace("\r", "\n").splitlines() if "img/s" in line and "ETA" in line]
+    assert bars and all("/15 " in b for b in bars)  # rank 0's share of 3 batches (15 images) only
     writers = {p.name.split("-b")[0] for p in (out.with_suffix(".shards") / MODELS[0] / "seed0").iterdir()}
     assert writers == {"shard-000-of-002", "shard-001-of-002"}  # both ranks did work
     assert out.read_bytes() == single.read_bytes()
@@ -161,3 +164,31 @@ def test_shards_of_another_batching_are_refused_not_mixed(inet, single):
                        timeout=600)
     assert r.returncode != 0 and "holds shards of another run (batch_size: 5 there, 4 now)" in r.stderr
     assert single.read_bytes() == before
+
+
+def test_tables_are_recomputed_from_the_rows_alone(single):
+    from res2net import create_model
+    from res2net.evaluate import stage_taps, summarise_rows
+    from res2net.zoo import label_set_wnids
+
+    rows = load_image_scores(image_scores_path(single))
+    res = load_results(single)
+    entries = {n: {"scale": 1, "runs": [], "run_count": 1, "taps": stage_taps(create_model(n))} for n in MODELS}
+    again, _ = summarise_rows(rows, list(label_set_wnids("imagenet-1k")), MODELS[0], 64, entries)
+    for key in ("localisation", "comparisons", "accuracy_by_size", "baselines"):
+        assert json.loads(json.dumps(again[key])) == res[key], key
+    assert again["prior"]["sigmas_px"] == res["prior"]["sigmas_px"]
+
+
+def test_one_process_without_torchrun_and_device_choice():
+    from res2net.distributed import pick_device, setup
+
+    ctx = setup("auto", env={})
+    assert (ctx.rank, ctx.world, ctx.grouped, ctx.main) == (0, 1, False, True)
+    assert pick_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        assert pick_device("auto").type == "cpu"
+        with pytest.raises(RuntimeError, match="no CUDA device"):
+            pick_device("cuda", 1)
+    else:
+        assert pick_device("cuda", 1) == torch.device("cuda", 1)
