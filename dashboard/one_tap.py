@@ -1,12 +1,13 @@
-"""Cached gradient-free CAMs (one tap at a time): keyed by image bytes and settings like every other result."""
+"""Cached analyses of one map, computed on request: gradient-free CAMs (one tap at a time) and the faithfulness
+curves of a drawn map. Keyed by image bytes and settings like every other result."""
 
 from __future__ import annotations
 
 import numpy as np
 import streamlit as st
 
-from dashboard import cached
-from res2net import gradient_free
+from dashboard import cached, placement
+from res2net import faithfulness, gradient_free
 
 
 @st.cache_data(show_spinner="Computing a gradient-free CAM at one tap…", max_entries=64)
@@ -16,3 +17,23 @@ def gradient_free_map(data: bytes, name: str, device: str, weights: str, method:
     model = cached.get_model(name, device, weights)
     x = cached.model_input(data, name, mode).to(device)
     return gradient_free.gradient_free_cam(model, x, tap, target, method)
+
+
+@st.cache_data(show_spinner="Deletion and insertion curves…", max_entries=64)
+def map_faithfulness(data: bytes, name: str, device: str, weights: str, method: str, tap: str, target: int | None,
+                     mode: str = "center_crop") -> faithfulness.Faithfulness:
+    """Deletion/insertion curves of the registered ``method`` map at ``tap`` (the one Compare draws), for the class
+    it explains, beside random pixel orders."""
+    r = cached.model_cams(data, name, device, weights, method, target, mode)
+    model = cached.get_model(name, device, weights)
+    placed = placement.place(model, tap, r.maps[tap], r.picture.shape[:2])
+    x = cached.model_input(data, name, mode).to(device)
+    return faithfulness.deletion_insertion(model, x, placed, r.target)
+
+
+def faithfulness_caption(f: faithfulness.Faithfulness) -> str:
+    """One line: both areas beside their random-order references, and which way is better."""
+    return (f"Faithfulness (Petsiuk et al. 2018; {len(f.fractions) - 1} steps, removed pixels set to the mean "
+            f"colour): deletion AUC **{f.deletion_auc:.3f}** (random order {f.random_deletion_auc:.3f}; lower is "
+            f"better) · insertion AUC **{f.insertion_auc:.3f}** (random order {f.random_insertion_auc:.3f}; higher "
+            "is better).")

@@ -203,3 +203,12 @@ def test_gradient_free_methods_are_offered_one_tap_at_a_time() -> None:
     buttons[0].click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert len(at.get("plotly_chart")) == n_charts + 3
+
+
+def test_faithfulness_number_per_map_beside_random_orders() -> None:
+    at = _app()
+    at.toggle(key="compare_faith").set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    lines = [c.value for c in at.caption if c.value.startswith("Faithfulness")]
+    assert len(lines) == 2, lines  # one per model's main map
+    assert all("deletion AUC" in line and "insertion AUC" in line and "random order" in line for line in lines)

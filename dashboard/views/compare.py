@@ -59,6 +59,9 @@ if target_mode == "one class for all":
         st.warning("These models share no class; using each model's top-1.")
     else:
         target_name = st.selectbox("Class", common, key="compare_class")
+faith = st.toggle("Faithfulness check per map (deletion / insertion)", key="compare_faith",
+                  help="Removes the pixels each main map ranks highest and watches the target's probability fall "
+                       "(and the reverse), beside random pixel orders: a few batched forward passes per map.")
 sanity = st.toggle(SANITY_NAME, key="compare_sanity",
                    help="Shows, under each trained model, the same map from the same architecture with random "
                         "weights (same target class). A map that looks the same without training says more about "
@@ -245,6 +248,9 @@ for col, n in zip(cols, names, strict=True):
                           f"target: {classes[r.target]} (p = {float(r.probs[r.target]):.3f})")
             st.caption(f"{placement.grid_text(lm.model, tap, r.maps[tap], crops[n])} · {target_txt} · "
                        f"{scale_note}.")
+            if faith:
+                st.caption(one_tap.faithfulness_caption(one_tap.map_faithfulness(
+                    source.data, n, lm.device, lm.weights, method, tap, target_for(n), mode)))
             if source.box is not None:
                 st.caption(placement.localisation_caption(localisation(n, tap),
                                                           placement.geometry_text(lm.model, tap), prior_sigma(n)[1]))
