@@ -602,18 +602,26 @@ def _best_iou_curve(m: np.ndarray, gts: list[tuple[int, int, int, int]]) -> np.n
     normalised map (``localize.iou_curve`` with one component search per threshold for all boxes)."""
     import cv2
 
-    out = np.zeros(len(L.BOXACC_THRESHOLDS))
+    thr = L.BOXACC_THRESHOLDS
     lo, hi = m.min(), m.max()
     if hi <= lo:
-        return out
-    n = (m - lo) / (hi - lo)
-    for k, t in enumerate(L.BOXACC_THRESHOLDS):
-        _, _, stats, _ = cv2.connectedComponentsWithStats((n >= t).astype(np.uint8), connectivity=8)
-        if len(stats) < 2:
-            continue
-        x, y, w, h, _ = (int(v) for v in stats[1 + int(np.argmax(stats[1:, 4]))])
-        out[k] = max(L.box_iou((x, y, x + w, y + h), g) for g in gts)
-    return out
+        return np.zeros(len(thr))
+    masks = (((m - lo) / (hi - lo))[None] >= thr[:, None, None]).astype(np.uint8)
+    pred = np.zeros((len(thr), 4))
+    found = np.zeros(len(thr), dtype=bool)
+    for k in range(len(thr)):
+        _, _, stats, _ = cv2.connectedComponentsWithStats(masks[k], connectivity=8)
+        if len(stats) > 1:
+            x, y, w, h, _ = stats[1 + int(stats[1:, 4].argmax())]
+            pred[k], found[k] = (x, y, x + w, y + h), True
+    g = np.asarray(gts, dtype=np.float64).reshape(-1, 4)
+    ix = np.clip(np.minimum(pred[:, None, 2], g[None, :, 2]) - np.maximum(pred[:, None, 0], g[None, :, 0]), 0, None)
+    iy = np.clip(np.minimum(pred[:, None, 3], g[None, :, 3]) - np.maximum(pred[:, None, 1], g[None, :, 1]), 0, None)
+    inter = ix * iy
+    union = ((pred[:, 2] - pred[:, 0]) * (pred[:, 3] - pred[:, 1]))[:, None] + \
+        ((g[:, 2] - g[:, 0]) * (g[:, 3] - g[:, 1]))[None, :] - inter
+    iou = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0).max(1)
+    return np.where(found, iou, 0.0)
 
 
 def multi_box_scores(maps: np.ndarray, boxes: list[list[tuple[int, int, int, int]]], full: bool
