@@ -278,7 +278,7 @@ def load_image(
         if exif_orientation not in (1, None) and oriented.size != (0, 0):
             out.notes.append(f"rotated/flipped upright according to its EXIF orientation tag ({exif_orientation})")
         kept = _kept_size(oriented.size, keep_pixels)
-        if kept is not None and oriented.mode in ("RGB", "L"):  # shrink before the RGB copy: memory stays small
+        if kept is not None and oriented.mode in ("RGB", "L", "RGBA", "LA"):  # shrink before converting: less memory
             oriented = oriented.resize(kept, Image.Resampling.BILINEAR, reducing_gap=2.0)
         rgb = to_rgb(oriented, background=background, warnings=out.warnings, notes=out.notes)
         if kept is not None and rgb.size != kept:
