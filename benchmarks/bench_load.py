@@ -2,9 +2,10 @@
 
 Each session opens Compare CAMs (first paint: the page title drawn), switches to Upload and sends its own photo
 (a distinct 3000 x 2000 JPEG made from the sample photos), and waits for the overlays of the default pair
-(upload → CAMs). Meanwhile the health endpoint is polled (slowest reply) and the server's resident memory is
-sampled (peak). A fresh server is started for every level, so levels do not share caches. Bounded: at most
-8 sessions, a time limit per level.
+(upload → CAMs). Meanwhile the health endpoint is polled (slowest reply), the server's resident memory is
+sampled (peak) and its CPU time counted (what the server did, as opposed to the browsers on the same machine).
+A fresh server is started for every level, so levels do not share caches. Bounded: at most 8 sessions, a time
+limit per level.
 
     python benchmarks/bench_load.py [--levels 1 4 8] [--port 8621] [--timeout 240]
 
@@ -44,6 +45,12 @@ def rss_bytes(pid: int) -> int:
     except OSError:
         pass
     return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Sampler(threading.Thread):
@@ -168,11 +175,13 @@ def main() -> None:
             proc = start_server(port, Path(tmp) / f"server_{port}.log")
             sampler = Sampler(proc.pid, url)
             sampler.start()
+            cpu0, wall0 = cpu_seconds(proc.pid), time.perf_counter()
             try:
                 rows = asyncio.run(level(n, url, photos[used:used + n], args.timeout))
             except TimeoutError:
                 rows = [{"failed": "level timed out"}]
             finally:
+                cpu, wall = cpu_seconds(proc.pid) - cpu0, time.perf_counter() - wall0
                 sampler.stop.set()
                 sampler.join(5)
                 proc.terminate()
@@ -185,7 +194,8 @@ def main() -> None:
             print(f"{n} session(s): first paint {fmt([r['first_paint'] for r in ok])}; "
                   f"upload→CAMs {fmt([r['cams'] for r in ok])}; peak server RSS {sampler.peak_rss / 2**20:.0f} MB; "
                   f"slowest health reply {max(sampler.health_s, default=0):.2f} s; "
-                  f"errors shown {sum(r['errors'] for r in ok)}; failed {len(rows) - len(ok)}")
+                  f"errors shown {sum(r['errors'] for r in ok)}; failed {len(rows) - len(ok)}; "
+                  f"server CPU {cpu:.1f} s in {wall:.1f} s wall")
             for r in rows:
                 if "failed" in r:
                     print(f"    failed: {r['failed']}")

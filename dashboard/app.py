@@ -53,6 +53,7 @@ def keep_sources() -> None:
         st.session_state[key] = st.session_state[key]
 
 
+state.mark_run_start()
 keep_sources()
 sidebar()
 page = st.navigation(PAGES)

@@ -85,6 +85,11 @@ class ByteBudgetCache:
             self._expire(time.monotonic())
             return key in self._entries
 
+    def expire(self) -> None:
+        """Drop the entries older than the time limit now (they are also dropped whenever the cache is used)."""
+        with self._lock:
+            self._expire(time.monotonic())
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
@@ -154,6 +159,17 @@ def _env_number(name: str, default: float) -> float:
 
 def cache_from_env() -> ByteBudgetCache:
     """The server's result cache: ``$RES2SCOPE_CACHE_MB`` (default 1024) MB, entries kept ``$RES2SCOPE_CACHE_TTL_S``
-    (default 3600) s."""
+    (default 3600) s; a background thread drops expired entries even when nobody uses the server."""
     mb = _env_number(ENV_BUDGET_MB, DEFAULT_BUDGET_MB)
-    return ByteBudgetCache(int(mb * 2**20), _env_number(ENV_TTL_S, DEFAULT_TTL_S))
+    cache = ByteBudgetCache(int(mb * 2**20), _env_number(ENV_TTL_S, DEFAULT_TTL_S))
+    _sweep_forever(cache, every_s=min(60.0, cache.ttl_s))
+    return cache
+
+
+def _sweep_forever(cache: ByteBudgetCache, every_s: float) -> None:
+    def sweep() -> None:
+        while True:
+            time.sleep(every_s)
+            cache.expire()
+
+    threading.Thread(target=sweep, name="res2scope-cache-sweeper", daemon=True).start()

@@ -48,7 +48,7 @@ def _heavy(what: str, fn: Callable[[], T]) -> T:
         box.info(f"{what}: queued ({ahead} ahead); other users' analyses run first.", icon=":material/hourglass_top:")
 
     try:
-        with compute.gate().slot(waiting):
+        with compute.gate().slot(waiting, priority=state.run_started()):
             box.caption(f"{what}…")
             return fn()
     finally:

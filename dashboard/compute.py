@@ -1,14 +1,16 @@
 """Admission control for heavy work (decoding, CAMs, features, ERFs): a fixed number of slots, a first-come queue.
 
 Sessions run on threads of one server; without a bound, eight sessions on two cores each start a forward pass
-and all of them (and the server's own replies) slow down together. A session that has to wait is told its place.
+and all of them (and the server's own replies) slow down together. Requests are served in the order their page
+runs started, so a page's later analyses do not queue behind pages that started after it (each page finishes in
+turn instead of all finishing last). A session that has to wait is told its place.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
-from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -17,14 +19,15 @@ POLL_S = 0.5  # how often a waiting session refreshes its place in the queue
 
 
 class FairGate:
-    """At most ``workers`` holders at once; waiters are admitted in arrival order."""
+    """At most ``workers`` holders at once; waiters are admitted by (priority, arrival), lowest first."""
 
     def __init__(self, workers: int) -> None:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
         self.workers = workers
         self._cond = threading.Condition()
-        self._queue: deque[object] = deque()
+        self._queue: list[tuple[float, int]] = []  # sorted tickets
+        self._arrivals = itertools.count()
         self._running = 0
 
     @property
@@ -36,15 +39,17 @@ class FairGate:
         return len(self._queue)
 
     @contextmanager
-    def slot(self, on_wait: Callable[[int], None] | None = None) -> Iterator[None]:
+    def slot(self, on_wait: Callable[[int], None] | None = None, priority: float = 0.0) -> Iterator[None]:
         """Hold one slot for the ``with`` body; while waiting, ``on_wait(n_ahead)`` is called when the place changes
-        (``n_ahead``: holders and earlier waiters, all of whom go first)."""
-        ticket = object()
+        (``n_ahead``: holders and waiters that go first). ``priority``: lower goes first (the time the asking page
+        run started); equal priorities go in arrival order."""
+        ticket = (priority, next(self._arrivals))
         last = None
         with self._cond:
             self._queue.append(ticket)
+            self._queue.sort()
             try:
-                while not (self._queue[0] is ticket and self._running < self.workers):
+                while not (self._queue[0] == ticket and self._running < self.workers):
                     ahead = self._queue.index(ticket) + self._running
                     if on_wait is not None and ahead != last:
                         on_wait(ahead)  # may raise (a session's rerun interrupts its wait)
@@ -54,7 +59,7 @@ class FairGate:
                 self._queue.remove(ticket)
                 self._cond.notify_all()
                 raise
-            self._queue.popleft()
+            self._queue.pop(0)
             self._running += 1
             self._cond.notify_all()
         try:

@@ -6,6 +6,7 @@ Nothing here computes anything: heavy work is in ``res2net`` behind the cached w
 from __future__ import annotations
 
 import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -48,6 +49,19 @@ def current_device() -> str:
 def weights_mode() -> str:
     """'trained' (the default) or 'random'."""
     return st.session_state.get("weights_mode", "trained")
+
+
+RUN_STARTED = "run_started"  # session-state key: when this session's current page run started (monotonic s)
+
+
+def mark_run_start() -> None:
+    """Record when this page run started: the compute gate serves earlier runs first."""
+    st.session_state[RUN_STARTED] = time.monotonic()
+
+
+def run_started() -> float:
+    """When this session's current page run started (now, outside a page run)."""
+    return st.session_state.get(RUN_STARTED, time.monotonic())
 
 
 WEIGHT_FAILURES = "weight_failures"  # session-state key: model name -> why its trained weights failed to load
