@@ -31,7 +31,7 @@ def rf_row(model: str, branch: str, theoretical_px: int, stride: int, input_px: 
     """One table row per branch: theoretical RF (flagged when larger than the input), ERF mass radii and width."""
     exceeds = theoretical_px > input_px
     return {
-        "model": model, "branch": branch,
+        "model": model, "tap": branch,
         "theoretical RF (px)": f"{theoretical_px} (> {input_px} px input)" if exceeds else str(theoretical_px),
         "stride (px)": stride,
         "ERF: 50% of mass within (px)": _value(metrics.get("radius_50_square", math.nan)),

@@ -282,10 +282,11 @@ def erf_heatmap(
         lo = hi - decades
         z = np.log10(np.maximum(z, 10.0 ** lo))
         ticks = np.arange(np.ceil(lo), np.floor(hi) + 1)
-        cbar = dict(title=dict(text="contribution"), tickvals=list(ticks), ticktext=[f"1e{int(t)}" for t in ticks])
+        cbar = dict(title=dict(text="contribution", side="right"), tickvals=list(ticks), thickness=10,
+                    ticktext=[f"1e{int(t)}" for t in ticks])
     else:
         lo, hi = 0.0, (peak if peak > 0 else 1.0)
-        cbar = dict(title=dict(text="contribution"))
+        cbar = dict(title=dict(text="contribution", side="right"), thickness=10)
     fig = go.Figure(go.Heatmap(z=z, colorscale=colorscale, zmin=lo, zmax=hi, zauto=False, colorbar=cbar,
                                hovertemplate="x %{x}, y %{y}<br>%{z:.3g}<extra></extra>"))
     h, w = z.shape

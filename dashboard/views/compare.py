@@ -32,6 +32,11 @@ source = sources.pick_image("compare")
 image = sources.validated(source)
 if image is None:
     st.stop()
+demo_class = images.demo_classes().get(source.label, "") if source.label in images.demo_images() else ""
+if demo_class is None:
+    st.caption(f"Demo photo `{source.label}`: none of the models' classes (an out-of-distribution example).")
+elif demo_class:
+    st.caption(f"Demo photo `{source.label}`: shows a **{demo_class}**, one of the embedded models' classes.")
 
 names = st.multiselect("Models", res2net.list_models(), default=list(DEFAULT_PAIR), max_selections=4,
                        key="compare_models",

@@ -8,6 +8,7 @@ import streamlit as st
 
 import res2net
 from dashboard import cached, placement, sources
+from dashboard import readable as readable_text
 from dashboard.state import DEFAULT_PAIR, RANDOM_LABEL, branch_note, current_device, random_weights_notice, weights_mode
 from res2net import plots
 
@@ -100,7 +101,13 @@ for n, r in results.items():
                      **{k: round(float(v), 3) for k, v in m.items() if isinstance(v, (int, float))}})
 
 st.subheader("Metrics")
-st.dataframe(rows, hide_index=True, width="stretch")
+shown = [readable_text.rf_row(r["model"], r["tap"], r["theoretical RF (px)"], results[r["model"]]["rf"][r["tap"]][1],
+                              res2net.get_spec(r["model"]).input_size, r, float("nan"), float("nan"))
+         for r in rows]
+st.dataframe([{k: v for k, v in row.items() if k not in ("energy share", "sparsity")} | {"weights": r["weights"]}
+              for row, r in zip(shown, rows, strict=True)], hide_index=True, width="stretch")
+st.caption(readable_text.RF_TABLE_NOTE.replace("on this image", "on the inputs above") + " The CSV has every metric "
+           "(radial radii, RepLKNet's area ratios) under its code name.")
 st.download_button("Numbers (CSV)", partial(plots.rows_to_csv_bytes, rows), "erf.csv", "text/csv")
 st.download_button("Maps (.npz)", partial(plots.maps_to_npz_bytes, {f"{n}/{t}": e.map for n, r in results.items()
                                                                   for t, e in r["erf"].items()}), "erf.npz")
