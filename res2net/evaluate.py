@@ -1084,13 +1084,22 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.limit is not None and args.limit < 1:
+        ap.error(f"--limit must be at least 1, got {args.limit}")
     if args.dataset is not None:
         if not args.models or args.data is None:
             ap.error("--dataset needs --models (zoo names) and --data (the dataset folder)")
         out = Path(args.out or DEFAULT_OUT.with_name(f"{args.dataset}.json"))
-        res = run_dataset(args.dataset, args.data, args.models, out, args.weights, args.seeds, args.limit,
-                          args.batch_size, args.loader_workers, args.device, args.baseline,
-                          erf_inputs=args.erf_inputs, erf_size=args.erf_size)
+        from .data import DataError
+        from .weights import WeightsError
+
+        try:
+            res = run_dataset(args.dataset, args.data, args.models, out, args.weights, args.seeds, args.limit,
+                              args.batch_size, args.loader_workers, args.device, args.baseline,
+                              erf_inputs=args.erf_inputs, erf_size=args.erf_size)
+        except (DataError, WeightsError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         if res is not None:
             for name, r in res["models"].items():
                 print(f"{name}: top-1 {r['top1']['mean']:.2f} [{r['top1']['low']:.2f}, {r['top1']['high']:.2f}]")
