@@ -212,3 +212,15 @@ def test_faithfulness_number_per_map_beside_random_orders() -> None:
     lines = [c.value for c in at.caption if c.value.startswith("Faithfulness")]
     assert len(lines) == 2, lines  # one per model's main map
     assert all("deletion AUC" in line and "insertion AUC" in line and "random order" in line for line in lines)
+
+
+def test_a_clicked_top5_row_becomes_that_models_target_with_its_probability() -> None:
+    at = _app()
+    table = at.dataframe[0].value  # tiny_resnet26's top-5
+    second, p = table["class"][1], float(table["probability"][1])
+    at.session_state["compare_topk_tiny_resnet26"] = {"selection": {"rows": [1], "columns": []}}  # as a click does
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    targets = [c.value for c in at.caption if "target:" in c.value]
+    assert f"target: {second} (p = {p:.3f})" in targets[0], targets
+    assert f"target: {second}" not in targets[1]  # the other model keeps its own top-1
