@@ -323,10 +323,12 @@ if with_block:
         labels.append(f"branch {i}")
     titles = [f"{n}{' [UNTRAINED]' if untrained(n) else ''}\n{block} · target "
               f"{cached.class_names(n)[results[n].target]}" for n in with_block]
+    mixed = scale == "shared" and any(untrained(n) for n in with_block) and not all(untrained(n) for n in with_block)
     png = partial(plots.cam_panel_png, [results[n].picture for n in with_block], grid, titles, row_labels=labels,
-                  shared_scale=scale == "shared", alpha=alpha, box=[box_in(n) for n in with_block],
+                  shared_scale=scale == "shared" and not mixed, alpha=alpha, box=[box_in(n) for n in with_block],
                   suptitle=f"{method} · {mode}" + (" · untrained models marked [UNTRAINED]"
-                                                   if any(untrained(n) for n in with_block) else ""))
+                                                   if any(untrained(n) for n in with_block) else "")
+                  + (" · one colour scale per map (untrained maps stay off a shared scale)" if mixed else ""))
     e1, e2, e3 = st.columns(3)
     e1.download_button("Figure (PNG)", png, "cams.png", "image/png")
     e2.download_button("Maps (.npz)", partial(plots.maps_to_npz_bytes, exported), "cams.npz",
