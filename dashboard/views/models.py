@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 import res2net
-from dashboard import cached
+from dashboard import cached, local_weights
 from dashboard.state import forget_weight_failure
 from res2net import weights
 
@@ -74,6 +74,25 @@ if status == "downloadable" and st.button("Download weights", key="models_downlo
         cached.weight_status.clear()
         forget_weight_failure(name)
         st.success(f"`{name}` weights downloaded, verified and cached.")
+
+with st.expander(f"Use a weights file of your own for `{name}`", expanded=False):
+    st.caption("A state dict saved with `torch.save(model.state_dict(), path)`: it is read safely (tensors only), "
+               "must fit the model exactly (every key and shape), and a file named like an official release must "
+               f"match its SHA-256. It is kept as `{name}.pth` in the `{weights.ENV_WEIGHTS}` directory, so every "
+               "page then uses it as this model's trained weights.")
+    up = st.file_uploader("Weights file (.pth, .pt)", type=["pth", "pt", "bin"], key="models_local_file")
+    if up is not None and st.button("Check and use this file", key="models_local_use"):
+        try:
+            dest = local_weights.install(name, up.getvalue(), up.name)
+        except weights.WeightsError as exc:
+            st.error(f"`{up.name}` cannot be used for `{name}`: {type(exc).__name__}. Details below; nothing was "
+                     "changed.")
+            st.code(str(exc).strip(chr(39)), language="text")
+        else:
+            cached.weight_status.clear()
+            cached.get_model.clear()  # a model built from other weights must not be served again
+            forget_weight_failure(name)
+            st.success(f"`{up.name}` fits `{name}` and is now its trained weights ({dest}).")
 
 card = info.get("card")
 if card:
