@@ -38,9 +38,11 @@ def sidebar() -> None:
                  format_func=lambda w: "trained" if w == "trained" else "random init",
                  help="Random-init models are useful for receptive-field studies and always work offline.")
         st.markdown("**Weights status**")
-        for name in state.DEFAULT_PAIR:
-            st.caption(f"`{name}`: {cached.weight_status(name)}")
-        if not cached.network_available():
+        online = cached.network_available()
+        for name in dict.fromkeys([*state.DEFAULT_PAIR, *(st.session_state.get("compare_models") or [])]):
+            status = cached.weight_status(name)  # the default pair and the models chosen on Compare
+            st.caption(f"`{name}`: {'not downloaded (offline)' if status == 'downloadable' and not online else status}")
+        if not online:
             st.info("The network is unreachable: the embedded models (trained on Tiny-ImageNet-100, shipped with "
                     "the app) are the default; ImageNet weights load only if already cached.",
                     icon=":material/cloud_off:")

@@ -260,3 +260,10 @@ def test_a_local_weights_file_is_checked_then_used(monkeypatch: pytest.MonkeyPat
     finally:
         cached.get_model.clear()
         cached.weight_status.clear()
+
+
+def test_sidebar_weight_status_covers_the_models_chosen_on_compare() -> None:
+    at = _app()
+    at.multiselect(key="compare_models").set_value(["tiny_res2net26_8s", "resnet50"]).run()
+    captions = " ".join(c.value for c in at.sidebar.caption)
+    assert "tiny_res2net26_8s" in captions and "resnet50" in captions and "tiny_resnet26" in captions
