@@ -99,7 +99,7 @@ def _page(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, res: object | None) -
 
 def _text(at: AppTest) -> str:
     parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [h.value for h in at.header]
-    for df in at.dataframe:
+    for df in [*at.dataframe, *at.table]:
         parts += [str(v) for v in df.value.to_numpy().ravel()]
     parts += [str(m.label) for m in at.metric]
     return " ".join(parts)

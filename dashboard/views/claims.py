@@ -112,8 +112,7 @@ def claims_section(section: str) -> None:
     papers, layers, caveats = section_notes(res, section)
     st.markdown("**Verdicts** (Res2Net minus `" + str(res["baseline"]) + "`; tested at " +
                 ", ".join(f"`{v}`" for v in layers) + ")")
-    st.dataframe(rows, hide_index=True, width="stretch",
-                 column_config={"verdict": st.column_config.TextColumn(width="medium")})
+    st.table(rows)  # a plain table wraps its cells: the interval columns are never cut off at 1280 px
     st.caption("Paper: " + " · ".join(f"*{p}*" for p in papers) + ". Caveats: " + "; ".join(caveats) + ".")
 
 

@@ -25,14 +25,18 @@ def status_text(status: str) -> str:
     return "not downloaded (offline)" if status == "downloadable" and not ONLINE else status
 
 
+def fmt(v: float | None, digits: int) -> str:
+    return "–" if v is None else f"{float(v):.{digits}f}"
+
+
 rows = []
 bar = st.progress(0.0, text="Measuring parameters and GMACs…")
 for k, n in enumerate(names):
     bar.progress(k / len(names), text=f"Measuring `{n}` ({k + 1}/{len(names)}; kept for later visits)…")
     info = cached.model_info(n)
     rows.append({
-        "model": n, "family": info["family"], "params (M)": info["params_m"], "GMACs": info["gmacs"],
-        "input": info["input_size"], "top-1": info["reported_top1"], "top-5": info["reported_top5"],
+        "model": n, "family": info["family"], "params (M)": fmt(info["params_m"], 2), "GMACs": fmt(info["gmacs"], 3),
+        "input": info["input_size"], "top-1": fmt(info["reported_top1"], 2), "top-5": fmt(info["reported_top5"], 2),
         "accuracy source": info["accuracy_source"], "weights": status_text(cached.weight_status(n)),
         "licence": info["licence"],
     })
