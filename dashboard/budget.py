@@ -7,7 +7,9 @@ and two sessions asking for the same key at once share one computation instead o
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
+import functools
 import os
 import threading
 import time
@@ -142,6 +144,23 @@ class ByteBudgetCache:
         for key in [k for k, e in self._entries.items() if now - e.stored_at > self.ttl_s]:
             self._bytes -= self._entries.pop(key).size
             self.evictions += 1
+
+
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+
+
+@functools.cache
+def return_large_frees_to_os(threshold: int = 1 << 20) -> bool:
+    """Serve allocations of ``threshold`` bytes or more by mmap, so that freeing a decoded image gives its memory
+    back to the system. Otherwise glibc raises that threshold by itself (up to 32 MB) after the first large free, and
+    the freed buffers of every later decode stay in the C heap: a server's resident memory then only grows. Returns
+    False where the C library has no ``mallopt`` (not glibc)."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    return bool(mallopt(M_MMAP_THRESHOLD, threshold))
 
 
 def _env_number(name: str, default: float) -> float:
