@@ -267,3 +267,11 @@ def test_sidebar_weight_status_covers_the_models_chosen_on_compare() -> None:
     at.multiselect(key="compare_models").set_value(["tiny_res2net26_8s", "resnet50"]).run()
     captions = " ".join(c.value for c in at.sidebar.caption)
     assert "tiny_res2net26_8s" in captions and "resnet50" in captions and "tiny_resnet26" in captions
+
+
+def test_out_of_range_choices_are_not_taken() -> None:
+    """A block or branch the models do not have (e.g. kept from another pair) is never used as a stand-in."""
+    at = _app(compare_block="layer9.9", compare_tap="branch 7")
+    block, tap = at.selectbox(key="compare_block"), at.selectbox(key="compare_tap")
+    assert block.value in block.options and block.value == "layer2.1"
+    assert tap.value == "block output"  # the 4-branch block has no branch 7

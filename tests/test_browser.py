@@ -29,6 +29,7 @@ PAGES = {
     "compare": ("", ".js-plotly-plot"),
     "scales": ("scales", ".js-plotly-plot"),
     "erf": ("erf", ".js-plotly-plot"),
+    "knockout": ("knockout", ".js-plotly-plot"),
     "claims": ("claims", '[data-testid="stAlert"], .js-plotly-plot'),
     "models": ("models", '[data-testid="stTable"]'),
 }
