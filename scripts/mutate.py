@@ -227,6 +227,19 @@ MUTATIONS: tuple[M, ...] = (
     M("download-deadline-not-enforced", "res2net/weights.py",
       "left = deadline - (time.monotonic() - start)", "left = deadline",
       ("tests/test_weights.py", "-k", "deadline"), timeout=90.0),
+    # --- serving many sessions
+    M("cache-budget-overrun", "dashboard/budget.py",
+      "while self._bytes > self.max_bytes:", "while self._bytes > 2 * self.max_bytes:",
+      ("tests/test_serving.py", "-k", "byte_budget")),
+    M("gate-ignores-priority", "dashboard/compute.py",
+      "            self._queue.sort()\n", "\n",
+      ("tests/test_serving.py", "-k", "gate")),
+    M("val-index-unchecked", "dashboard/sources.py",
+      "if not 0 <= int(k) < len(idx):", "if int(k) >= len(idx):",
+      ("tests/test_serving.py", "-k", "out_of_range")),
+    M("retry-keeps-the-failure", "dashboard/state.py",
+      "failures.pop(name, None)", "failures.get(name)",
+      ("tests/test_serving.py", "-k", "weight_load")),
 )
 
 SANITY_TESTS = ("tests/test_localize.py::test_box_iou_by_hand",)
