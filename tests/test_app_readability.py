@@ -105,11 +105,40 @@ def test_shared_scale_is_honoured_with_a_box() -> None:
     assert len({t["zmax"] for t in mains}) > 1
 
 
-def test_untrained_stand_in_is_badged_has_no_probabilities_and_keeps_its_own_scale() -> None:
-    from res2net.weights import weight_status
+def _no_imagenet_weights(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """An empty weights cache and a refused network (AppTest runs in this process): ImageNet weights are unavailable
+    here whatever the machine has."""
+    import urllib.error
+    import urllib.request
 
-    if weight_status("resnet50") in ("cached", "local"):
-        pytest.skip("resnet50's trained weights are present here, so there is no stand-in to check")
+    from dashboard import cached
+    from res2net import weights
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.delenv(weights.ENV_WEIGHTS, raising=False)
+    monkeypatch.delenv(weights.ENV_MIRROR, raising=False)
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise urllib.error.URLError(ConnectionRefusedError(111, "Connection refused"))
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    cached.weight_status.clear()
+    cached.get_model.clear()
+
+
+def test_untrained_stand_in_is_badged_has_no_probabilities_and_keeps_its_own_scale(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from dashboard import cached
+
+    _no_imagenet_weights(monkeypatch, tmp_path)
+    try:
+        _check_untrained_stand_in()
+    finally:
+        cached.weight_status.clear()
+        cached.get_model.clear()
+
+
+def _check_untrained_stand_in() -> None:
     at = _app()
     at.multiselect(key="compare_models").set_value(["tiny_res2net26_4s", "resnet50"]).run()
     at.radio(key="compare_scale").set_value("shared").run()
