@@ -17,12 +17,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import multiprocessing
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -53,27 +53,40 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-class Sampler(threading.Thread):
-    """Peak RSS of the server and the slowest health-endpoint reply while the sessions run."""
+def _sample(pid: int, url: str, stop, out) -> None:  # noqa: ANN001
+    peak, health = 0, []
+    while not stop.is_set():
+        peak = max(peak, rss_bytes(pid))
+        t = time.perf_counter()
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=30) as r:
+                r.read()
+            health.append(time.perf_counter() - t)
+        except OSError:
+            health.append(float("inf"))
+        stop.wait(0.5)
+    out.send((peak, health))
+
+
+class Sampler:
+    """Peak RSS of the server and the slowest health-endpoint reply while the sessions run, sampled from a process
+    of its own (so that the browsers' driver in this process does not delay the health requests)."""
 
     def __init__(self, pid: int, url: str) -> None:
-        super().__init__(daemon=True)
-        self.pid, self.url = pid, url
-        self.peak_rss = 0
-        self.health_s: list[float] = []
-        self.stop = threading.Event()
+        ctx = multiprocessing.get_context("fork")
+        self._stop = ctx.Event()
+        self._recv, send = ctx.Pipe(duplex=False)
+        self._proc = ctx.Process(target=_sample, args=(pid, url, self._stop, send), daemon=True)
+        self.peak_rss, self.health_s = 0, []
 
-    def run(self) -> None:
-        while not self.stop.is_set():
-            self.peak_rss = max(self.peak_rss, rss_bytes(self.pid))
-            t = time.perf_counter()
-            try:
-                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=30) as r:
-                    r.read()
-                self.health_s.append(time.perf_counter() - t)
-            except OSError:
-                self.health_s.append(float("inf"))
-            self.stop.wait(0.5)
+    def start(self) -> None:
+        self._proc.start()
+
+    def finish(self) -> None:
+        self._stop.set()
+        if self._recv.poll(10):
+            self.peak_rss, self.health_s = self._recv.recv()
+        self._proc.join(5)
 
 
 def make_photos(n: int, folder: Path) -> list[Path]:
@@ -182,8 +195,7 @@ def main() -> None:
                 rows = [{"failed": "level timed out"}]
             finally:
                 cpu, wall = cpu_seconds(proc.pid) - cpu0, time.perf_counter() - wall0
-                sampler.stop.set()
-                sampler.join(5)
+                sampler.finish()
                 proc.terminate()
                 try:
                     proc.wait(20)
