@@ -49,10 +49,13 @@ def sidebar() -> None:
                     icon=":material/cloud_off:")
 
 
+KEPT_CHOICES = ("_source", "_demo", "_cls")  # the image-source widgets of sources.py (keys end so)
+
+
 def keep_sources() -> None:
-    """Keep each view's image-source choice while another page is shown (Streamlit forgets the state of widgets
-    that a run does not draw); with the upload kept in the session, an upload survives page switches."""
-    for key in [k for k in st.session_state if isinstance(k, str) and k.endswith("_source")]:
+    """Keep each view's image choice (source, demo photo, val class) while another page is shown: Streamlit forgets
+    the state of widgets that a run does not draw. With the upload kept in the session, an upload survives too."""
+    for key in [k for k in st.session_state if isinstance(k, str) and k.endswith(KEPT_CHOICES)]:
         st.session_state[key] = st.session_state[key]
 
 

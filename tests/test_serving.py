@@ -347,6 +347,16 @@ def test_upload_survives_a_page_switch_and_a_lost_one_says_what_to_do() -> None:
     assert _shown(fresh) == 0
 
 
+def test_demo_photo_choice_survives_a_page_switch() -> None:
+    at = _app()
+    chosen = at.selectbox(key="compare_demo").options[2]
+    at.selectbox(key="compare_demo").set_value(chosen).run()
+    at.switch_page("views/models.py").run()
+    at.switch_page("views/compare.py").run()
+    _clean(at)
+    assert at.selectbox(key="compare_demo").value == chosen and not at.warning
+
+
 def test_failed_weight_load_stays_in_its_session(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The download is refused in this process (AppTest runs here), so the test is the same online and offline."""
     from dashboard import cached
