@@ -29,7 +29,8 @@ RESULTS_FILE = REPO_ROOT / "assets" / "results" / "tiny_imagenet_100.json"
 # localize.fit_centre_prior_sigma gives on the 50,000 Tiny-ImageNet-100 train boxes (the objects' spread about
 # the image centre).
 CENTRE_PRIOR_SIGMA_FALLBACK = 16.69
-# Decoded uploads keep at most this many pixels (12 MB as RGB): ~8x the area the largest model input is cut from.
+# Decoded uploads keep at most this many pixels (12 MB as RGB): a 2000 px square, ~8x the side of the largest
+# model's resized input (256 px) and more than the page displays.
 KEEP_PIXELS = 4_000_000
 RESULTS = budget.cache_from_env()  # decoded images and analysis results of every session, within one byte budget
 T = TypeVar("T")
