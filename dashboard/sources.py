@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from dashboard import cached
-from dashboard.state import UPLOAD_TYPES, user_message
+from dashboard.state import UPLOAD_TYPES
 from res2net import images
 
 PICKED = "picked_image"  # session-state key: (label, bytes, box | None), set by galleries or tests
@@ -112,8 +112,11 @@ def validated(source: Source | None):  # noqa: ANN201  (LoadedImage | None)
     try:
         loaded = cached.decode_image(source.data)
     except images.ImageError as exc:
-        st.error(f"**{source.label}** cannot be used: {user_message(exc)} Choose another file; the results of "
-                 "the previous image are no longer shown.")
+        st.error(f"**{source.label}** cannot be used: {exc.message.strip().rstrip('.')}. Choose another file; the "
+                 "results of the previous image are no longer shown.")
+        if exc.detail:
+            with st.expander("Details"):
+                st.code(exc.detail, language="text")
         st.stop()
     for w in loaded.warnings:
         st.warning(w)

@@ -43,7 +43,13 @@ WHITE = (255, 255, 255)
 
 # --------------------------------------------------------------------------------------------------- errors
 class ImageError(ValueError):
-    """A file that cannot be used as an input image; the message is meant for the user."""
+    """A file that cannot be used as an input image; ``message`` is meant for the user, ``detail`` (the decoder's
+    own words, when there are any) for whoever investigates; ``str()`` gives both."""
+
+    def __init__(self, message: str, detail: str | None = None) -> None:
+        super().__init__(message if detail is None else f"{message} [{detail}]")
+        self.message = message
+        self.detail = detail
 
 
 class EmptyFileError(ImageError):
@@ -190,8 +196,8 @@ def _decode_error(exc: BaseException, fmt: str | None) -> CorruptImageError:
     what = f"the {fmt} file" if fmt else "the image file"
     if isinstance(exc, EOFError) or any(k in msg for k in ("truncat", "end of file", "premature", "not enough data")):
         return TruncatedImageError(f"{what} is truncated: it ends before the picture does (an interrupted download "
-                                   f"or copy?) [{exc}]")
-    return CorruptImageError(f"{what} is corrupt: its data cannot be decoded [{exc}]")
+                                   "or copy?)", detail=str(exc))
+    return CorruptImageError(f"{what} is corrupt: its data cannot be decoded", detail=str(exc))
 
 
 def _too_many_pixels(max_pixels: int) -> str:

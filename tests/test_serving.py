@@ -314,6 +314,17 @@ def test_rejected_file_after_a_good_one_leaves_no_cams() -> None:
     assert _shown(at) == 0 and not at.get("download_button")
 
 
+def test_decoder_text_of_a_corrupt_upload_is_folded_away() -> None:
+    data = _encoded(_smooth(300, 300), "JPEG", quality=95)[:1500]  # cut short: the decoder complains
+    at = _upload(_app(), "cut.jpg", data)
+    _clean(at)
+    msg = at.error[0].value
+    assert "cut.jpg" in msg and "truncated" in msg and "[" not in msg, msg
+    details = [c.value for c in at.code]
+    assert details and details[0] not in msg  # the decoder's own words, inside "Details"
+    assert _shown(at) == 0
+
+
 @needs_data
 def test_out_of_range_index_is_refused_with_a_message() -> None:
     at = _app()
