@@ -635,10 +635,13 @@ def maps_on_photo_figure(
         ax = "" if k == 0 else str(k + 1)
         x_dom = [c * (width + hgap), c * (width + hgap) + width]
         y_dom = [1 - r * (height + vgap) - height, 1 - r * (height + vgap)]
-        layout[f"xaxis{ax}"] = dict(domain=x_dom, range=[-0.5, W - 0.5], showticklabels=False, showgrid=False,
-                                    zeroline=False, constrain="domain", anchor=f"y{ax}")
-        layout[f"yaxis{ax}"] = dict(domain=y_dom, range=[H - 0.5, -0.5], showticklabels=False, showgrid=False,
-                                    zeroline=False, constrain="domain", anchor=f"x{ax}", scaleanchor=f"x{ax}")
+        # autorange off explicitly: a template that turns it on would stretch the axes to the cells that overhang
+        # the photo's edge (a cell is centred on its receptive field, so the outer cells reach past the picture)
+        layout[f"xaxis{ax}"] = dict(domain=x_dom, range=[-0.5, W - 0.5], autorange=False, showticklabels=False,
+                                    showgrid=False, zeroline=False, constrain="domain", anchor=f"y{ax}")
+        layout[f"yaxis{ax}"] = dict(domain=y_dom, range=[H - 0.5, -0.5], autorange=False, showticklabels=False,
+                                    showgrid=False, zeroline=False, constrain="domain", anchor=f"x{ax}",
+                                    scaleanchor=f"x{ax}")
         title = photo_title if p is None else p.title
         layout["annotations"].append(dict(text=title, x=sum(x_dom) / 2, y=y_dom[1], xref="paper", yref="paper",
                                           xanchor="center", yanchor="bottom", showarrow=False, font=dict(size=12)))
@@ -648,12 +651,16 @@ def maps_on_photo_figure(
             z = np.asarray(p.grid, dtype=np.float64)
             if z.ndim != 2:
                 raise ValueError(f"expected a 2-D map, got shape {z.shape}")
+            # cell edges, the outer ones clipped to the photo: a cell centred on its receptive field reaches past
+            # the picture's edge, and not every plotly.js build clips a heatmap to a shrunk (constrained) axis
+            xe = np.clip(p.x0 + p.dx * (np.arange(z.shape[1] + 1) - 0.5), -0.5, W - 0.5)
+            ye = np.clip(p.y0 + p.dy * (np.arange(z.shape[0] + 1) - 0.5), -0.5, H - 0.5)
             data.append(dict(
-                type="heatmap", z=z, x0=p.x0, dx=p.dx, y0=p.y0, dy=p.dy, zmin=vmin, zmax=vmax, zauto=False,
+                type="heatmap", z=z, x=xe, y=ye, zmin=vmin, zmax=vmax, zauto=False,
                 colorscale=colorscale, opacity=alpha, zsmooth=False if cells else "best",
                 showscale=k == len(panels) - 1, name=p.title, xaxis=f"x{ax}", yaxis=f"y{ax}",
                 colorbar=dict(thickness=12, len=min(0.9, 1.2 / rows), title=dict(text=colorbar_title, side="right")),
-                hovertemplate="x %{x:.0f}, y %{y:.0f} px<br>value %{z:.4g}<extra>" + p.title + "</extra>"))
+                hovertemplate="value %{z:.4g}<extra>" + p.title + "</extra>"))
         if box is not None:
             bx0, by0, bx1, by1 = (float(v) for v in box)
             layout["shapes"].append(dict(type="rect", x0=bx0 - 0.5, y0=by0 - 0.5, x1=bx1 - 0.5, y1=by1 - 0.5,

@@ -242,13 +242,14 @@ def test_compare_draws_and_exports_the_registered_map(monkeypatch: pytest.Monkey
     crop = images.crop_box(images.load_image(images.demo_images()["grace_hopper"].read_bytes()).image.size,
                            "tiny_resnet26")
     x, y = crop.to_image(32 + 0.5, 16 + 0.5)  # model-input pixel (16, 32) -> photo (pixel centres at integers)
-    assert (heat["y0"] + 1 * heat["dy"], heat["x0"] + 2 * heat["dx"]) == pytest.approx((y - 0.5, x - 0.5))
-    assert (heat["dy"], heat["dx"]) == pytest.approx((16 / crop.scale[1], 16 / crop.scale[0]))  # a cell: 16 px
+    cy, cx = _centres(heat)
+    assert (cy[1], cx[2]) == pytest.approx((y - 0.5, x - 0.5))
+    assert (cy[2] - cy[1], cx[2] - cx[1]) == pytest.approx((16 / crop.scale[1], 16 / crop.scale[0]))  # a cell: 16 px
     at.radio(key="compare_display").set_value("smooth").run()
     smooth, heat = _figure_map(at)  # 'smooth': the map sampled (cam.register_to_photo) on a display grid
     k = np.unravel_index(int(np.nanargmax(smooth)), smooth.shape)
-    assert (heat["y0"] + k[0] * heat["dy"], heat["x0"] + k[1] * heat["dx"]) == pytest.approx((y - 0.5, x - 0.5),
-                                                                                         abs=heat["dx"])
+    cy, cx = _centres(heat)
+    assert (cy[k[0]], cx[k[1]]) == pytest.approx((y - 0.5, x - 0.5), abs=cx[1] - cx[0])
     at.radio(key="compare_display").set_value("cells").run()
     files = _downloads(seen)
     assert sorted(files) == ["Figure (PNG)", "Maps (.npz)", "Numbers (CSV)"]
@@ -273,6 +274,12 @@ def _array(v: object) -> np.ndarray:
     return np.asarray(v, dtype=np.float64)
 
 
+def _centres(heat: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Cell centres (rows, columns) of a heatmap drawn with cell edges (outer edges clipped to the picture)."""
+    ye, xe = _array(heat["y"]), _array(heat["x"])
+    return (ye[1:] + ye[:-1]) / 2, (xe[1:] + xe[:-1]) / 2
+
+
 def _figure_map(at: AppTest, k: int = 0) -> tuple[np.ndarray, dict]:
     spec = json.loads(at.get("plotly_chart")[k].proto.spec)
     heat = next(t for t in spec["data"] if t["type"] == "heatmap")
@@ -291,7 +298,9 @@ def test_compare_with_a_box_scores_the_registered_map_beside_its_baselines(monke
     ref = tent(16, 32)
     z, heat = _figure_map(at)
     np.testing.assert_allclose(z, ref, atol=1e-12)
-    assert (heat["x0"], heat["dx"], heat["y0"], heat["dy"]) == (0, 1, 0, 1)
+    cy, cx = _centres(heat)
+    np.testing.assert_allclose(cx, np.arange(SIZE))
+    np.testing.assert_allclose(cy, np.arange(SIZE))
     sigma, note = cached.centre_prior_sigma()
     g = gaussian(sigma)
     x0, y0, x1, y1 = box
@@ -325,7 +334,9 @@ def test_compare_val_image_caption_has_the_fitted_baselines() -> None:
 
     rf = erf.tap_rf_info(res2net.create_model("tiny_resnet26", pretrained=False), "layer2.1")
     assert z.shape == (8, 8)  # the default block's cells, each drawn at its receptive-field centre on the photo
-    assert (heat["y0"], heat["dy"], heat["x0"], heat["dx"]) == (*rf.start[:1], rf.jump[0], rf.start[1], rf.jump[1])
+    cy, cx = _centres(heat)  # interior cells: at start + stride·i on the 64 px photo (= the model input)
+    assert (cy[1], cy[2] - cy[1], cx[1], cx[2] - cx[1]) == (rf.start[0] + rf.jump[0], rf.jump[0],
+                                                            rf.start[1] + rf.jump[1], rf.jump[1])
     at.radio(key="compare_display").set_value("smooth").run()
     z, _ = _figure_map(at)
     assert z.shape == (SIZE, SIZE)  # or as the registered full-resolution map, never a stretched grid
@@ -351,7 +362,8 @@ def test_scales_overlays_the_registered_branch_map(monkeypatch: pytest.MonkeyPat
     crop = images.crop_box(images.load_image(images.demo_images()["grace_hopper"].read_bytes()).image.size,
                            "tiny_res2net26_4s")
     x, y = crop.to_image(16 + 0.5, 32 + 0.5)
-    assert (branch2["y0"] + i * branch2["dy"], branch2["x0"] + j * branch2["dx"]) == pytest.approx((y - 0.5, x - 0.5))
+    cy, cx = _centres(branch2)
+    assert (cy[i], cx[j]) == pytest.approx((y - 0.5, x - 0.5))
     assert np.unravel_index(int(np.argmax(tent(32, 16))), (SIZE, SIZE)) == (32, 16)
 
 
