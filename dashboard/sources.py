@@ -93,7 +93,8 @@ def uploaded(key: str) -> Source | None:
     """
     widget = f"{key}_upload"
     up = st.file_uploader(UPLOAD_LABEL, key=widget, on_change=_keep_upload, args=(widget,),
-                          help="Other files are refused with the reason. " + ", ".join(UPLOAD_TYPES) + ".")
+                          help="Any file can be chosen: one that is not a usable image is refused with the reason. "
+                               "Extensions read: " + ", ".join(UPLOAD_TYPES) + ".")
     if up is not None:
         return Source(up.name, up.getvalue())
     kept = st.session_state.get(UPLOADED)
@@ -105,7 +106,7 @@ def uploaded(key: str) -> Source | None:
     return None
 
 
-def validated(source: Source | None):  # noqa: ANN201  (LoadedImage | None)
+def validated(source: Source | None) -> images.LoadedImage | None:
     """Decode ``source``; a bad image shows its specific message and stops the page (no traceback)."""
     if source is None:
         return None
