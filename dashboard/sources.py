@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import streamlit as st
 
 from dashboard import cached
-from dashboard.state import UPLOAD_TYPES
 from res2net import images
 
 PICKED = "picked_image"  # session-state key: (label, bytes, box | None), set by galleries or tests
@@ -93,8 +92,7 @@ def uploaded(key: str) -> Source | None:
     """
     widget = f"{key}_upload"
     up = st.file_uploader(UPLOAD_LABEL, key=widget, on_change=_keep_upload, args=(widget,),
-                          help="Any file can be chosen: one that is not a usable image is refused with the reason. "
-                               "Extensions read: " + ", ".join(UPLOAD_TYPES) + ".")
+                          help="Any file can be chosen: one that is not a usable image is refused with the reason.")
     if up is not None:
         return Source(up.name, up.getvalue())
     kept = st.session_state.get(UPLOADED)

@@ -19,7 +19,6 @@ if str(REPO_ROOT) not in sys.path:  # `streamlit run dashboard/app.py` only puts
 DEFAULT_PAIR = ("tiny_resnet26", "tiny_res2net26_4s")
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024  # matches server.maxUploadSize in .streamlit/config.toml
 MAX_PIXELS = 40_000_000  # larger images are refused before decoding (decompression bombs)
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif"]
 
 BRANCH_NOTE = (
     "**Branch order** follows the code: branch 0 is the conv branch with the smallest receptive field, "
@@ -109,9 +108,3 @@ def show_exception(exc: BaseException, what: str = "This step") -> None:
              "another page, or reload this one.")
     with st.expander("Technical details"):
         st.code("".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-6000:], language="text")
-
-
-def user_message(exc: BaseException) -> str:
-    """The message of an expected error (bad image, unavailable weights), without the exception class name."""
-    text = str(exc).strip()
-    return text.strip("'\"") or type(exc).__name__
