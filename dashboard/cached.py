@@ -122,11 +122,18 @@ def weights_label(loaded: LoadedModel) -> str:
 # ---------------------------------------------------------------- images
 def decode_image(data: bytes) -> images.LoadedImage:
     """Decode and validate uploaded bytes, kept at most ``KEEP_PIXELS`` large; raises the package's ImageError with
-    a user-readable message."""
-    def decode() -> images.LoadedImage:
-        return images.load_image(data, max_bytes=MAX_UPLOAD_BYTES, max_pixels=MAX_PIXELS, keep_pixels=KEEP_PIXELS)
+    a user-readable message. The refusal is cached too, so a bad file is not decoded again on every rerun."""
+    def decode() -> images.LoadedImage | images.ImageError:
+        try:
+            return images.load_image(data, max_bytes=MAX_UPLOAD_BYTES, max_pixels=MAX_PIXELS,
+                                     keep_pixels=KEEP_PIXELS)
+        except images.ImageError as exc:
+            return exc.with_traceback(None)
 
-    return shared(("image", image_key(data)), "Decoding the image", decode)
+    out = shared(("image", image_key(data)), "Decoding the image", decode)
+    if isinstance(out, images.ImageError):  # a fresh copy: the cached one must not collect every raise's frames
+        raise type(out)(out.message, out.detail) from None
+    return out
 
 
 def model_input(data: bytes, name: str, mode: str = "center_crop") -> torch.Tensor:

@@ -314,7 +314,7 @@ def test_rejected_file_after_a_good_one_leaves_no_cams() -> None:
     assert _shown(at) == 0 and not at.get("download_button")
 
 
-def test_decoder_text_of_a_corrupt_upload_is_folded_away() -> None:
+def test_decoder_text_of_a_corrupt_upload_is_folded_away(monkeypatch: pytest.MonkeyPatch) -> None:
     data = _encoded(_smooth(300, 300), "JPEG", quality=95)[:1500]  # cut short: the decoder complains
     at = _upload(_app(), "cut.jpg", data)
     _clean(at)
@@ -323,6 +323,13 @@ def test_decoder_text_of_a_corrupt_upload_is_folded_away() -> None:
     details = [c.value for c in at.code]
     assert details and details[0] not in msg  # the decoder's own words, inside "Details"
     assert _shown(at) == 0
+    import res2net.images
+
+    calls = []
+    real = res2net.images.load_image
+    monkeypatch.setattr(res2net.images, "load_image", lambda *a, **k: calls.append(1) or real(*a, **k))
+    at.run()  # a rerun (any widget change) shows the refusal again without decoding the file again
+    assert calls == [] and "truncated" in at.error[0].value
 
 
 @needs_data
