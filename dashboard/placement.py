@@ -124,7 +124,10 @@ def photo_map(model: nn.Module, tap: str, raw: np.ndarray, crop: images.CropBox,
         # model-input pixel centre u (integers) -> photo pixel centre: (u + 0.5) / s + left - 0.5
         x0 = (rf.start[1] + 0.5) / sx + crop.box[0] - 0.5
         y0 = (rf.start[0] + 0.5) / sy + crop.box[1] - 0.5
-        return plots.PhotoMap(np.asarray(raw, dtype=np.float64), x0, rf.jump[1] / sx, y0, rf.jump[0] / sy, title)
+        left, top = crop.box[0] - 0.5, crop.box[1] - 0.5  # model-input edge -0.5 on the photo
+        seen = (left, top, left + crop.size / sx, top + crop.size / sy)
+        return plots.PhotoMap(np.asarray(raw, dtype=np.float64), x0, rf.jump[1] / sx, y0, rf.jump[0] / sy, title,
+                              seen)
     f = min(1.0, display_side / max(w, h))
     ow, oh = max(1, round(w * f)), max(1, round(h * f))
     grid = cam.register_to_photo(model, tap, np.asarray(raw, dtype=np.float64), crop, out_size=(ow, oh))

@@ -574,7 +574,8 @@ def png_data_uri(image_uint8: np.ndarray, max_side: int | None = None, *, jpeg_q
 @dataclass(frozen=True)
 class PhotoMap:
     """A map to draw on the photo: cell (i, j) of ``grid`` centred at photo point (x0 + dx·j, y0 + dy·i) (pixel
-    centres at integers), each cell dx × dy photo pixels, and the panel's title."""
+    centres at integers), each cell dx × dy photo pixels, and the panel's title. ``seen``: the part of the photo the
+    model input showed; the outer cells are stretched or cut to its edges, as registration extends edge values."""
 
     grid: np.ndarray
     x0: float
@@ -582,6 +583,9 @@ class PhotoMap:
     y0: float
     dy: float
     title: str
+    seen: tuple[float, float, float, float] | None = None  # (left, top, right, bottom) the model saw, photo px
+
+
 
 
 def maps_on_photo_figure(
@@ -653,8 +657,11 @@ def maps_on_photo_figure(
                 raise ValueError(f"expected a 2-D map, got shape {z.shape}")
             # cell edges, the outer ones clipped to the photo: a cell centred on its receptive field reaches past
             # the picture's edge, and not every plotly.js build clips a heatmap to a shrunk (constrained) axis
-            xe = np.clip(p.x0 + p.dx * (np.arange(z.shape[1] + 1) - 0.5), -0.5, W - 0.5)
-            ye = np.clip(p.y0 + p.dy * (np.arange(z.shape[0] + 1) - 0.5), -0.5, H - 0.5)
+            xe = p.x0 + p.dx * (np.arange(z.shape[1] + 1) - 0.5)
+            ye = p.y0 + p.dy * (np.arange(z.shape[0] + 1) - 0.5)
+            if p.seen is not None:
+                xe[0], ye[0], xe[-1], ye[-1] = p.seen
+            xe, ye = np.clip(xe, -0.5, W - 0.5), np.clip(ye, -0.5, H - 0.5)
             data.append(dict(
                 type="heatmap", z=z, x=xe, y=ye, zmin=vmin, zmax=vmax, zauto=False,
                 colorscale=colorscale, opacity=alpha, zsmooth=False if cells else "best",

@@ -279,3 +279,19 @@ def test_csv_header_union_and_exact_floats() -> None:
     assert float(back[0]["energy"]) == 0.1 + 0.2 and back[0]["iou"] == "" and back[0]["n"] == "4"
     assert float(back[1]["energy"]) == 1e-9 and float(back[1]["iou"]) == 0.5
     assert P.rows_to_csv_bytes([]) == b""
+
+
+def test_maps_on_photo_cells_sit_at_their_centres_and_fill_what_the_model_saw() -> None:
+    photo = np.zeros((64, 80, 3), dtype=np.uint8)
+    grid = RNG.random((8, 8))
+    seen = (7.5, -0.5, 71.5, 63.5)  # a centre crop: the model saw columns 8..71 of the photo
+    fig = P.maps_on_photo_figure(photo, [P.PhotoMap(grid, 8.0, 8.0, 0.0, 8.0, "m", seen)], vmin=0.0, vmax=1.0)
+    heat = next(t for t in fig.data if t.type == "heatmap")
+    xe, ye = np.asarray(heat.x), np.asarray(heat.y)
+    np.testing.assert_allclose(xe, [7.5, 12, 20, 28, 36, 44, 52, 60, 71.5])  # inner edges halfway between centres
+    np.testing.assert_allclose(ye, [-0.5, 4, 12, 20, 28, 36, 44, 52, 63.5])
+    np.testing.assert_array_equal(np.asarray(heat.z), grid)
+    assert heat.zmin == 0.0 and heat.zmax == 1.0 and heat.showscale
+    assert fig.layout.yaxis2.range == (63.5, -0.5) and fig.layout.yaxis2.autorange is False
+    with pytest.raises(ValueError, match="vmin < vmax"):
+        P.maps_on_photo_figure(photo, [P.PhotoMap(grid, 0, 8, 0, 8, "m")], vmin=1.0, vmax=1.0)
