@@ -49,6 +49,10 @@ def nbytes(value: object) -> int:
     return 64  # numbers, None, small objects
 
 
+class _Abandoned(Exception):
+    """The computation a waiter was sharing stopped without a result or an error of its own."""
+
+
 @dataclasses.dataclass
 class _Entry:
     value: object
@@ -60,7 +64,8 @@ class ByteBudgetCache:
     """Least-recently-used cache holding at most ``max_bytes`` of values, each for at most ``ttl_s`` seconds.
 
     A value larger than the whole budget is returned but not kept. Thread-safe; a computation that raises is not
-    cached, and sessions waiting on it receive the same exception.
+    cached, and sessions waiting on it receive the same exception; one interrupted by a ``BaseException`` that is
+    not an ``Exception`` (a session's rerun) is taken over by a waiting session.
     """
 
     def __init__(self, max_bytes: int, ttl_s: float) -> None:
@@ -115,13 +120,17 @@ class ByteBudgetCache:
                 owner = False
                 self.hits += 1
         if not owner:
-            return running.result()
+            try:
+                return running.result()
+            except _Abandoned:  # the session computing it was interrupted (a rerun): compute it here instead
+                return self.get_or_compute(key, compute)
         try:
             value = compute()
         except BaseException as exc:
             with self._lock:
                 del self._running[key]
-            running.set_exception(exc)
+            # an error reaches every waiter; an interruption (not an Exception) is the owner's alone
+            running.set_exception(exc if isinstance(exc, Exception) else _Abandoned())
             raise
         self._store(key, value)
         running.set_result(value)

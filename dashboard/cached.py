@@ -41,25 +41,33 @@ def image_key(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def _heavy(what: str, fn: Callable[[], T]) -> T:
-    """Run ``fn`` in a slot of the compute gate; while it waits the page says how many go first."""
-    box = st.empty()
-
-    def waiting(ahead: int) -> None:
-        box.info(f"{what}: queued ({ahead} ahead); other users' analyses run first.", icon=":material/hourglass_top:")
-
-    try:
-        with compute.gate().slot(waiting, priority=state.run_started()):
-            box.caption(f"{what}…")
-            return fn()
-    finally:
-        box.empty()
-
-
 def shared(key: tuple, what: str, compute_it: Callable[[], T]) -> T:
     """``compute_it()``'s result under ``key`` (start it with the function's name, include the image digest and
-    every setting) in the server's byte-bounded cache; computed in a compute-gate slot, once for all sessions."""
-    return RESULTS.get_or_compute(key, lambda: _heavy(what, compute_it))
+    every setting) in the server's byte-bounded cache; computed in a compute-gate slot, once for all sessions.
+
+    While it waits for a slot the page says how many go first. The notice is cleared only after the result is
+    stored, so a rerun requested meanwhile (raised by Streamlit at the next page update) never loses a result.
+    """
+    boxes: list = []
+
+    def gated() -> T:
+        def waiting(ahead: int) -> None:
+            if not boxes:
+                boxes.append(st.empty())
+            boxes[0].info(f"{what}: queued ({ahead} ahead); other users' analyses run first.",
+                          icon=":material/hourglass_top:")
+
+        with compute.gate().slot(waiting, priority=state.run_started()):
+            if not boxes:
+                boxes.append(st.empty())
+            boxes[0].caption(f"{what}…")
+            return compute_it()
+
+    try:
+        return RESULTS.get_or_compute(key, gated)
+    finally:
+        if boxes:
+            boxes[0].empty()
 
 
 def _read_only(a: np.ndarray) -> np.ndarray:

@@ -103,6 +103,40 @@ def test_a_failed_computation_is_not_cached_and_reaches_every_waiter() -> None:
     assert cache.get_or_compute("bad", lambda: np.zeros(3)).shape == (3,)  # tried again, not remembered
 
 
+class _Rerun(BaseException):
+    """Stands in for Streamlit's rerun request, which interrupts a session's script."""
+
+
+def test_a_computation_interrupted_by_its_session_is_taken_over_by_a_waiter() -> None:
+    cache = budget.ByteBudgetCache(max_bytes=10_000, ttl_s=60)
+    started, release = threading.Event(), threading.Event()
+
+    def interrupted() -> np.ndarray:
+        started.set()
+        release.wait(10)
+        raise _Rerun
+
+    outcome = []
+
+    def owner() -> None:
+        try:
+            cache.get_or_compute("k", interrupted)
+        except _Rerun:
+            outcome.append("owner interrupted")
+
+    first = threading.Thread(target=owner)
+    first.start()
+    started.wait(10)
+    second = threading.Thread(target=lambda: outcome.append(cache.get_or_compute("k", lambda: np.arange(3))))
+    second.start()
+    time.sleep(0.2)
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert outcome[0] == "owner interrupted" and list(outcome[1]) == [0, 1, 2]
+    assert "k" in cache
+
+
 def test_budget_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(budget.ENV_BUDGET_MB, "64")
     monkeypatch.setenv(budget.ENV_TTL_S, "90")
