@@ -242,16 +242,16 @@ def _run_interval(values: Sequence[float]) -> dict:
 
 
 def scale_sweep(res: dict, arrays: dict, names: Sequence[str], seeds: Sequence[int], verdict_layer: str) -> dict:
-    """Top-1, localisation (energy, coverage at the verdict stage's output, all images) and 50% ERF radius against
-    s, intervals over runs, beside the paper's top-1 for its scale ablation."""
+    """Top-1, localisation (energy, coverage at the verdict stage's output, all images with a finite score) and 50%
+    ERF radius against s, intervals over runs, beside the paper's top-1 for its scale ablation."""
     rows = []
     for name in names:
         entry = res["models"][name]
         s = entry["scale"]
         tap = entry["taps"][verdict_layer]["output"]
         top1 = _run_interval([r["top1"] for r in entry["runs"]])
-        loc = {m: _run_interval([float(arrays[f"{name}/seed{sd}/{tap}/{m}"].astype(np.float64).mean())
-                                 for sd in seeds]) for m in ("energy", "coverage")}
+        loc = {m: _run_interval([float(np.nanmean(arrays[f"{name}/seed{sd}/{tap}/{m}"].astype(np.float64)))
+                                 for sd in seeds]) for m in ("energy", "coverage")}  # NaN: an all-zero map
         erf = next((r for r in res["erf"] if r["model"] == name and r["weights"] == "trained" and r["tap"] == tap),
                    None)
         rows.append({"model": name, "scale": s, "top1": top1, "energy": loc["energy"], "coverage": loc["coverage"],

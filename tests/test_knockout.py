@@ -132,7 +132,7 @@ def test_scale_sweep_intervals_over_runs_by_hand() -> None:
         res["erf"].append({"model": name, "weights": "trained", "tap": "layer3.1", "radius_50": 3.0,
                            "radius_50_low": 2.0, "radius_50_high": 4.0})
         for sd in range(3):
-            arrays[f"{name}/seed{sd}/layer3.1/energy"] = np.array([0.1 * (sd + 1), 0.3])
+            arrays[f"{name}/seed{sd}/layer3.1/energy"] = np.array([0.1 * (sd + 1), 0.3, np.nan])  # NaN: zero map
             arrays[f"{name}/seed{sd}/layer3.1/coverage"] = np.array([0.5, 0.5])
     out = K.scale_sweep(res, arrays, ["b", "a"], [0, 1, 2], "layer3")
     a, b = out["rows"]
