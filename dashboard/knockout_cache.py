@@ -30,10 +30,7 @@ def model_branch_means(name: str, device: str, weights: str) -> dict[str, torch.
         train = data.load_split("train")
     except data.DataError:
         return None
-    idx = knockout.even_indices(len(train), knockout.MEAN_IMAGES)
-    spec = res2net.get_spec(name)
-    x = (train.images[idx].float() / 255.0 - torch.tensor(spec.mean).view(1, 3, 1, 1)) / torch.tensor(
-        spec.std).view(1, 3, 1, 1)
+    x = knockout.train_images(train, name)
     return branch_means(cached.get_model(name, device, weights), x.to(device))
 
 

@@ -31,9 +31,10 @@ from .ablate import ablate, branch_means
 from .cam import compute_cams, register_all
 from .data import Split, load_split
 from .taps import block_infos
+from .train import normalizer
 
 __all__ = ["KNOCKOUT_IMAGES", "MEAN_IMAGES", "KNOCKOUT_METRICS", "PAPER_SCALE_TOP1", "study_blocks", "score_pass",
-           "block_knockout", "run_study", "summarise_study", "scale_sweep"]
+           "block_knockout", "train_images", "run_study", "summarise_study", "scale_sweep"]
 
 KNOCKOUT_IMAGES = 500  # evenly spaced val images scored under every lesion (every class represented)
 MEAN_IMAGES = 2000  # evenly spaced train images whose branch means replace a knocked-out branch
@@ -92,10 +93,13 @@ def block_knockout(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
 
 
 def _normalised(split: Split, idx: torch.Tensor, name: str) -> torch.Tensor:
-    spec = get_spec(name)
-    mean = torch.tensor(spec.mean).view(1, 3, 1, 1)
-    std = torch.tensor(spec.std).view(1, 3, 1, 1)
+    mean, std = normalizer(name, torch.device("cpu"))
     return (split.images[idx].float() / 255.0 - mean) / std
+
+
+def train_images(train: Split, name: str, n: int = MEAN_IMAGES) -> torch.Tensor:
+    """The ``n`` evenly spaced training images whose branch means a 'mean' knock-out uses, normalised for ``name``."""
+    return _normalised(train, even_indices(len(train), n), name)
 
 
 def even_indices(n: int, k: int) -> torch.Tensor:

@@ -25,7 +25,7 @@ branch_note()
 def top5_rows(before: np.ndarray, after: np.ndarray, names: list[str]) -> list[dict]:
     """The union of both top-5 lists with each class's probability before and after the knock-out."""
     ks = list(dict.fromkeys([*np.argsort(-before)[:5].tolist(), *np.argsort(-after)[:5].tolist()]))
-    rank_a = {int(k): r + 1 for r, k in enumerate(np.argsort(-after)[:5])}
+    rank_a = {int(k): str(r + 1) for r, k in enumerate(np.argsort(-after)[:5])}
     return [{"class": names[k] if k < len(names) else f"class {k}", "p intact": round(float(before[k]), 4),
              "p knocked out": round(float(after[k]), 4), "change": round(float(after[k] - before[k]), 4),
              "rank after": rank_a.get(int(k), ">5")} for k in ks]
