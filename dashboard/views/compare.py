@@ -115,7 +115,8 @@ for size, how in sizes_note:
     who = ", ".join(f"`{n}`" for n in names if crops[n].size == size)
     verb = {"center_crop": "resized and centre-cropped", "resize": "resized (squeezed)", "pad": "padded and resized"}
     st.caption(f"Your photo ({W}×{H} px) was {verb.get(how, how)} to the model's {size}×{size} px input for {who}; "
-               "maps are computed there and drawn back on the photo at its own resolution.")
+               "maps are computed there and drawn back in the photo's own pixel frame (sent to the browser at most "
+               f"{photos.DISPLAY_SIDE} px a side).")
 for n in names:
     for w in images.preprocess_warnings(image.image.size, n, mode):
         st.caption(f"`{n}`: {w}")
