@@ -181,3 +181,26 @@ def test_the_view_knocks_out_on_a_users_image_and_toggling_back_recomputes_nothi
     sums = [c.value for c in at.caption if "Sum check" in c.value]
     err = float(re.search(r"block map\| = \*\*([0-9.e+-]+)\*\*", sums[0]).group(1))
     assert err < 1e-4
+
+
+def test_the_claims_page_shows_the_shipped_knockout_verdicts(one_thread) -> None:
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    from res2net.results import load_results
+
+    root = Path(__file__).resolve().parent.parent
+    res = load_results(root / "assets" / "results" / "tiny_imagenet_100.json")
+    assert {c["model"] for c in res["knockout"]["claims"]} == {"tiny_res2net26_4s", "tiny_res2net26_8s"}
+    at = AppTest.from_file(str(root / "dashboard" / "app.py"), default_timeout=300)
+    at.session_state["device"] = "cpu"
+    at.run()
+    at.switch_page("views/claims.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "4 · Branch knock-out and the scale sweep" in [s.value for s in at.subheader]
+    table = next(d.value for d in at.dataframe if "claim" in d.value.columns and "contrast" in d.value.columns)
+    assert list(table["claim"]) == [c["id"] for c in res["knockout"]["claims"]]
+    assert all(str(v).endswith(c["verdict"]) for v, c in zip(table["verdict"], res["knockout"]["claims"], strict=True))
+    sweep = [r["scale"] for r in res["scale_sweep"]["rows"]]
+    assert sweep == [1, 2, 4, 8]
