@@ -20,6 +20,7 @@ import json
 import math
 import os
 import sys
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,9 +30,9 @@ import torch
 
 from . import create_model, get_spec, list_models
 from . import localize as L
-from .cam import compute_cams, register_all
+from .cam import compute_cams, register_all, sample_at_centres
 from .data import Split, default_data_dir, load_split, read_box_array
-from .erf import compute_erf, erf_metrics, radius_samples
+from .erf import compute_erf, erf_metrics, radius_samples, tap_rf_info
 from .results import SCHEMA_VERSION, image_scores_path, save_image_scores
 from .taps import block_infos
 from .train import evaluate_split, normalizer
@@ -597,44 +598,89 @@ def union_masks(boxes: list[list[tuple[int, int, int, int]]], size: tuple[int, i
     return out
 
 
-def _best_iou_curve(m: np.ndarray, gts: list[tuple[int, int, int, int]]) -> np.ndarray:
-    """Per MaxBoxAcc threshold: the best IoU over ``gts`` of the box around the largest component of the min-max
-    normalised map (``localize.iou_curve`` with one component search per threshold for all boxes)."""
+def _largest_components(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per (H, W) mask of a (K, H, W) stack: the (x0, y0, x1, y1) box of its largest 8-connected component and
+    whether it has one. Ties go to the component cv2 labels first, as ``argmax`` over one mask's labels does.
+
+    One component search over the masks' occupied rows stacked into one image, each mask's rows from an even row
+    of the mask onto an even row of the stack (cv2 scans 2x2 blocks in raster order and numbers components by the
+    block it meets first, so a mask's components keep their order) and a zero row before the next mask's."""
     import cv2
 
+    k, h, w = masks.shape
+    rows = masks.any(2)
+    has = rows.any(1)
+    top = rows.argmax(1) // 2 * 2
+    bottom = h - rows[:, ::-1].argmax(1)
+    pitch = np.where(has, bottom - top + 1, 0)
+    pitch += pitch % 2
+    start = np.concatenate([[0], np.cumsum(pitch)])
+    out = np.zeros((k, 4))
+    found = np.zeros(k, dtype=bool)
+    per_call = 1 << 22  # pixels of the stacked image per call: a few MB of labels
+    first = 0
+    while first < k:
+        last = max(first + 1, int(np.searchsorted(start, start[first] + per_call // w, "right")) - 1)
+        last = min(last, k)
+        big = np.zeros((int(start[last] - start[first]), w), dtype=np.uint8)
+        for i in range(first, last):
+            if has[i]:
+                at = int(start[i] - start[first])
+                big[at:at + bottom[i] - top[i]] = masks[i, top[i]:bottom[i]]
+        # Grana's block-based algorithm: the same labels and stats as cv2's default here, found faster
+        _, _, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(big, 8, cv2.CV_32S, cv2.CCL_GRANA)
+        x, y, bw, bh, area = stats[1:].T.astype(np.int64)
+        which = first + np.searchsorted(start[first + 1:last + 1] - start[first], y, "right")
+        y = y - (start[which] - start[first]) + top[which]
+        order = np.lexsort((np.arange(len(area)), -area, which))  # per mask: largest area, then first label
+        if len(order):
+            pick = order[np.r_[True, which[order][1:] != which[order][:-1]]]
+            m = which[pick]
+            out[m] = np.stack([x[pick], y[pick], x[pick] + bw[pick], y[pick] + bh[pick]], 1)
+            found[m] = True
+        first = last
+    return out, found
+
+
+def _iou_curves(maps: np.ndarray, boxes: list[list[tuple[int, int, int, int]]]) -> np.ndarray:
+    """(N, thresholds): per MaxBoxAcc threshold, the best IoU over an image's boxes of the box around the largest
+    component of its min-max normalised map (``localize.iou_curve``, with one box per image); 0 for a flat map."""
     thr = L.BOXACC_THRESHOLDS
-    lo, hi = m.min(), m.max()
-    if hi <= lo:
-        return np.zeros(len(thr))
-    masks = (((m - lo) / (hi - lo))[None] >= thr[:, None, None]).astype(np.uint8)
-    pred = np.zeros((len(thr), 4))
-    found = np.zeros(len(thr), dtype=bool)
-    for k in range(len(thr)):
-        _, _, stats, _ = cv2.connectedComponentsWithStats(masks[k], connectivity=8)
-        if len(stats) > 1:
-            x, y, w, h, _ = stats[1 + int(stats[1:, 4].argmax())]
-            pred[k], found[k] = (x, y, x + w, y + h), True
-    g = np.asarray(gts, dtype=np.float64).reshape(-1, 4)
-    ix = np.clip(np.minimum(pred[:, None, 2], g[None, :, 2]) - np.maximum(pred[:, None, 0], g[None, :, 0]), 0, None)
-    iy = np.clip(np.minimum(pred[:, None, 3], g[None, :, 3]) - np.maximum(pred[:, None, 1], g[None, :, 1]), 0, None)
+    n, h, w = maps.shape
+    out = np.zeros((n, len(thr)))
+    lo, hi = maps.min((1, 2)), maps.max((1, 2))
+    ok = np.flatnonzero(hi > lo)
+    if not len(ok):
+        return out
+    norm = (maps[ok] - lo[ok, None, None]) / (hi[ok] - lo[ok])[:, None, None]
+    pred, found = _largest_components((norm[:, None] >= thr[None, :, None, None]).reshape(-1, h, w))
+    pred, found = pred.reshape(len(ok), len(thr), 1, 4), found.reshape(len(ok), len(thr))
+    most = max(len(boxes[i]) for i in ok)
+    g = np.zeros((len(ok), 1, most, 4))  # padded with empty boxes, whose IoU is 0 and never the best
+    for j, i in enumerate(ok):
+        g[j, 0, :len(boxes[i])] = boxes[i]
+    ix = np.clip(np.minimum(pred[..., 2], g[..., 2]) - np.maximum(pred[..., 0], g[..., 0]), 0, None)
+    iy = np.clip(np.minimum(pred[..., 3], g[..., 3]) - np.maximum(pred[..., 1], g[..., 1]), 0, None)
     inter = ix * iy
-    union = ((pred[:, 2] - pred[:, 0]) * (pred[:, 3] - pred[:, 1]))[:, None] + \
-        ((g[:, 2] - g[:, 0]) * (g[:, 3] - g[:, 1]))[None, :] - inter
-    iou = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0).max(1)
-    return np.where(found, iou, 0.0)
+    union = (pred[..., 2] - pred[..., 0]) * (pred[..., 3] - pred[..., 1]) + \
+        (g[..., 2] - g[..., 0]) * (g[..., 3] - g[..., 1]) - inter
+    iou = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0).max(2)
+    out[ok] = np.where(found, iou, 0.0)
+    return out
 
 
-def multi_box_scores(maps: np.ndarray, boxes: list[list[tuple[int, int, int, int]]], full: bool
-                     ) -> dict[str, np.ndarray]:
+def multi_box_scores(maps: np.ndarray, boxes: list[list[tuple[int, int, int, int]]], full: bool,
+                     union: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Per image with one or more boxes: energy over the union of its boxes, pointing hit on any box; with ``full``
     also coverage of the union and the IoU curve of MaxBoxAcc (best box per threshold, as wsolevaluation).
 
-    With one box per image these are ``localize``'s energy_in_box, pointing_game, coverage and iou_curve."""
+    With one box per image these are ``localize``'s energy_in_box, pointing_game, coverage and iou_curve.
+    ``union``: ``union_masks(boxes, size)`` when the caller scores several maps against the same boxes."""
     maps = np.asarray(maps, dtype=np.float64)
     if not np.isfinite(maps).all():
         raise ValueError("the maps contain NaN or infinite values")
     n, h, w = maps.shape
-    union = union_masks(boxes, (h, w))
+    union = union_masks(boxes, (h, w)) if union is None else union
     total = maps.sum((1, 2))
     inside = (maps * union).sum((1, 2))
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -655,7 +701,7 @@ def multi_box_scores(maps: np.ndarray, boxes: list[list[tuple[int, int, int, int
         peak = maps.max((1, 2))
         above = (maps >= L.COVERAGE_THRESHOLD * peak[:, None, None]) & (peak > 0)[:, None, None]
         out["coverage"] = (above & union).sum((1, 2)) / union.sum((1, 2))
-        out["maxboxacc_iou"] = np.stack([_best_iou_curve(maps[i], bs) for i, bs in enumerate(boxes)])
+        out["maxboxacc_iou"] = _iou_curves(maps, boxes)
     return out
 
 
@@ -665,25 +711,42 @@ def _preprocess(images: torch.Tensor, spec: object, device: torch.device) -> tor
     return (images.to(device).float() / 255.0 - mean) / std
 
 
+_PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _tap_plan(model: torch.nn.Module) -> dict[str, tuple[str, tuple, tuple]]:
+    """Per tap scored: its column ``<stage>/<group>`` and its cells' placement (start, jump); found once per model,
+    not per batch (both walk the module graph)."""
+    if model not in _PLANS:
+        groups = stage_taps(model)
+        rf = {t: tap_rf_info(model, t) for gs in groups.values() for t in gs.values()}
+        _PLANS[model] = {t: (f"{stage}/{g}", rf[t].start, rf[t].jump) for stage, gs in groups.items()
+                         for g, t in gs.items()}
+    return _PLANS[model]
+
+
 def _model_stage(model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor
-                 ) -> tuple[dict[str, np.ndarray], dict[str, tuple[str, np.ndarray]]]:
-    """The model's part of a batch: correct / correct5 and each tap's registered Grad-CAM (column, maps)."""
-    groups = stage_taps(model)
-    taps = {t: f"{stage}/{g}" for stage, gs in groups.items() for g, t in gs.items()}
+                 ) -> tuple[dict[str, np.ndarray], list[tuple[str, torch.Tensor, tuple, tuple]], tuple[int, int]]:
+    """The model's part of a batch: correct / correct5, each tap's raw Grad-CAM with its column and placement, and
+    the image size (registration is left to the metric stage, which runs beside the next batch's model pass)."""
+    plan = _tap_plan(model)
     x = _preprocess(images, model.spec, next(model.parameters()).device)
-    cams, logits = compute_cams(model, x, targets=targets, taps=list(taps), return_logits=True)
+    cams, logits = compute_cams(model, x, targets=targets, taps=list(plan), return_logits=True)
     top5 = logits.topk(min(5, logits.shape[1]), 1).indices
     out = {"correct": (top5[:, 0] == targets).numpy(), "correct5": (top5 == targets[:, None]).any(1).numpy()}
-    placed = register_all(model, cams, tuple(images.shape[-2:]))
-    return out, {t: (col, placed[t].double().numpy()) for t, col in taps.items()}
+    return out, [(col, cams[t], start, jump) for t, (col, start, jump) in plan.items()], tuple(images.shape[-2:])
 
 
-def _metric_stage(out: dict[str, np.ndarray], maps: dict[str, tuple[str, np.ndarray]],
-                  boxes: list[list[tuple[int, int, int, int]]]) -> dict[str, np.ndarray]:
-    """The CPU part of a batch (no model): every metric of every tap's maps against the boxes."""
+def _metric_stage(out: dict[str, np.ndarray], cams: list[tuple[str, torch.Tensor, tuple, tuple]],
+                  size: tuple[int, int], boxes: list[list[tuple[int, int, int, int]]]) -> dict[str, np.ndarray]:
+    """The CPU part of a batch (no model): each tap's map placed on the image (``cam.register``) and scored
+    against the boxes with every metric."""
     out = dict(out)
-    for col, m in maps.values():
-        for k, v in multi_box_scores(m, boxes, col.endswith("/output")).items():
+    ys, xs = np.arange(size[0]), np.arange(size[1])
+    union = union_masks(boxes, size)
+    for col, cam, start, jump in cams:
+        m = sample_at_centres(cam, start, jump, ys, xs).double().numpy()
+        for k, v in multi_box_scores(m, boxes, col.endswith("/output"), union).items():
             out[f"{col}/{k}"] = v
     return out
 
@@ -759,11 +822,26 @@ def evaluate_dataset(ds: object, jobs: list[tuple[str, str, Callable[[], torch.n
                      progress: bool = True) -> None:
     """Score every (model, run) job on this rank's share of ``ds``'s fixed batches, writing one shard file per
     batch; batches any rank already finished are skipped (resume)."""
-    from .distributed import Context, Progress, batch_ranges, done_batches, shard_batches
+    import cv2
+
+    from .distributed import Context, batch_ranges, shard_batches
 
     ctx = ctx or Context()
     batches = batch_ranges(len(ds), batch_size)
-    mine = shard_batches(len(batches), ctx.rank, ctx.world)
+    cv2_threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)  # the metrics thread overlaps the model pass: one core for each, not both for OpenCV
+    try:
+        _evaluate_jobs(ds, jobs, shard_dir, batches, shard_batches(len(batches), ctx.rank, ctx.world), workers, ctx,
+                       progress)
+    finally:
+        cv2.setNumThreads(cv2_threads)
+
+
+def _evaluate_jobs(ds: object, jobs: list, shard_dir: Path, batches: list, mine: list[int], workers: int,
+                   ctx: object, progress: bool) -> None:
+    """``evaluate_dataset``'s loop over the jobs: this rank's unfinished batches, decoded in loader workers."""
+    from .distributed import Progress, done_batches
+
     for name, run_label, build in jobs:
         folder = shard_dir / name / run_label
         todo = [b for b in mine if b not in done_batches(folder)]

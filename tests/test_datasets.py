@@ -159,6 +159,27 @@ def test_multi_box_scores_one_box_equals_localize_and_union_by_hand():
     assert multi_box_scores(m, [[(0, 0, 3, 3), (6, 6, 7, 7)]], False)["pointing"][0]
 
 
+def test_maxboxacc_curves_of_a_batch_equal_localize_map_by_map():
+    """The batched MaxBoxAcc search (all maps and thresholds in few component searches) gives localize.iou_curve's
+    numbers map by map and box by box: equal-area ties, odd offsets and heights, flat maps, maps past one call."""
+    rng = np.random.default_rng(1)
+    h, w = 63, 64
+    maps = rng.integers(0, 4, (70, h, w)).astype(np.float64)  # plateaus and many equal-area components
+    maps[1] = 0.0  # flat: scores 0
+    maps[2] = 0.0  # two one-pixel components tie; cv2 labels the one in the upper 2x2 block-row first
+    maps[2, 2, 0] = maps[2, 1, 3] = 1.0
+    maps[3] = 0.0  # the same tie with the occupied rows starting on an odd row of the map
+    maps[3, 4, 0] = maps[3, 3, 5] = maps[3, 4, 9] = 1.0
+    maps[4] = np.add.outer(np.hanning(h), np.hanning(w))  # one smooth blob, its box shrinking with the threshold
+    boxes = [[(int(x), int(y), int(x) + 1 + int(dx), int(y) + 1 + int(dy))
+              for x, y, dx, dy in rng.integers(0, 30, (1 + i % 3, 4))] for i in range(len(maps))]
+    boxes[2], boxes[3] = [(0, 2, 1, 3)], [(0, 4, 1, 5), (9, 4, 10, 5)]  # IoU 1 only if the tie went to the left one
+    got = multi_box_scores(maps, boxes, True)["maxboxacc_iou"]
+    want = np.stack([np.max([L.iou_curve(m, b) for b in bs], 0) for m, bs in zip(maps, boxes, strict=True)])
+    np.testing.assert_array_equal(got, want)
+    assert not want[1].any() and want[4].max() > 0
+
+
 def test_voc_xml_reader_rejects_a_box_without_coordinates(tmp_path, inet):
     root, truth = inet
     copy = tmp_path / "copy"
