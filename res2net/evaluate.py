@@ -30,7 +30,7 @@ import torch
 
 from . import create_model, get_spec, list_models
 from . import localize as L
-from .cam import compute_cams, register_all, sample_at_centres
+from .cam import compute_cams, register_all
 from .data import Split, default_data_dir, load_split, read_box_array
 from .erf import compute_erf, erf_metrics, radius_samples, tap_rf_info
 from .results import SCHEMA_VERSION, image_scores_path, save_image_scores
@@ -711,6 +711,27 @@ def _preprocess(images: torch.Tensor, spec: object, device: torch.device) -> tor
     return (images.to(device).float() / 255.0 - mean) / std
 
 
+def _interp_axis(m: np.ndarray, idx: np.ndarray, axis: int) -> np.ndarray:
+    n = m.shape[axis]
+    c = np.clip(idx, 0, n - 1)
+    i0 = np.minimum(np.floor(c).astype(np.int64), n - 1)
+    i1 = np.minimum(i0 + 1, n - 1)
+    shape = [1] * m.ndim
+    shape[axis] = -1
+    t = (c - i0).astype(m.dtype).reshape(shape)
+    return np.take(m, i0, axis) * (1 - t) + np.take(m, i1, axis) * t
+
+
+def register_maps(cams: torch.Tensor, start: tuple, jump: tuple, size: tuple[int, int]) -> np.ndarray:
+    """``cam.register``'s maps (N, H, W) as float64 numpy: the same interpolation between the cells' receptive-field
+    centres, operation for operation in the maps' float32, with numpy, whose gathers along the last axis are several
+    times faster here than torch's ``index_select``."""
+    m = cams.detach().cpu().numpy()
+    iy = (np.arange(size[0], dtype=np.float64) - float(start[0])) / float(jump[0])
+    ix = (np.arange(size[1], dtype=np.float64) - float(start[1])) / float(jump[1])
+    return _interp_axis(_interp_axis(m, iy, m.ndim - 2), ix, m.ndim - 1).astype(np.float64)
+
+
 _PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -742,10 +763,9 @@ def _metric_stage(out: dict[str, np.ndarray], cams: list[tuple[str, torch.Tensor
     """The CPU part of a batch (no model): each tap's map placed on the image (``cam.register``) and scored
     against the boxes with every metric."""
     out = dict(out)
-    ys, xs = np.arange(size[0]), np.arange(size[1])
     union = union_masks(boxes, size)
     for col, cam, start, jump in cams:
-        m = sample_at_centres(cam, start, jump, ys, xs).double().numpy()
+        m = register_maps(cam, start, jump, size)
         for k, v in multi_box_scores(m, boxes, col.endswith("/output"), union).items():
             out[f"{col}/{k}"] = v
     return out

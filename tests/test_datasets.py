@@ -180,6 +180,24 @@ def test_maxboxacc_curves_of_a_batch_equal_localize_map_by_map():
     assert not want[1].any() and want[4].max() > 0
 
 
+def test_register_maps_places_every_tap_as_cam_register_does():
+    from res2net.cam import compute_cams, register, sample_at_centres
+    from res2net.erf import tap_rf_info
+    from res2net.evaluate import register_maps, stage_taps
+
+    torch.manual_seed(0)
+    model = res2net.create_model("tiny_res2net26_4s")
+    taps = [t for g in stage_taps(model).values() for t in g.values()]
+    cams = compute_cams(model, torch.randn(3, 3, 64, 64), taps=taps)
+    for t in taps:
+        rf = tap_rf_info(model, t)
+        want = register(model, t, cams[t], 64).double().numpy()
+        assert register_maps(cams[t], rf.start, rf.jump, (64, 64)).tobytes() == want.tobytes(), t
+    m = torch.rand(2, 5, 7)  # fractional centres, a non-square image, cells beyond both edges
+    want = sample_at_centres(m, (-3.5, 1.5), (9.0, 6.0), np.arange(50), np.arange(37)).double().numpy()
+    assert register_maps(m, (-3.5, 1.5), (9.0, 6.0), (50, 37)).tobytes() == want.tobytes()
+
+
 def test_voc_xml_reader_rejects_a_box_without_coordinates(tmp_path, inet):
     root, truth = inet
     copy = tmp_path / "copy"
