@@ -41,7 +41,8 @@ def sidebar() -> None:
         st.markdown("**Weights status**")
         online = cached.network_available()
         for name in dict.fromkeys([*state.DEFAULT_PAIR, *(st.session_state.get("compare_models") or [])]):
-            status = cached.weight_status(name)  # the default pair and the models chosen on Compare
+            own = state.local_weights(name)  # this session's own file comes first
+            status = own.label if own is not None else cached.weight_status(name)
             st.caption(f"`{name}`: {'not downloaded (offline)' if status == 'downloadable' and not online else status}")
         if not online:
             st.info("The network is unreachable: the embedded models (trained on Tiny-ImageNet-100, shipped with "

@@ -1,4 +1,5 @@
-"""Cached wrappers around ``res2net``: models per (name, device, weights), results keyed by image bytes and settings.
+"""Cached wrappers around ``res2net``: models per (name, device, weights identity), results keyed by image bytes
+and settings.
 
 Everything a view redraws on a cheap change (opacity, colour scale, branch) comes from these caches, so such
 changes never recompute a CAM, a feature map or an ERF. Decoded images and results live in one cache bounded in
@@ -19,10 +20,10 @@ import numpy as np
 import streamlit as st
 import torch
 
-from dashboard import budget, compute, state
+from dashboard import budget, compute, local_weights, state
 from dashboard.state import MAX_PIXELS, MAX_UPLOAD_BYTES, REPO_ROOT
 from res2net import cam, data, erf, features, images, localize, weights
-from res2net.weights import WeightsError
+from res2net.weights import WeightsError, WeightsUnavailableError
 
 RESULTS_FILE = REPO_ROOT / "assets" / "results" / "tiny_imagenet_100.json"
 # Width (px at 64 px) of the centred Gaussian prior when the train boxes are absent: the value
@@ -70,7 +71,7 @@ def shared(key: tuple, what: str, compute_it: Callable[[], T]) -> T:
             boxes[0].empty()
 
 
-def _read_only(a: np.ndarray) -> np.ndarray:
+def read_only(a: np.ndarray) -> np.ndarray:
     """Cached arrays are shared by every session: nobody may write into them."""
     a.setflags(write=False)
     return a
@@ -79,13 +80,19 @@ def _read_only(a: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- models
 @st.cache_resource(show_spinner="Loading model…", max_entries=8)
 def get_model(name: str, device: str, weights: str) -> torch.nn.Module:
-    """One shared model per (name, device, weights); 'random' is a fixed-seed initialisation."""
+    """One shared model per (name, device, weights identity): 'trained' (the default weights), 'random' (a
+    fixed-seed initialisation) or 'file:<sha256>' (a user's checked file, ``local_weights``)."""
     import res2net
 
     if weights == "random":
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             model = res2net.create_model(name, pretrained=False)
+    elif local_weights.is_local(weights):
+        path = local_weights.path_of(weights)
+        if not path.is_file():
+            raise WeightsUnavailableError(f"the server no longer holds the file {path.name}", filename=path.name)
+        model = res2net.create_model(name, pretrained=path)
     else:
         model = res2net.create_model(name, pretrained=True)
     return model.to(device).eval()
@@ -97,13 +104,26 @@ class LoadedModel:
 
     model: torch.nn.Module
     name: str
-    weights: str  # 'trained' or 'random': what the model actually carries
+    weights: str  # what the model actually carries: 'trained', 'random' or 'file:<sha256>' (a user's file)
     device: str
     note: str | None = None  # why the trained weights could not be loaded (technical: paths, URLs)
+    file: local_weights.LocalWeights | None = None  # the user's file, when ``weights`` names one
+
+    @property
+    def untrained(self) -> bool:
+        return self.weights == "random"
+
+    @property
+    def label(self) -> str:
+        """The weights in words, for pages and exports."""
+        if self.file is not None:
+            return self.file.label
+        return "trained weights" if self.weights == "trained" else "random init (untrained)"
 
 
 def load_model(name: str, weights: str, device: str) -> LoadedModel:
-    """Model ``name`` with the requested ``weights`` ('trained' or 'random') on ``device``; when the trained
+    """Model ``name`` with the requested ``weights`` ('trained' or 'random') on ``device``; 'trained' means this
+    session's own file for the model when it loaded one (Models page), else the default weights; when the trained
     weights cannot be had, the random-init model with the reason.
 
     A failure is remembered in the user's session (not the server), so reruns do not retry a download on every
@@ -111,6 +131,14 @@ def load_model(name: str, weights: str, device: str) -> LoadedModel:
     """
     if weights == "random":
         return LoadedModel(get_model(name, device, "random"), name, "random", device)
+    own = state.local_weights(name)
+    if own is not None:
+        try:
+            return LoadedModel(get_model(name, device, own.identity), name, own.identity, device, file=own)
+        except WeightsError:  # the file is gone (the server restarted or its folder was cleaned): say so once
+            state.use_default_weights(name)
+            st.warning(f"`{name}`: the server no longer holds your file {own.filename}; showing the default weights. "
+                       "Load the file again on the Models page to use it.")
     failed = state.weight_failure(name)
     if failed is not None:
         return LoadedModel(get_model(name, device, "random"), name, "random", device, note=failed)
@@ -124,7 +152,7 @@ def load_model(name: str, weights: str, device: str) -> LoadedModel:
 
 
 def weights_label(loaded: LoadedModel) -> str:
-    return "trained weights" if loaded.weights == "trained" else "random init (untrained)"
+    return loaded.label
 
 
 # ---------------------------------------------------------------- images
@@ -200,10 +228,10 @@ def _model_cams(data: bytes, name: str, device: str, weights: str, method: str, 
     logits = logits.detach().float().cpu()[0]
     chosen = int(logits.argmax()) if target is None else int(target)
     return CamResult(
-        maps={t: _read_only(m[0].detach().float().cpu().numpy()) for t, m in maps.items()},
-        probs=_read_only(torch.softmax(logits, 0).numpy()),
+        maps={t: read_only(m[0].detach().float().cpu().numpy()) for t, m in maps.items()},
+        probs=read_only(torch.softmax(logits, 0).numpy()),
         target=chosen,
-        picture=_read_only(display_image(x, name)),
+        picture=read_only(display_image(x, name)),
         cpu_fallback=fell_back,
     )
 
@@ -236,7 +264,7 @@ def _block_features(data: bytes, name: str, device: str, weights: str, block: st
 
     acts, fell_back = _on_device(run, device)
     stats = features.branch_stats(acts)
-    return FeatureResult(acts={t: _read_only(a[0].detach().float().cpu().numpy()) for t, a in acts.items()},
+    return FeatureResult(acts={t: read_only(a[0].detach().float().cpu().numpy()) for t, a in acts.items()},
                          stats=stats, cpu_fallback=fell_back)
 
 
@@ -296,7 +324,7 @@ def _model_erf(name: str, device: str, weights: str, taps: tuple[str, ...], data
         except NotImplementedError:  # no receptive-field rule for an op on the path: mark nothing rather than guess
             centre = rf_size = None
         radii, mass = (np.asarray(p, dtype=np.float64) for p in e.radial_profile())
-        result[t] = ErfTap(map=_read_only(np.array(e.map, dtype=np.float64)), metrics=dict(e.metrics),
+        result[t] = ErfTap(map=read_only(np.array(e.map, dtype=np.float64)), metrics=dict(e.metrics),
                            radial=(radii, mass), centre=centre, rf_size=rf_size)
     return ErfResult(taps=result, cpu_fallback=fell_back)
 

@@ -1,57 +1,82 @@
-"""A weights file the user has on disk, for any zoo model: checked like the library checks every file (a safe load,
-strict keys and shapes, the release hash when it is named like a release), then kept where ``create_model`` looks
-(the ``RES2NET_WEIGHTS`` directory) so that every page uses it."""
+"""A weights file a user loads for a zoo model, for that user's session only.
+
+The file is checked like the library checks every file (a safe load, strict keys and shapes, the release hash when it
+is named like a release), then kept under its SHA-256 in a folder private to this server process (removed when the
+process ends). Nothing global changes: the session records which file each model uses, and models are cached by
+(name, device, weights identity), so two sessions can use different weights for the same model at once.
+"""
 
 from __future__ import annotations
 
+import atexit
+import functools
+import hashlib
 import os
+import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from res2net import weights
 
-DEFAULT_DIR = Path.home() / ".cache" / "res2scope" / "weights"
+PREFIX = "file:"  # a weights identity naming a user file: 'file:<sha256>'
 
 
-def weights_dir() -> Path:
-    """Where user files go: the ``RES2NET_WEIGHTS`` directory, or ``DEFAULT_DIR`` (then named in that variable).
+@dataclass(frozen=True)
+class LocalWeights:
+    """A checked user file: the name it was uploaded under and its content's SHA-256."""
 
-    A ``RES2NET_WEIGHTS`` that names a single file is left alone: the user chose that file for every model.
-    """
-    current = os.environ.get(weights.ENV_WEIGHTS)
-    if current:
-        where = Path(current).expanduser()
-        if where.is_file():
-            raise weights.WeightsError(f"{weights.ENV_WEIGHTS} names one file ({where}); point it at a directory to "
-                                       "add files from the page")
-        return where
-    return DEFAULT_DIR
+    filename: str
+    sha256: str
+
+    @property
+    def identity(self) -> str:
+        """The weights identity that keys models and results computed with this file."""
+        return PREFIX + self.sha256
+
+    @property
+    def label(self) -> str:
+        """How pages and exports name these weights."""
+        return f"your file {self.filename}, sha256 {self.sha256[:12]}"
 
 
-def install(name: str, data: bytes, filename: str) -> Path:
-    """Check ``data`` as weights of zoo model ``name`` and keep it as ``<dir>/<name>.pth``; raises ``WeightsError``
-    (the model and the directory untouched) when it is not a checkpoint or does not fit the model."""
+@functools.cache
+def private_dir() -> Path:
+    """This process's folder of checked user files (owner-only, removed at exit)."""
+    folder = Path(tempfile.mkdtemp(prefix="res2scope-weights-"))
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
+
+
+def path_of(identity: str) -> Path:
+    """Where the file of weights identity ``'file:<sha256>'`` is kept (it may be gone: check before use)."""
+    if not is_local(identity):
+        raise ValueError(f"{identity!r} is not a user file's weights identity")
+    return private_dir() / f"{identity[len(PREFIX):]}.pth"
+
+
+def is_local(identity: str) -> bool:
+    """Whether a weights identity names a user file (not 'trained' or 'random')."""
+    return identity.startswith(PREFIX)
+
+
+def check(name: str, data: bytes, filename: str) -> LocalWeights:
+    """Check ``data`` as weights of zoo model ``name`` and keep it under its SHA-256; raises ``WeightsError`` (nothing
+    kept) when it is not a checkpoint or does not fit the model."""
     import res2net
 
     if not data:
         raise weights.CorruptCheckpointError(f"{filename} is empty")
     spec = res2net.get_spec(name)
-    folder = weights_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".pth", dir=folder)
-    tmp_path = Path(tmp)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        checked = tmp_path if filename not in {w.filename for w in spec.weights} else tmp_path.with_name(filename)
-        if checked != tmp_path:  # a release file: keep its name for the hash check
-            tmp_path.rename(checked)
-            tmp_path = checked
-        weights.load_checkpoint_file(res2net.create_model(name, pretrained=False), tmp_path, spec)
-        dest = folder / f"{name}.pth"
-        tmp_path.replace(dest)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
-    os.environ.setdefault(weights.ENV_WEIGHTS, str(folder))
-    return dest
+    digest = hashlib.sha256(data).hexdigest()
+    folder = private_dir()
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        # a file named like a release keeps its name, so that the library checks the release hash
+        named = filename if filename in {w.filename for w in spec.weights} else "checked.pth"
+        candidate = Path(tmp) / named
+        candidate.write_bytes(data)
+        weights.load_checkpoint_file(res2net.create_model(name, pretrained=False), candidate, spec)
+        dest = folder / f"{digest}.pth"
+        if not dest.is_file():
+            os.replace(candidate, dest)
+    return LocalWeights(Path(filename).name, digest)

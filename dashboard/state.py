@@ -9,8 +9,12 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import streamlit as st
+
+if TYPE_CHECKING:
+    from dashboard.local_weights import LocalWeights
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # `streamlit run dashboard/app.py` only puts dashboard/ on the path
@@ -81,6 +85,26 @@ def forget_weight_failure(name: str) -> None:
     failures = dict(st.session_state.get(WEIGHT_FAILURES, {}))
     failures.pop(name, None)
     st.session_state[WEIGHT_FAILURES] = failures
+
+
+LOCAL_WEIGHTS = "local_weights"  # session-state key: model name -> local_weights.LocalWeights this session uses
+
+
+def local_weights(name: str) -> LocalWeights | None:
+    """The user file this session uses for ``name``'s trained weights (None: the default weights)."""
+    return st.session_state.get(LOCAL_WEIGHTS, {}).get(name)
+
+
+def use_local_weights(name: str, checked: LocalWeights) -> None:
+    """Use a checked user file as ``name``'s trained weights in this session only."""
+    st.session_state[LOCAL_WEIGHTS] = {**st.session_state.get(LOCAL_WEIGHTS, {}), name: checked}
+
+
+def use_default_weights(name: str) -> None:
+    """Go back to ``name``'s default trained weights in this session."""
+    files = dict(st.session_state.get(LOCAL_WEIGHTS, {}))
+    files.pop(name, None)
+    st.session_state[LOCAL_WEIGHTS] = files
 
 
 def random_weights_notice(name: str, reason: str | None, where: str) -> None:

@@ -255,42 +255,6 @@ def test_a_clicked_top5_row_becomes_that_models_target_with_its_probability() ->
     assert f"target: {second}" not in targets[1]  # the other model keeps its own top-1
 
 
-def test_a_local_weights_file_is_checked_then_used(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import io
-
-    import torch
-
-    import res2net
-    from dashboard import cached
-    from res2net import weights
-
-    monkeypatch.setenv(weights.ENV_WEIGHTS, str(tmp_path))
-    torch.manual_seed(5)
-    mine = res2net.create_model("tiny_resnet26", pretrained=False)
-    good, wrong = io.BytesIO(), io.BytesIO()
-    torch.save(mine.state_dict(), good)
-    torch.save(res2net.create_model("tiny_res2net26_4s", pretrained=False).state_dict(), wrong)
-    try:
-        at = _app()
-        at.switch_page("views/models.py").run()
-        at.selectbox(key="models_pick").set_value("tiny_resnet26").run()
-        at.file_uploader(key="models_local_file").upload("other.pth", wrong.getvalue()).run()
-        at.button(key="models_local_use").click().run()
-        assert at.error and "cannot be used" in at.error[0].value
-        assert "does not fit" in " ".join(c.value for c in at.code)
-        assert not list(tmp_path.iterdir())  # nothing kept
-        at.file_uploader(key="models_local_file").upload("mine.pth", good.getvalue()).run()
-        at.button(key="models_local_use").click().run()
-        assert not at.exception and at.success, [e.value for e in at.error]
-        assert weights.weight_status("tiny_resnet26") == "local"
-        loaded = cached.get_model("tiny_resnet26", "cpu", "trained")
-        assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), mine.state_dict().values(),
-                                                     strict=True))
-    finally:
-        cached.get_model.clear()
-        cached.weight_status.clear()
-
-
 def test_sidebar_weight_status_covers_the_models_chosen_on_compare() -> None:
     at = _app()
     at.multiselect(key="compare_models").set_value(["tiny_res2net26_8s", "resnet50"]).run()

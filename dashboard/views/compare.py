@@ -78,7 +78,7 @@ for n, lm in loaded.items():
 
 
 def untrained(n: str) -> bool:
-    return loaded[n].weights != "trained"
+    return loaded[n].untrained
 
 
 def clicked_target(n: str) -> int | None:
@@ -240,7 +240,8 @@ for col, n in zip(cols, names, strict=True):
     classes = cached.class_names(n)
     with col:
         st.subheader(n)
-        badge = UNTRAINED_BADGE if untrained(n) else ":green-badge[trained]"
+        badge = (UNTRAINED_BADGE if untrained(n) else f":violet-badge[{lm.label}]" if lm.file is not None
+                 else ":green-badge[trained]")
         st.markdown(f"{badge} · {lm.device} · {method}")
         tap = tap_for(n)
         if tap is None:
@@ -302,7 +303,7 @@ for col, n in zip(cols, names, strict=True):
 
 st.divider()
 rows = [
-    {"model": n, "weights": loaded[n].weights, "method": method, "preprocessing": mode, "tap": t,
+    {"model": n, "weights": loaded[n].label, "method": method, "preprocessing": mode, "tap": t,
      "target": cached.class_names(n)[results[n].target],
      "target_prob": "" if untrained(n) else float(results[n].probs[results[n].target]),
      "height": m.shape[0], "width": m.shape[1], "max": float(m.max()), "mean": float(m.mean()),
@@ -312,7 +313,7 @@ rows = [
 ]
 maps = {f"{n}/{t}": results[n].maps[t] for n in names for t in shown[n]}
 exported = {**maps, **{f"{placement.REGISTERED_PREFIX}{n}/{t}": m for n in names for t, m in placed[n].items()},
-            **{f"weights/{n}": np.array(loaded[n].weights) for n in names}}
+            **{f"weights/{n}": np.array(loaded[n].label) for n in names}}
 if with_block:
     main = [tap_for(n) for n in with_block]
     grid = [[placed[n][t] if t else None for n, t in zip(with_block, main, strict=True)]]
@@ -322,7 +323,8 @@ if with_block:
                      if infos[n][block].num_branches > 1 and i < infos[n][block].num_branches else None
                      for n in with_block])
         labels.append(f"branch {i}")
-    titles = [f"{n}{' [UNTRAINED]' if untrained(n) else ''}\n{block} · target "
+    titles = [f"{n}{' [UNTRAINED]' if untrained(n) else f' [{loaded[n].label}]' if loaded[n].file else ''}\n"
+              f"{block} · target "
               f"{cached.class_names(n)[results[n].target]}" for n in with_block]
     mixed = scale == "shared" and any(untrained(n) for n in with_block) and not all(untrained(n) for n in with_block)
     png = partial(plots.cam_panel_png, [results[n].picture for n in with_block], grid, titles, row_labels=labels,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
+import numpy as np
 import streamlit as st
 
 import res2net
@@ -61,7 +62,7 @@ for k, n in enumerate(names):
     out = cached.model_erf(n, lm.device, lm.weights, taps, data, n_noise, positive)
     if out.cpu_fallback:
         st.warning(f"`{n}`: the GPU ran out of memory, so this model ran on the CPU.")
-    results[n] = {"erf": out.taps, "weights": lm.weights, "taps": taps, "rf": cached.theoretical_rfs(n, taps)}
+    results[n] = {"erf": out.taps, "weights": lm.label, "taps": taps, "rf": cached.theoretical_rfs(n, taps)}
 bar.empty()
 
 if data is not None:
@@ -73,7 +74,7 @@ if data is not None:
 PER_ROW = 3  # ERF maps per row: each stays well above 96 px at 1280 px
 rows = []
 for n, r in results.items():
-    label = "trained" if r["weights"] == "trained" else RANDOM_LABEL
+    label = r["weights"]
     st.subheader(f"{n} · {label}")
     cut = []
     for start in range(0, len(r["taps"]), PER_ROW):
@@ -110,6 +111,8 @@ st.caption(readable_text.RF_TABLE_NOTE.replace("on this image", "on the inputs a
            "(radial radii, RepLKNet's area ratios) under its code name.")
 st.download_button("Numbers (CSV)", partial(plots.rows_to_csv_bytes, rows), "erf.csv", "text/csv")
 st.download_button("Maps (.npz)", partial(plots.maps_to_npz_bytes, {f"{n}/{t}": e.map for n, r in results.items()
-                                                                  for t, e in r["erf"].items()}), "erf.npz")
+                                                                  for t, e in r["erf"].items()}
+                                                                 | {f"weights/{n}": np.array(r["weights"])
+                                                                    for n, r in results.items()}), "erf.npz")
 st.caption(f"Device: {current_device()}. Inputs: " + (f"{n_noise} Gaussian-noise images" if data is None else
                                                        "the chosen image") + ".")

@@ -37,6 +37,7 @@ def image_part(source: sources.Source) -> None:
     name = c1.selectbox("Model", models, index=models.index(DEFAULT_PAIR[1]), key="ko_model")
     lm = cached.load_model(name, weights_mode(), current_device())
     random_weights_notice(name, lm.note, "knockout")
+    st.caption(f"`{name}` · {lm.label} (weights set in the sidebar and on the Models page).")
     infos = {i.name: i for i in res2net.block_infos(lm.model)}
     normal = [n for n, i in infos.items() if i.stype == "normal"]
     default = next((n for n in normal if n.startswith("layer3.")), normal[-1] if normal else next(iter(infos)))

@@ -6,7 +6,8 @@ import streamlit as st
 
 import res2net
 from dashboard import cached, local_weights
-from dashboard.state import forget_weight_failure
+from dashboard.state import forget_weight_failure, use_default_weights, use_local_weights
+from dashboard.state import local_weights as session_file
 from res2net import weights
 
 st.title("Models")
@@ -20,8 +21,12 @@ names = res2net.list_models(None if family == "all" else family)
 ONLINE = cached.network_available()
 
 
-def status_text(status: str) -> str:
-    """The weight status as a reader needs it: 'downloadable' means nothing while offline."""
+def status_text(name: str) -> str:
+    """The weight status as this session sees it: its own file first; 'downloadable' means nothing while offline."""
+    own = session_file(name)
+    if own is not None:
+        return own.label
+    status = cached.weight_status(name)
     return "not downloaded (offline)" if status == "downloadable" and not ONLINE else status
 
 
@@ -37,7 +42,7 @@ for k, n in enumerate(names):
     rows.append({
         "model": n, "family": info["family"], "params (M)": fmt(info["params_m"], 2), "GMACs": fmt(info["gmacs"], 3),
         "input": info["input_size"], "top-1": fmt(info["reported_top1"], 2), "top-5": fmt(info["reported_top5"], 2),
-        "accuracy source": info["accuracy_source"], "weights": status_text(cached.weight_status(n)),
+        "accuracy source": info["accuracy_source"], "weights": status_text(n),
         "licence": info["licence"],
     })
 bar.empty()
@@ -79,24 +84,29 @@ if status == "downloadable" and st.button("Download weights", key="models_downlo
         forget_weight_failure(name)
         st.success(f"`{name}` weights downloaded, verified and cached.")
 
-with st.expander(f"Use a weights file of your own for `{name}`", expanded=False):
-    st.caption("A state dict saved with `torch.save(model.state_dict(), path)`: it is read safely (tensors only), "
-               "must fit the model exactly (every key and shape), and a file named like an official release must "
-               f"match its SHA-256. It is kept as `{name}.pth` in the `{weights.ENV_WEIGHTS}` directory, so every "
-               "page then uses it as this model's trained weights.")
-    up = st.file_uploader("Weights file (.pth, .pt)", type=["pth", "pt", "bin"], key="models_local_file")
-    if up is not None and st.button("Check and use this file", key="models_local_use"):
-        try:
-            dest = local_weights.install(name, up.getvalue(), up.name)
-        except weights.WeightsError as exc:
-            st.error(f"`{up.name}` cannot be used for `{name}`: {type(exc).__name__}. Details below; nothing was "
-                     "changed.")
+own = session_file(name)
+st.markdown(f"**Use a weights file of your own for `{name}`**")
+st.caption("A state dict saved with `torch.save(model.state_dict(), path)`: it is read safely (tensors only), "
+           "must fit the model exactly (every key and shape), and a file named like an official release must "
+           "match its SHA-256. It is used for you only (this browser session), on every page, until you go "
+           "back to the default weights; other users keep theirs.")
+if own is not None:
+    st.info(f"`{name}` uses **{own.label}** in this session.", icon=":material/person:")
+    st.button("Use the default weights again", key="models_local_default", on_click=use_default_weights,
+              args=(name,))
+up = st.file_uploader("Weights file (.pth, .pt)", type=["pth", "pt", "bin"], key="models_local_file")
+if up is not None and st.button("Check and use this file", key="models_local_use"):
+    try:
+        checked = local_weights.check(name, up.getvalue(), up.name)
+    except weights.WeightsError as exc:
+        st.error(f"`{up.name}` cannot be used for `{name}`: {type(exc).__name__}. Your weights are unchanged"
+                 + (f" ({own.label})." if own is not None else " (the default ones).") + " Details below.")
+        with st.expander("Details"):
             st.code(str(exc).strip(chr(39)), language="text")
-        else:
-            cached.weight_status.clear()
-            cached.get_model.clear()  # a model built from other weights must not be served again
-            forget_weight_failure(name)
-            st.success(f"`{up.name}` fits `{name}` and is now its trained weights ({dest}).")
+    else:
+        use_local_weights(name, checked)
+        forget_weight_failure(name)
+        st.success(f"`{up.name}` fits `{name}`: this session now uses {checked.label}.")
 
 card = info.get("card")
 if card:
