@@ -19,7 +19,10 @@ POLL_S = 0.5  # how often a waiting session refreshes its place in the queue
 
 
 class FairGate:
-    """At most ``workers`` holders at once; waiters are admitted by (priority, arrival), lowest first."""
+    """At most ``workers`` holders at once; waiters are admitted by (priority, arrival), lowest first.
+
+    A thread that holds a slot and asks again (a cached result computed inside another's computation) goes on in
+    the slot it holds, instead of waiting for a second one (with one worker, it would wait forever)."""
 
     def __init__(self, workers: int) -> None:
         if workers < 1:
@@ -29,6 +32,7 @@ class FairGate:
         self._queue: list[tuple[float, int]] = []  # sorted tickets
         self._arrivals = itertools.count()
         self._running = 0
+        self._held = threading.local()  # per thread: how deep in nested slots it is (0: holds none)
 
     @property
     def running(self) -> int:
@@ -43,6 +47,13 @@ class FairGate:
         """Hold one slot for the ``with`` body; while waiting, ``on_wait(n_ahead)`` is called when the place changes
         (``n_ahead``: holders and waiters that go first). ``priority``: lower goes first (the time the asking page
         run started); equal priorities go in arrival order."""
+        if getattr(self._held, "depth", 0):  # this thread already holds a slot (a result needing another)
+            self._held.depth += 1
+            try:
+                yield
+            finally:
+                self._held.depth -= 1
+            return
         ticket = (priority, next(self._arrivals))
         last = None
         with self._cond:
@@ -62,9 +73,11 @@ class FairGate:
             self._queue.pop(0)
             self._running += 1
             self._cond.notify_all()
+        self._held.depth = 1
         try:
             yield
         finally:
+            self._held.depth = 0
             with self._cond:
                 self._running -= 1
                 self._cond.notify_all()

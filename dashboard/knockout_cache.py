@@ -2,6 +2,8 @@
 
 A branch set is part of the key, so toggling a branch off and on again shows the cached result without a forward.
 Branch means for ``mode='mean'`` are measured once per model on training images (embedded models, data present).
+Results live in the server's byte-bounded cache and are computed in compute-gate slots (``cached.shared``); what a
+result needs from another cached result (the model input, the branch means) is fetched before its own slot.
 """
 
 from __future__ import annotations
@@ -9,23 +11,28 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import streamlit as st
 import torch
 
 from dashboard import cached
+from dashboard.cached import read_only
 from res2net import cam, data, knockout
 from res2net.ablate import ablate, branch_means
 from res2net.decompose import decompose
 
 
-@st.cache_resource(show_spinner="Measuring branch means on training images…", max_entries=8)
 def model_branch_means(name: str, device: str, weights: str) -> dict[str, torch.Tensor] | None:
     """Per-branch channel means over ``knockout.MEAN_IMAGES`` evenly spaced Tiny-ImageNet-100 train images, for an
-    embedded model with trained weights; None when that does not apply (other models, random init, no data)."""
+    embedded model with trained weights (the default ones or a user's file); None when that does not apply (other
+    models, random init, no data)."""
     import res2net
 
-    if weights != "trained" or res2net.get_spec(name).family != "embedded":
+    if weights == "random" or res2net.get_spec(name).family != "embedded":
         return None
+    return cached.shared(("branch_means", name, device, weights), "Measuring branch means on training images",
+                         lambda: _branch_means(name, device, weights))
+
+
+def _branch_means(name: str, device: str, weights: str) -> dict[str, torch.Tensor] | None:
     try:
         train = data.load_split("train")
     except data.DataError:
@@ -43,13 +50,23 @@ class KnockoutResult:
     target: int
 
 
-@st.cache_data(show_spinner="Running the model with the branches knocked out…", max_entries=256)
 def knocked_cams(image: bytes, name: str, device: str, weights: str, block: str, branches: tuple[int, ...],
                  mode: str, effect: str, method: str, target: int | None, taps: tuple[str, ...]) -> KnockoutResult:
     """CAMs at ``taps`` for class ``target`` (None: this run's top-1) with ``branches`` of ``block`` knocked out."""
-    x = cached.model_input(image, name).to(device)
-    model = cached.get_model(name, device, weights)
+    key = ("knocked_cams", cached.image_key(image), name, device, weights, block, branches, mode, effect, method,
+           target, taps)
+    x = cached.model_input(image, name)
     means = model_branch_means(name, device, weights) if mode == "mean" else None
+    return cached.shared(key, f"Running {name} with the branches knocked out",
+                         lambda: _knocked_cams(x, name, device, weights, block, branches, mode, effect, method,
+                                               target, taps, means))
+
+
+def _knocked_cams(x: torch.Tensor, name: str, device: str, weights: str, block: str, branches: tuple[int, ...],
+                  mode: str, effect: str, method: str, target: int | None, taps: tuple[str, ...],
+                  means: dict[str, torch.Tensor] | None) -> KnockoutResult:
+    x = x.to(device)
+    model = cached.get_model(name, device, weights)
     if branches:
         with ablate(model, {block: list(branches)}, mode=mode, effect=effect, means=means):
             maps, logits = cam.compute_cams(model, x, targets=target, taps=list(taps), method=method,
@@ -57,7 +74,8 @@ def knocked_cams(image: bytes, name: str, device: str, weights: str, block: str,
     else:
         maps, logits = cam.compute_cams(model, x, targets=target, taps=list(taps), method=method, return_logits=True)
     logits = logits[0].float()
-    return KnockoutResult(maps={t: m[0].numpy() for t, m in maps.items()}, probs=torch.softmax(logits, 0).numpy(),
+    return KnockoutResult(maps={t: read_only(m[0].detach().cpu().numpy()) for t, m in maps.items()},
+                          probs=read_only(torch.softmax(logits, 0).detach().cpu().numpy()),
                           target=int(logits.argmax()) if target is None else int(target))
 
 
@@ -73,14 +91,21 @@ class DecompositionResult:
     centred: bool
 
 
-@st.cache_data(show_spinner="Decomposing the block's map by branch…", max_entries=128)
 def block_decomposition(image: bytes, name: str, device: str, weights: str, block: str, target: int,
                         centred: bool) -> DecompositionResult:
     """The exact per-branch decomposition of ``block``'s gradient x activation map for class ``target``."""
-    x = cached.model_input(image, name).to(device)
-    model = cached.get_model(name, device, weights)
+    key = ("block_decomposition", cached.image_key(image), name, device, weights, block, target, centred)
+    x = cached.model_input(image, name)
     means = model_branch_means(name, device, weights) if centred else None
-    d = decompose(model, x, targets=target, blocks=[block], means=means).blocks[block]
-    return DecompositionResult(parts=d.branches[0].numpy(), bias=d.bias[0].numpy(), residual=d.residual[0].numpy(),
-                               total_gradient=d.total_gradient[0].numpy(), sum_error=d.sum_error,
-                               centred=d.centred)
+
+    def compute() -> DecompositionResult:
+        model = cached.get_model(name, device, weights)
+        d = decompose(model, x.to(device), targets=target, blocks=[block], means=means).blocks[block]
+        return DecompositionResult(parts=read_only(d.branches[0].cpu().numpy()),
+                                   bias=read_only(d.bias[0].cpu().numpy()),
+                                   residual=read_only(d.residual[0].cpu().numpy()),
+                                   total_gradient=read_only(d.total_gradient[0].cpu().numpy()),
+                                   sum_error=float(d.sum_error), centred=d.centred)
+
+    return cached.shared(key, f"Decomposing {block} of {name} by branch", compute)
+

@@ -1,34 +1,43 @@
 """Cached analyses of one map, computed on request: gradient-free CAMs (one tap at a time) and the faithfulness
-curves of a drawn map. Keyed by image bytes and settings like every other result."""
+curves of a drawn map. Keyed by image bytes and settings like every other result, kept in the server's byte-bounded
+cache and computed in compute-gate slots (``cached.shared``)."""
 
 from __future__ import annotations
 
 import numpy as np
-import streamlit as st
 
 from dashboard import cached, placement
 from res2net import faithfulness, gradient_free
 
 
-@st.cache_data(show_spinner="Computing a gradient-free CAM at one tap…", max_entries=64)
 def gradient_free_map(data: bytes, name: str, device: str, weights: str, method: str, tap: str, target: int,
                       mode: str = "center_crop") -> np.ndarray:
     """The raw (h, w) ``method`` map of ``tap`` (``res2net.gradient_free``) for one image and target class."""
-    model = cached.get_model(name, device, weights)
-    x = cached.model_input(data, name, mode).to(device)
-    return gradient_free.gradient_free_cam(model, x, tap, target, method)
+    key = ("gradient_free", cached.image_key(data), name, device, weights, method, tap, target, mode)
+    x = cached.model_input(data, name, mode)
+
+    def compute() -> np.ndarray:
+        model = cached.get_model(name, device, weights)
+        out = gradient_free.gradient_free_cam(model, x.to(device), tap, target, method)
+        return cached.read_only(np.asarray(out))
+
+    return cached.shared(key, f"{gradient_free.LABELS[method]} of {name} at {tap}", compute)
 
 
-@st.cache_data(show_spinner="Deletion and insertion curves…", max_entries=64)
 def map_faithfulness(data: bytes, name: str, device: str, weights: str, method: str, tap: str, target: int | None,
                      mode: str = "center_crop") -> faithfulness.Faithfulness:
     """Deletion/insertion curves of the registered ``method`` map at ``tap`` (the one Compare draws), for the class
     it explains, beside random pixel orders."""
+    key = ("faithfulness", cached.image_key(data), name, device, weights, method, tap, target, mode)
     r = cached.model_cams(data, name, device, weights, method, target, mode)
-    model = cached.get_model(name, device, weights)
-    placed = placement.place(model, tap, r.maps[tap], r.picture.shape[:2])
-    x = cached.model_input(data, name, mode).to(device)
-    return faithfulness.deletion_insertion(model, x, placed, r.target)
+    x = cached.model_input(data, name, mode)
+
+    def compute() -> faithfulness.Faithfulness:
+        model = cached.get_model(name, device, weights)
+        placed = placement.place(model, tap, r.maps[tap], r.picture.shape[:2])
+        return faithfulness.deletion_insertion(model, x.to(device), placed, r.target)
+
+    return cached.shared(key, f"Deletion and insertion curves of {name}", compute)
 
 
 def faithfulness_caption(f: faithfulness.Faithfulness) -> str:

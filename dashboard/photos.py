@@ -1,10 +1,9 @@
-"""The user's photo as the browser gets it: encoded once per image, so a redraw (opacity, scale, tap) re-encodes
-nothing."""
+"""The user's photo as the browser gets it: encoded once per image (in the server's byte-bounded cache, shared by
+sessions), so a redraw (opacity, scale, tap) re-encodes nothing."""
 
 from __future__ import annotations
 
 import numpy as np
-import streamlit as st
 
 from dashboard import cached
 from res2net import plots
@@ -12,10 +11,10 @@ from res2net import plots
 DISPLAY_SIDE = 512  # px: the longest side the photo is sent at (maps keep their own resolution)
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
 def photo_uri(data: bytes) -> tuple[str, tuple[int, int]]:
     """The decoded image bytes as a PNG data URI at most ``DISPLAY_SIDE`` px a side, and its encoded size."""
-    return plots.png_data_uri(rgb(data), DISPLAY_SIDE)
+    return cached.shared(("photo_uri", cached.image_key(data), DISPLAY_SIDE), "Encoding the photo for display",
+                         lambda: plots.png_data_uri(rgb(data), DISPLAY_SIDE))
 
 
 def rgb(data: bytes) -> np.ndarray:

@@ -149,11 +149,10 @@ def test_the_view_knocks_out_on_a_users_image_and_toggling_back_recomputes_nothi
     import re
     from pathlib import Path
 
-    import streamlit as st
     from PIL import Image
     from streamlit.testing.v1 import AppTest
 
-    from dashboard import sources
+    from dashboard import cached, sources
 
     rng = np.random.default_rng(0)
     buf = io.BytesIO()
@@ -161,7 +160,7 @@ def test_the_view_knocks_out_on_a_users_image_and_toggling_back_recomputes_nothi
     calls = []
     real = res2net.cam.compute_cams
     monkeypatch.setattr(res2net.cam, "compute_cams", lambda *a, **k: calls.append(1) or real(*a, **k))
-    st.cache_data.clear()
+    cached.RESULTS.clear()  # knock-out results live in the server's shared cache: start from none
     at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py"), default_timeout=300)
     at.session_state["device"] = "cpu"
     at.session_state[sources.PICKED] = ("noise.png", buf.getvalue(), None)

@@ -209,13 +209,48 @@ def test_a_waiter_that_gives_up_leaves_the_queue() -> None:
     def impatient(ahead: int) -> None:
         raise KeyboardInterrupt  # how a session's rerun interrupts its wait
 
-    with gate.slot():
-        with pytest.raises(KeyboardInterrupt):
+    raised: list[BaseException] = []
+
+    def wait_in_another_session() -> None:
+        try:
             with gate.slot(impatient):
                 pass
-        assert gate.waiting == 0
+        except KeyboardInterrupt as exc:
+            raised.append(exc)
+
+    with gate.slot():
+        other = threading.Thread(target=wait_in_another_session)
+        other.start()
+        other.join(10)
+        assert len(raised) == 1 and gate.waiting == 0
     with gate.slot():  # nobody is stuck ahead
         assert gate.running == 1
+
+
+def test_a_result_needing_another_inside_its_slot_does_not_wait_for_a_second_slot() -> None:
+    """With one worker, a computation that asks the gate again from its own thread (a cached result computed
+    inside another's) goes on in the slot it holds; other threads still wait."""
+    gate = compute.FairGate(workers=1)
+    admitted, nested_ran, outer_held = threading.Event(), threading.Event(), threading.Event()
+
+    def other_session() -> None:
+        with gate.slot():
+            admitted.set()
+
+    def session() -> None:
+        with gate.slot():
+            with gate.slot():  # without reentry this waits forever for a second slot
+                nested_ran.set()
+            other = threading.Thread(target=other_session, daemon=True)
+            other.start()
+            if not admitted.wait(0.3):  # the outer slot is still held after the nested one ends
+                outer_held.set()
+
+    worker = threading.Thread(target=session, daemon=True)
+    worker.start()
+    worker.join(10)
+    assert nested_ran.is_set() and outer_held.is_set()
+    assert admitted.wait(10) and gate.running == 0
 
 
 def test_a_session_waiting_for_the_gate_is_told_its_place(monkeypatch: pytest.MonkeyPatch) -> None:
