@@ -271,6 +271,12 @@ MUTATIONS: tuple[M, ...] = (
     M("retry-keeps-the-failure", "dashboard/state.py",
       "failures.pop(name, None)", "failures.get(name)",
       ("tests/test_serving.py", "-k", "weight_load")),
+    M("session-weights-file-ignored", "dashboard/cached.py",
+      "    own = state.local_weights(name)\n", "    own = None\n",
+      ("tests/test_serving_weights.py",)),
+    M("gate-not-reentrant", "dashboard/compute.py",
+      'if getattr(self._held, "depth", 0):', "if False:",
+      ("tests/test_serving.py", "-k", "inside_its_slot")),
 )
 
 SANITY_TESTS = ("tests/test_localize.py::test_box_iou_by_hand",)
