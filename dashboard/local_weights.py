@@ -20,6 +20,8 @@ from pathlib import Path
 from res2net import weights
 
 PREFIX = "file:"  # a weights identity naming a user file: 'file:<sha256>'
+ENV_FILES_MB = "RES2SCOPE_WEIGHT_FILES_MB"
+DEFAULT_FILES_MB = 2048  # checked files kept at once; the oldest go first (a session using one is told)
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,32 @@ def check(name: str, data: bytes, filename: str) -> LocalWeights:
         candidate.write_bytes(data)
         weights.load_checkpoint_file(res2net.create_model(name, pretrained=False), candidate, spec)
         dest = folder / f"{digest}.pth"
-        if not dest.is_file():
+        if dest.is_file():
+            dest.touch()  # the same content again: it counts as the newest
+        else:
             os.replace(candidate, dest)
+    prune(folder, files_budget(), keep=dest)
     return LocalWeights(Path(filename).name, digest)
+
+
+def files_budget() -> int:
+    """Bytes of checked files kept at once: ``$RES2SCOPE_WEIGHT_FILES_MB`` (default 2048) MB."""
+    raw = os.environ.get(ENV_FILES_MB, "").strip()
+    try:
+        mb = float(raw) if raw else DEFAULT_FILES_MB
+    except ValueError:
+        raise ValueError(f"{ENV_FILES_MB}={raw!r} is not a number") from None
+    if mb <= 0:
+        raise ValueError(f"{ENV_FILES_MB}={raw!r} must be positive")
+    return int(mb * 2**20)
+
+
+def prune(folder: Path, max_bytes: int, keep: Path) -> None:
+    """Delete the oldest checked files in ``folder`` until they fit ``max_bytes``; ``keep`` (just checked) stays."""
+    files = sorted((p for p in folder.glob("*.pth") if p != keep), key=lambda p: p.stat().st_mtime)
+    total = sum(p.stat().st_size for p in files) + keep.stat().st_size
+    for p in files:
+        if total <= max_bytes:
+            break
+        total -= p.stat().st_size
+        p.unlink(missing_ok=True)

@@ -132,3 +132,27 @@ def test_a_file_that_does_not_fit_changes_nothing_and_the_default_comes_back(unt
     assert _top5(a.switch_page("views/compare.py").run()) == default
     assert not any("your file" in m.value for m in a.markdown)
     assert not list(untouched_env.iterdir())
+
+
+def test_a_file_dropped_to_keep_the_budget_says_so_and_shows_the_default(untouched_env: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from dashboard import local_weights
+
+    monkeypatch.setenv(local_weights.ENV_FILES_MB, "0.001")  # a kilobyte: only the newest file stays
+    cached.get_model.clear()  # no model built from these files is still in memory
+    a = _app()
+    default = _top5(a)
+    shifted = _shifted_model()
+    _load_file(a, "mine.pth", _state_dict_bytes(shifted))
+    mine = a.session_state["local_weights"][NAME]
+    assert local_weights.path_of(mine.identity).is_file()
+    with torch.no_grad():
+        shifted.fc.bias.add_(1.0)  # other content: another user's file
+    local_weights.check(NAME, _state_dict_bytes(shifted), "theirs.pth")
+    assert not local_weights.path_of(mine.identity).exists()  # the older file made room
+
+    a.switch_page("views/compare.py").run()
+    _clean(a)
+    assert any("no longer holds your file mine.pth" in w.value for w in a.warning)
+    assert _top5(a) == default
+    assert NAME not in a.session_state["local_weights"]
