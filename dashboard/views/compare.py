@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from functools import partial
 
 import numpy as np
@@ -323,9 +324,9 @@ if with_block:
                      if infos[n][block].num_branches > 1 and i < infos[n][block].num_branches else None
                      for n in with_block])
         labels.append(f"branch {i}")
-    titles = [f"{n}{' [UNTRAINED]' if untrained(n) else f' [{loaded[n].label}]' if loaded[n].file else ''}\n"
-              f"{block} · target "
-              f"{cached.class_names(n)[results[n].target]}" for n in with_block]
+    titles = [f"{n}{' [UNTRAINED]' if untrained(n) else ''}\n"
+              + (textwrap.fill(loaded[n].label, 40) + "\n" if loaded[n].file else "")
+              + f"{block} · target {cached.class_names(n)[results[n].target]}" for n in with_block]
     mixed = scale == "shared" and any(untrained(n) for n in with_block) and not all(untrained(n) for n in with_block)
     png = partial(plots.cam_panel_png, [results[n].picture for n in with_block], grid, titles, row_labels=labels,
                   shared_scale=scale == "shared" and not mixed, alpha=alpha, box=[box_in(n) for n in with_block],
