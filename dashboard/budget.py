@@ -102,8 +102,11 @@ class ByteBudgetCache:
             self._entries.clear()
             self._bytes = 0
 
-    def get_or_compute(self, key: Hashable, compute: Callable[[], T]) -> T:
-        """The cached value of ``key``, or ``compute()``'s (stored within the budget); one computation per key."""
+    def get_or_compute(self, key: Hashable, compute: Callable[[], T], wait: bool = True) -> T:
+        """The cached value of ``key``, or ``compute()``'s (stored within the budget); one computation per key.
+
+        ``wait=False``: when another thread is computing ``key``, compute it here too instead of waiting for it (a
+        caller holding a compute slot must not wait for a computation that may be queued behind that slot)."""
         with self._lock:
             self._expire(time.monotonic())
             entry = self._entries.get(key)
@@ -119,6 +122,10 @@ class ByteBudgetCache:
             else:
                 owner = False
                 self.hits += 1
+        if not owner and not wait:
+            value = compute()
+            self._store(key, value, owner=False)
+            return value
         if not owner:
             try:
                 return running.result()
@@ -136,11 +143,12 @@ class ByteBudgetCache:
         running.set_result(value)
         return value
 
-    def _store(self, key: Hashable, value: object) -> None:
+    def _store(self, key: Hashable, value: object, owner: bool = True) -> None:
         size = nbytes(value)
         with self._lock:
-            del self._running[key]
-            if size > self.max_bytes:
+            if owner:
+                del self._running[key]
+            if size > self.max_bytes or key in self._entries:  # the same value may already be kept
                 return
             self._entries[key] = _Entry(value, size, time.monotonic())
             self._bytes += size

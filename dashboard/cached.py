@@ -64,8 +64,8 @@ def shared(key: tuple, what: str, compute_it: Callable[[], T]) -> T:
             boxes[0].caption(f"{what}…")
             return compute_it()
 
-    try:
-        return RESULTS.get_or_compute(key, gated)
+    try:  # inside a slot (a result needed by another's computation): never wait on a session queued behind it
+        return RESULTS.get_or_compute(key, gated, wait=not compute.gate().holds())
     finally:
         if boxes:
             boxes[0].empty()

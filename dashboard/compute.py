@@ -42,12 +42,16 @@ class FairGate:
     def waiting(self) -> int:
         return len(self._queue)
 
+    def holds(self) -> bool:
+        """Whether the calling thread holds a slot now."""
+        return bool(getattr(self._held, "depth", 0))
+
     @contextmanager
     def slot(self, on_wait: Callable[[int], None] | None = None, priority: float = 0.0) -> Iterator[None]:
         """Hold one slot for the ``with`` body; while waiting, ``on_wait(n_ahead)`` is called when the place changes
         (``n_ahead``: holders and waiters that go first). ``priority``: lower goes first (the time the asking page
         run started); equal priorities go in arrival order."""
-        if getattr(self._held, "depth", 0):  # this thread already holds a slot (a result needing another)
+        if self.holds():  # this thread already holds a slot (a result needing another)
             self._held.depth += 1
             try:
                 yield

@@ -275,8 +275,11 @@ MUTATIONS: tuple[M, ...] = (
       "    own = state.local_weights(name)\n", "    own = None\n",
       ("tests/test_serving_weights.py",)),
     M("gate-not-reentrant", "dashboard/compute.py",
-      'if getattr(self._held, "depth", 0):', "if False:",
+      "if self.holds():", "if False:",
       ("tests/test_serving.py", "-k", "inside_its_slot")),
+    M("slot-holder-waits-on-a-queued-session", "dashboard/cached.py",
+      "gated, wait=not compute.gate().holds())", "gated)",
+      ("tests/test_serving.py", "-k", "queued_behind")),
 )
 
 SANITY_TESTS = ("tests/test_localize.py::test_box_iou_by_hand",)

@@ -286,6 +286,45 @@ def test_a_session_waiting_for_the_gate_is_told_its_place(monkeypatch: pytest.Mo
     assert cached.shared(("t", 1), "Test analysis", lambda: 0) == 42  # later sessions get the cached result
 
 
+def test_a_result_needed_inside_a_slot_is_not_awaited_from_a_session_queued_behind_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Session B starts computing a result and queues for the only slot, which A holds; A's computation then needs
+    the same result (an image decode inside a CAM computation). Waiting for B would wait forever: A computes it."""
+    from dashboard import cached
+
+    gate = compute.FairGate(workers=1)
+    monkeypatch.setattr(compute, "_GATE", gate)
+    monkeypatch.setattr(cached, "RESULTS", budget.ByteBudgetCache(10**6, ttl_s=60))
+
+    class Placeholder:  # stands in for st.empty()
+        def info(self, text: str, **kw: object) -> None: ...
+        def caption(self, text: str) -> None: ...
+        def empty(self) -> None: ...
+
+    monkeypatch.setattr(cached.st, "empty", Placeholder)
+    got: dict[str, int] = {}
+
+    def session_b() -> None:
+        got["b"] = cached.shared(("decoded", 1), "B", lambda: 7)
+
+    def session_a() -> None:
+        with gate.slot():
+            threading.Thread(target=session_b, daemon=True).start()
+            deadline = time.monotonic() + 10
+            while gate.waiting < 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            got["a"] = cached.shared(("decoded", 1), "A", lambda: 7)
+
+    a = threading.Thread(target=session_a, daemon=True)
+    a.start()
+    a.join(10)
+    assert got.get("a") == 7  # computed in A's own slot
+    deadline = time.monotonic() + 10
+    while "b" not in got and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert got.get("b") == 7 and ("decoded", 1) in cached.RESULTS
+
+
 def test_workers_and_threads_follow_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(compute.ENV_WORKERS, raising=False)
     assert compute.default_workers(cores=2) == 1 and compute.default_workers(cores=16) == 4
