@@ -99,6 +99,9 @@ def test_a_loaded_file_is_used_in_its_session_only(untouched_env: Path) -> None:
     assert set(shown) == {classes[k] for k in np.argsort(ref)[::-1][:5]}
     assert any(label in m.value for m in a.markdown)  # the column says which weights it shows
     assert any(label in c.value for c in a.sidebar.caption)
+    a.switch_page("views/erf.py").run()
+    _clean(a)
+    assert any(s.value == f"{NAME} · {label}" for s in a.subheader)  # the ERF explorer names it too
 
     b.run()  # the other session still sees the default weights
     _clean(b)
