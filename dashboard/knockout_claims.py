@@ -26,14 +26,14 @@ def knockout_section(res: Mapping) -> None:
                 f"**Interaction:** {ko['interaction']}; {ko['images']} val images, {ko['runs']} runs, "
                 f"{ko['mean_images']} train images for the means.")
     if ko["claims"]:
-        st.dataframe([{"claim": c["id"], "model": c["model"], "block": c["block"], "metric": c["metric"],
-                       "contrast": c["contrast"],
-                       "estimate [judged interval]": fmt_interval(c["estimate"], c["low"], c["high"]),
-                       "level": round(c["level"], 4), "95% interval": fmt_interval(c["estimate"], c["low95"],
-                                                                                     c["high95"]),
-                       "d": c["min_effect"], "verdict": f"{VERDICT_ICONS[c['verdict']]} {c['verdict']}",
-                       "small / large images": f"{c['small']} / {c['large']}"} for c in ko["claims"]],
-                     hide_index=True, width="stretch")
+        st.table([{"claim": c["id"], "model": c["model"], "block · metric": f"{c['block']} · {c['metric']}",
+                   "contrast": c["contrast"],
+                   "estimate [judged interval] (level)": f"{fmt_interval(c['estimate'], c['low'], c['high'])} "
+                                                         f"({round(c['level'], 4)})",
+                   "95% interval": fmt_interval(c["estimate"], c["low95"], c["high95"]),
+                   "d": f"{c['min_effect']:g}", "verdict": f"{VERDICT_ICONS[c['verdict']]} {c['verdict']}",
+                   "small / large images": f"{c['small']} / {c['large']}"} for c in ko["claims"]])
+        # a plain table wraps its cells: nine columns fit 1280 px without scrolling sideways
         st.caption("Holm-corrected over these knock-out claims (their own family); the rule is the page's.")
     st.markdown("**Reference: the ResNet's single 3x3 removed** (large minus small harm at the same block)")
     st.dataframe([{"model": r["model"], "block": r["block"], "metric": r["metric"],

@@ -22,8 +22,9 @@ def block_badge(info: BlockInfo) -> str:
     return ":orange-badge[stage block: parallel branches, no hierarchy]"
 
 
-def _value(v: float, digits: int = 1) -> float | str:
-    return round(float(v), digits) if v is not None and math.isfinite(float(v)) else NOT_MEASURABLE
+def _value(v: float, digits: int = 1) -> str:
+    """The number as the table shows it (text, so a plain table does not pad it to four decimals)."""
+    return f"{float(v):.{digits}f}" if v is not None and math.isfinite(float(v)) else NOT_MEASURABLE
 
 
 def rf_row(model: str, branch: str, theoretical_px: int, stride: int, input_px: int,
@@ -39,8 +40,8 @@ def rf_row(model: str, branch: str, theoretical_px: int, stride: int, input_px: 
         "99% within (px)": _value(metrics.get("radius_99_square", math.nan)),
         "ERF σ (px)": _value(metrics.get("gaussian_sigma", math.nan)),
         "ERF cut by the border": "yes" if metrics.get("touches_border") else "no",
-        "energy share": round(float(energy_share), 3),
-        "sparsity": round(float(sparsity), 3),
+        "energy share": _value(energy_share, 3),
+        "sparsity": _value(sparsity, 3),
     }
 
 

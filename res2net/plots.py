@@ -397,8 +397,9 @@ def feature_maps_figure(
 ) -> go.Figure:
     """A grid of feature maps: one row per branch, one column per channel (e.g. the top channels by energy).
 
-    ``scale``: 'local' = each map its own zmin/zmax (values on hover), 'branch' = one range and colour bar per
-    row, 'global' = one for all; the ranges are always set explicitly on every heatmap.
+    Every map has a colour bar. ``scale``: 'local' = each map stretched over its own range, (v - vmin) / (vmax - vmin)
+    with vmin, vmax from ``map_range``, under one 'own min → own max' bar (raw values on hover); 'branch' = one
+    range and bar per row; 'global' = one for all. The ranges are always set explicitly on every heatmap.
     """
     if scale not in FEATURE_SCALES:
         raise ValueError(f"scale must be one of {FEATURE_SCALES}, got {scale!r}")
@@ -418,23 +419,33 @@ def feature_maps_figure(
     for r, (b, maps) in enumerate(rows.items(), start=1):
         row_range = map_range(maps, True)[0]
         for c, m in enumerate(maps, start=1):
-            lo, hi = {"global": global_range, "branch": row_range}.get(scale) or map_range([m], False)[0]
-            show = (scale == "global" and r == 1 and c == 1) or (scale == "branch" and c == 1)
+            z, lo, hi, bar = m, *({"global": global_range, "branch": row_range}.get(scale) or (0.0, 1.0)), {}
+            if scale == "local":
+                own_lo, own_hi = map_range([m], False)[0]
+                z = (m - own_lo) / (own_hi - own_lo)
+                bar = dict(tickvals=[0, 0.5, 1], ticktext=["min", "half", "max"],
+                           title=dict(text="of each map's own range", side="bottom"))
+            show = (scale in ("global", "local") and r == 1 and c == 1) or (scale == "branch" and c == 1)
             yaxis = fig.layout[f"yaxis{'' if (r - 1) * n_cols + c == 1 else (r - 1) * n_cols + c}"]
-            cbar = dict(thickness=10, len=(yaxis.domain[1] - yaxis.domain[0]) if scale == "branch" else 0.9,
-                        y=(yaxis.domain[0] + yaxis.domain[1]) / 2 if scale == "branch" else 0.5, yanchor="middle")
-            fig.add_trace(go.Heatmap(z=m, colorscale=colorscale, zmin=lo, zmax=hi, zauto=False, showscale=show,
-                                     colorbar=cbar, name=f"{b} ch {c - 1}",
-                                     hovertemplate="x %{x}, y %{y}: %{z:.4g}<extra></extra>"), row=r, col=c)
-    fig.update_xaxes(showticklabels=False, constrain="domain")
-    fig.update_yaxes(showticklabels=False, autorange="reversed", constrain="domain")
+            if scale == "branch":  # beside its row
+                cbar = dict(thickness=10, len=yaxis.domain[1] - yaxis.domain[0], yanchor="middle",
+                            y=(yaxis.domain[0] + yaxis.domain[1]) / 2)
+            else:  # one bar under the grid: it takes no width from the maps
+                cbar = dict(thickness=10, len=0.9, orientation="h", x=0.5, xanchor="center", y=0.0, yanchor="top",
+                            ypad=4, **bar)
+            fig.add_trace(go.Heatmap(z=z, customdata=m, colorscale=colorscale, zmin=lo, zmax=hi, zauto=False,
+                                     showscale=show, colorbar=cbar, name=f"{b} ch {c - 1}",
+                                     hovertemplate="x %{x}, y %{y}: %{customdata:.4g}<extra></extra>"), row=r, col=c)
+    fig.update_xaxes(showticklabels=False, ticks="", constrain="domain")
+    fig.update_yaxes(showticklabels=False, ticks="", autorange="reversed", constrain="domain")
     for i in range(1, n_rows * n_cols + 1):
         fig.layout[f"yaxis{'' if i == 1 else i}"].scaleanchor = f"x{'' if i == 1 else i}"
     for r, b in enumerate(rows, start=1):  # the branch names the row, once, on its left
         fig.update_yaxes(title=dict(text=b, font=dict(size=11)), row=r, col=1)
     fig.update_annotations(font_size=11)
     fig.update_layout(title=dict(text=title or f"feature maps ({scale} colour scale)"),
-                      height=max(260, 190 * n_rows + 80), margin=dict(l=30, r=10, t=60, b=10))
+                      height=max(260, 190 * n_rows + 80) + (0 if scale == "branch" else 70),
+                      margin=dict(l=30, r=10, t=60, b=10 if scale == "branch" else 80))
     return fig
 
 

@@ -191,6 +191,7 @@ def test_rf_rows_use_plain_names_flag_rfs_beyond_the_input_and_explain_missing_v
     assert readable.rf_row("m", "b", 35, 8, 64, {}, 0.1, 0.2)["theoretical RF (px)"] == "35"
     assert row["ERF σ (px)"] == readable.NOT_MEASURABLE and readable.NOT_MEASURABLE in readable.RF_TABLE_NOTE
     assert row["ERF cut by the border"] == "yes"
+    assert (row["ERF: 50% of mass within (px)"], row["90% within (px)"], row["energy share"]) == ("3.0", "9.5", "0.250")
     assert not any("_" in k for k in row)  # no raw metric keys such as radius_50_square
 
 

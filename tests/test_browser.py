@@ -1,8 +1,10 @@
 """End to end in a real browser: Debian's Chromium driven by Playwright against `streamlit run` on 127.0.0.1.
 
 Opens every view at 1280 and 1920 px wide, uploads a photo on Compare CAMs, waits for the overlays, checks that no
-exception block appears, and checks the layout from the page's DOM: no text cut off by its element, no two subplot
-titles overlapping, every map drawn at least 96 px a side. Screenshots go to ``test-artifacts/`` (CI artefacts).
+exception block appears, and checks the layout from the page's DOM once every element is drawn: no text cut off by
+its element, no two subplot titles overlapping, every map drawn at least 96 px a side, no table that scrolls sideways.
+Ticks a row of a top-5 table and checks that its class becomes the target. Screenshots go to ``test-artifacts/``
+(CI artefacts).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ WAIT_MS = 240_000
 WIDTHS = (1280, 1920)
 MIN_MAP_PX = 96
 # Layout problems a reader would see, found from the DOM: text wider than the element that clips it, subplot titles
-# that overlap, and maps (plotly heatmaps, images) drawn smaller than MIN_MAP_PX.
+# that overlap, maps (plotly heatmaps, images) drawn smaller than MIN_MAP_PX, and tables wider than their frame.
 LAYOUT_PROBLEMS_JS = """(minPx) => {
   const out = [];
   const main = document.querySelector('[data-testid="stMain"]') || document.body;
@@ -67,6 +69,12 @@ LAYOUT_PROBLEMS_JS = """(minPx) => {
       if (r.width > 0 && (r.width < minPx - 0.5 || r.height < minPx - 0.5))
         out.push(`map drawn at ${r.width.toFixed(0)}x${r.height.toFixed(0)} px`);
     }
+  }
+  for (const g of main.querySelectorAll('[data-testid="stDataFrame"], [data-testid="stTable"]')) {
+    if (g.closest('details:not([open])') || g.offsetParent === null) continue;
+    const s = g.querySelector('.dvn-scroller') || g;
+    if (s.scrollWidth > s.clientWidth + 1)
+      out.push('table scrolls sideways: ' + [...g.querySelectorAll('th')].map(t => t.textContent).join(' | '));
   }
   for (const img of main.querySelectorAll('[data-testid="stImage"] img')) {
     const r = img.getBoundingClientRect();
@@ -136,13 +144,44 @@ def page(browser, request):  # noqa: ANN001, ANN201
     pg.close()
 
 
+# The script run has finished and everything it sent is drawn: no running indicator, no stale element, no
+# placeholder skeleton (Streamlit draws one until a lazily loaded element such as a metric, table or button is
+# ready), every visible plotly chart has its SVG and every visible data grid its canvas.
+RENDERED_JS = """() => {
+  const main = document.querySelector('[data-testid="stMain"]');
+  if (!main || document.querySelector('[data-testid="stStatusWidget"]')) return false;
+  if (document.querySelector('[data-testid="stSkeleton"], [data-stale="true"]')) return false;
+  // drawn on screen: not in a closed expander (its content is laid out but never rendered), not hidden
+  const visible = (el) => !el.closest('details:not([open])') && el.offsetParent !== null;
+  for (const c of main.querySelectorAll('[data-testid="stPlotlyChart"]'))
+    if (visible(c) && !c.querySelector('.js-plotly-plot .main-svg')) return false;
+  for (const g of main.querySelectorAll('[data-testid="stDataFrame"]'))
+    if (visible(g) && !g.querySelector('[data-testid="data-grid-canvas"]')) return false;
+  for (const m of main.querySelectorAll('[data-testid="stMetricValue"]')) if (!m.textContent.trim()) return false;
+  return true;
+}"""
+
+
+# Where every drawn map and chart sits: equal in two looks 750 ms apart once plotly has finished laying out.
+GEOMETRY_JS = """() => JSON.stringify([...document.querySelectorAll('.js-plotly-plot, .js-plotly-plot image')]
+  .map(e => { const r = e.getBoundingClientRect(); return [Math.round(r.width), Math.round(r.height)]; }))"""
+
+
 def _settle(pg, ready: str = "h1") -> None:  # noqa: ANN001
-    """Wait for the view's result element, then until the script run has finished (no running indicator)."""
+    """Wait for the view's result element, then until the run has finished, every element is drawn and the page's
+    charts hold still (a chart re-laid out after a rerun passes through smaller sizes)."""
     pg.wait_for_selector("h1", timeout=WAIT_MS)
     pg.wait_for_selector(ready, timeout=WAIT_MS)
-    pg.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=WAIT_MS, polling=500)
-    pg.wait_for_timeout(500)
+    deadline = time.monotonic() + WAIT_MS / 1000
+    before = None
+    while time.monotonic() < deadline:
+        pg.wait_for_function(RENDERED_JS, timeout=WAIT_MS, polling=250)
+        now = pg.evaluate(GEOMETRY_JS)
+        if now == before:
+            return
+        before = now
+        pg.wait_for_timeout(750)
+    pytest.fail("the page did not settle")
 
 
 def _assert_clean(pg, name: str) -> None:  # noqa: ANN001
@@ -178,3 +217,44 @@ def test_upload_photo_renders_overlays(server: str, page) -> None:  # noqa: ANN0
     assert page.locator(".js-plotly-plot").count() >= 2 + 1  # two overlays + the Res2Net branches
     assert page.get_by_text("Branch order").count() >= 1
     _assert_clean(page, "compare_upload")
+
+
+# The first model's main map: the values of the heatmap trace of the page's first figure.
+MAIN_MAP_JS = "() => JSON.stringify(document.querySelector('.js-plotly-plot').data.map(t => t.z || null))"
+
+
+def _target_caption(pg) -> str:  # noqa: ANN001
+    """The first model's caption under its main map, which names the target class."""
+    return pg.locator('[data-testid="stCaptionContainer"]').filter(has_text="target: ").first.inner_text()
+
+
+@pytest.fixture(params=WIDTHS, ids=lambda w: f"{w}px")
+def fresh_page(browser, request):  # noqa: ANN001, ANN201
+    """A new tab of its own: the click below starts from a page no other test has driven."""
+    pg = browser.new_page(viewport={"width": request.param, "height": 3600})
+    yield pg
+    pg.close()
+
+
+def test_clicking_a_top5_row_makes_its_class_the_target(server: str, fresh_page) -> None:  # noqa: ANN001
+    page = fresh_page
+    page.goto(server)
+    _settle(page, '[data-testid="stDataFrame"] [data-testid="data-grid-canvas"]')
+    grid = page.locator('[data-testid="stDataFrame"]').first
+    grid.scroll_into_view_if_needed()
+    cells = grid.locator('[data-testid^="glide-cell-1-"]').all_inner_texts()  # column 0 holds the row boxes
+    assert len(cells) == 5, cells
+    before_caption = _target_caption(page)
+    before_map = page.evaluate(MAIN_MAP_JS)
+    assert f"target: {cells[0]} (p = " in before_caption  # top-1 by default
+    box = grid.locator('[data-testid="data-grid-canvas"]').bounding_box()
+    row_px = 35  # Streamlit's data grid: a 35 px header, then 35 px rows; a row is picked by its box at the left
+    x, y = box["x"] + 15, box["y"] + row_px * 3 + row_px / 2  # the third row's box
+    page.mouse.move(x, y)
+    page.mouse.click(x, y)
+    page.wait_for_function("(old) => !document.body.innerText.includes(old)", arg=before_caption, timeout=WAIT_MS)
+    _settle(page, ".js-plotly-plot")
+    assert f"target: {cells[2]} (p = " in _target_caption(page)
+    after_map = page.evaluate(MAIN_MAP_JS)
+    assert after_map != before_map, "the map did not change with the target"
+    _assert_clean(page, "compare_row_click")

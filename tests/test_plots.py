@@ -207,13 +207,21 @@ def test_feature_maps_colour_scales(scale: str) -> None:
     hms = heatmaps(fig)
     assert len(hms) == 4 and all(h.colorscale is not None and h.zauto is False for h in hms)
     tops = [h.zmax for h in hms]
-    own = [float(m.max()) for ms in maps.values() for m in ms]
-    if scale == "local":
-        assert tops == pytest.approx(own)
-    elif scale == "branch":
+    flat = [m for ms in maps.values() for m in ms]
+    own = [float(m.max()) for m in flat]
+    assert all(np.array_equal(np.asarray(h.customdata), m) for h, m in zip(hms, flat, strict=True))  # raw on hover
+    if scale == "local":  # each map drawn as a share of its own maximum (all are >= 0), under one 0-1 bar
+        assert tops == pytest.approx([1.0] * 4)
+        for h, m in zip(hms, flat, strict=True):
+            np.testing.assert_allclose(np.asarray(h.z, dtype=np.float64), m / m.max())
+        assert [h.showscale for h in hms] == [True, False, False, False]
+        assert list(hms[0].colorbar.tickvals) == [0, 0.5, 1] and hms[0].colorbar.ticktext[-1] == "max"
+    elif scale == "branch":  # one bar per row, each beside its row
         assert tops == pytest.approx([max(own[:2])] * 2 + [max(own[2:])] * 2)
+        assert [h.showscale for h in hms] == [True, False, True, False]
     else:
         assert tops == pytest.approx([max(own)] * 4)
+        assert [h.showscale for h in hms] == [True, False, False, False]
     assert all(h.zmin == 0.0 for h in hms)
     assert "ch 7" in [a.text for a in fig.layout.annotations]
     assert fig.layout.yaxis.title.text == "branch0" and fig.layout.yaxis3.title.text == "branch1"  # row labels

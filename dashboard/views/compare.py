@@ -57,7 +57,7 @@ mode = c3.selectbox("Preprocessing", list(images.PREPROCESS_MODES), key="compare
                     help="center_crop: the models' own (resize, centre crop); resize: squeeze the whole photo; "
                          "pad: fit it inside the square.")
 target_mode = c4.radio("Target class", ["top-1 (or a clicked row)", "one class for all"], key="compare_target_mode",
-                       help="Click a row of a model's top-5 table to explain that class instead of its top-1.")
+                       help="Tick a row of a model's top-5 table to explain that class instead of its top-1.")
 common = sorted(set.intersection(*(set(cached.class_names(n)) for n in names)))
 target_name = None
 if target_mode == "one class for all":
@@ -285,7 +285,7 @@ for col, n in zip(cols, names, strict=True):
                                                                              for k in top]},
                          hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
                          key=f"compare_topk_{n}")
-            st.caption("Click a row to explain that class.")
+            st.caption("Tick a row's box to explain that class.")
         if n in randomised and tap is not None:
             rr = randomised[n]
             figure(n, random_models[n], rr.maps, [tap], [f"{tap} · untrained"], with_photo=False, rng=None,

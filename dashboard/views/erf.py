@@ -105,8 +105,8 @@ st.subheader("Metrics")
 shown = [readable_text.rf_row(r["model"], r["tap"], r["theoretical RF (px)"], results[r["model"]]["rf"][r["tap"]][1],
                               res2net.get_spec(r["model"]).input_size, r, float("nan"), float("nan"))
          for r in rows]
-st.dataframe([{k: v for k, v in row.items() if k not in ("energy share", "sparsity")} | {"weights": r["weights"]}
-              for row, r in zip(shown, rows, strict=True)], hide_index=True, width="stretch")
+st.table([{k: v for k, v in row.items() if k not in ("energy share", "sparsity")} | {"weights": r["weights"]}
+          for row, r in zip(shown, rows, strict=True)])  # a plain table wraps: ten columns fit 1280 px
 st.caption(readable_text.RF_TABLE_NOTE.replace("on this image", "on the inputs above") + " The CSV has every metric "
            "(radial radii, RepLKNet's area ratios) under its code name.")
 st.download_button("Numbers (CSV)", partial(plots.rows_to_csv_bytes, rows), "erf.csv", "text/csv")

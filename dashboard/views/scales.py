@@ -74,6 +74,11 @@ alpha = e2.slider("CAM opacity", 0.0, 1.0, 0.5, 0.05, key="scales_alpha")
 method = e3.selectbox("CAM method", list(cam.METHODS), key="scales_method")
 photo = photos.rgb(source.data)
 rf_rows: list[dict] = []
+FMAP_SCALE_NOTES = {
+    "local": "One colour bar under the maps, read on each map's own range: from its minimum to its maximum.",
+    "branch": "One colour bar per branch (row), shared by its maps.",
+    "global": "One colour bar under the maps, shared by every map of the block.",
+}
 n_top = 3  # channels per branch: at half the page width (1280 px window) each map stays above 96 px
 
 
@@ -112,6 +117,7 @@ def show(model_name: str, col, side: str) -> dict | None:  # noqa: ANN001
         st.plotly_chart(plots.feature_maps_figure(channel_maps, scale=fmap_scale, channel_labels=channel_labels,
                                                   title=f"{model_name} · {block} ({fmap_scale} colour scale)"),
                         key=f"scales_fm_{model_name}", width="stretch")
+        st.caption(FMAP_SCALE_NOTES[fmap_scale] + " Raw activations on hover.")
         rfs = cached.theoretical_rfs(model_name, tuple(info.branch_taps))
         erfs = cached.model_erf(model_name, lm.device, lm.weights, tuple(info.branch_taps), source.data, 0, False)
         size = res2net.get_spec(model_name).input_size
@@ -127,7 +133,7 @@ per_model = {n: st_ for n, col, side in ((name, left, "model"), (base, right, "b
              if (st_ := show(n, col, side)) is not None}
 if rf_rows:
     st.markdown(f"**Receptive fields of `{block}`** (theoretical: from the module graph; effective: ERF on this image)")
-    st.dataframe(rf_rows, hide_index=True, width="stretch")
+    st.table(rf_rows)  # a plain table wraps its headers and cells: eleven columns fit 1280 px without scrolling
     st.caption(readable_text.RF_TABLE_NOTE)
 if per_model:
     b1, b2 = st.columns(2)
