@@ -50,7 +50,7 @@ def claim_rows(res: Mapping, section: str) -> list[dict]:
             "difference": fmt(c["estimate"], digits),
             "interval judged": f"[{fmt(c['low'], digits)}, {fmt(c['high'], digits)}] at {100 * c['level']:.1f}%",
             "95% interval": f"[{fmt(c['low95'], digits)}, {fmt(c['high95'], digits)}]",
-            "d": c["min_effect"],
+            "d": f"{c['min_effect']:g}",  # text: a plain table would pad it to four decimals
             "baselines": c["baseline_note"] or "–",
             "rests on": f"{c['runs']} runs" + (f", {c['images']} images" if c["images"] else ""),
         })
