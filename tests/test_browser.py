@@ -39,6 +39,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-sync", "--no-first-run"]
 WAIT_MS = 240_000
 WIDTHS = (1280, 1920)
+WINDOW_PX, MAX_PAGE_PX = 3600, 16_000  # window height; the most it grows to show a whole page
 MIN_MAP_PX = 96
 # Layout problems a reader would see, found from the DOM: text wider than the element that clips it, subplot titles
 # that overlap, maps (plotly heatmaps, images) drawn smaller than MIN_MAP_PX, and tables wider than their frame.
@@ -139,7 +140,7 @@ def browser(server: str):  # noqa: ANN201
 
 @pytest.fixture(scope="module", params=WIDTHS, ids=lambda w: f"{w}px")
 def page(browser, request):  # noqa: ANN001, ANN201
-    pg = browser.new_page(viewport={"width": request.param, "height": 3600})
+    pg = browser.new_page(viewport={"width": request.param, "height": WINDOW_PX})
     yield pg
     pg.close()
 
@@ -184,8 +185,18 @@ def _settle(pg, ready: str = "h1") -> None:  # noqa: ANN001
     pytest.fail("the page did not settle")
 
 
+def _show_whole_page(pg) -> None:  # noqa: ANN001
+    """Grow the window to the page's height: Streamlit scrolls inside its own container, so a full-page screenshot
+    would stop at the window's edge, and elements below it (data grids) are never drawn."""
+    height = pg.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+    if height > pg.viewport_size["height"]:
+        pg.set_viewport_size({"width": pg.viewport_size["width"], "height": min(int(height) + 40, MAX_PAGE_PX)})
+        _settle(pg)
+
+
 def _assert_clean(pg, name: str) -> None:  # noqa: ANN001
     name = f"{name}_{pg.viewport_size['width']}px"
+    _show_whole_page(pg)
     pg.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
     assert pg.locator('[data-testid="stException"]').count() == 0, f"{name}: an exception block is shown"
     errors = pg.locator('[data-testid="stAlertContentError"]').all_inner_texts()
@@ -197,6 +208,7 @@ def _assert_clean(pg, name: str) -> None:  # noqa: ANN001
 @pytest.mark.parametrize("view", list(PAGES))
 def test_view_opens_without_exception(server: str, page, view: str) -> None:  # noqa: ANN001
     path, ready = PAGES[view]
+    page.set_viewport_size({"width": page.viewport_size["width"], "height": WINDOW_PX})
     page.goto(f"{server}/{path}")
     _settle(page, ready)
     _assert_clean(page, f"view_{view}")
@@ -206,6 +218,7 @@ def test_upload_photo_renders_overlays(server: str, page) -> None:  # noqa: ANN0
     photos = sorted(PHOTOS.glob("*.JPEG")) if PHOTOS.is_dir() else []
     if not photos:
         pytest.skip(f"sample photos not found at {PHOTOS}")
+    page.set_viewport_size({"width": page.viewport_size["width"], "height": WINDOW_PX})
     page.goto(server)
     _settle(page)
     page.get_by_text("Upload", exact=True).first.click()
@@ -231,7 +244,7 @@ def _target_caption(pg) -> str:  # noqa: ANN001
 @pytest.fixture(params=WIDTHS, ids=lambda w: f"{w}px")
 def fresh_page(browser, request):  # noqa: ANN001, ANN201
     """A new tab of its own: the click below starts from a page no other test has driven."""
-    pg = browser.new_page(viewport={"width": request.param, "height": 3600})
+    pg = browser.new_page(viewport={"width": request.param, "height": WINDOW_PX})
     yield pg
     pg.close()
 
