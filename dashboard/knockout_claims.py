@@ -22,7 +22,8 @@ def knockout_section(res: Mapping) -> None:
     st.markdown("> *Res2Net's hierarchical branches represent features at several scales* (paper §3.1): if so, "
                 "removing a large-receptive-field branch should hurt large objects more, and a small one small "
                 "objects more.")
-    st.markdown(f"**Hypothesis, stated before any run:** {ko['hypothesis']}. **Lesion:** {ko['lesion']}. "
+    hypothesis = ko["hypothesis"].removeprefix("stated before any run: ")  # the label says so already
+    st.markdown(f"**Hypothesis, stated before any run:** {hypothesis}. **Lesion:** {ko['lesion']}. "
                 f"**Interaction:** {ko['interaction']}; {ko['images']} val images, {ko['runs']} runs, "
                 f"{ko['mean_images']} train images for the means.")
     if ko["claims"]:

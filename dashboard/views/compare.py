@@ -212,7 +212,8 @@ def figure(n: str, model, maps: dict, taps: list[str], titles: list[str], *, wit
     pm = [placement.photo_map(model, t, maps[t], crops[n], title, cells=cells) for t, title in zip(taps, titles,
                                                                                                   strict=True)]
     aspect = photo.shape[0] / photo.shape[1]
-    panel = int(min(max(aspect * (300 if with_photo else 340), 180), 440))  # panels about 300 px wide
+    # panels about 300 px wide; two a row in a half-page column: less height, so narrow windows keep no blank band
+    panel = int(min(max(aspect * (300 if with_photo else 340 if per_row > 2 else 240), 180), 440))
     fig = plots.maps_on_photo_figure(photo, pm, vmin=lo, vmax=hi, with_photo=with_photo, cells=cells, alpha=alpha,
                                      colorscale=cmap, box=box_in_photo(), colorbar_title=colorbar, per_row=per_row,
                                      panel_height=panel + 30, photo_uri=photo_uri)

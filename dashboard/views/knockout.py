@@ -124,7 +124,8 @@ def study_part() -> None:
         st.info("No knock-out study in the results file yet: `python -m res2net.evaluate` runs it.")
         return
     ko = res["knockout"]
-    st.markdown(f"**Hypothesis (stated before any run).** {ko['hypothesis']}.  \n**Lesion.** {ko['lesion']}.  \n"
+    hypothesis = ko["hypothesis"].removeprefix("stated before any run: ")  # the label below says so already
+    st.markdown(f"**Hypothesis (stated before any run).** {hypothesis}.  \n**Lesion.** {ko['lesion']}.  \n"
                 f"**Harm.** {ko['harm']}. {ko['images']} val images, {ko['runs']} runs per model; intervals: "
                 f"{ko['intervals']}.")
     models = list(dict.fromkeys(r["model"] for r in ko["rows"]))
