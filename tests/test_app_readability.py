@@ -174,7 +174,8 @@ def test_demo_photos_ship_with_licences_and_land_on_known_classes() -> None:
     assert len(photos) >= 6
     known = set(res2net.model_info("tiny_res2net26_4s")["card"]["classes"])
     labelled = {classes[n] for n in photos if classes.get(n)}
-    assert len(labelled) >= 4 and labelled <= known, labelled - known
+    assert sum(1 for n in photos if classes.get(n)) >= 6  # photos that show a class the models know
+    assert len(labelled) >= 5 and labelled <= known, labelled - known
     licence = (images.DEMO_DIR / "LICENCE.md").read_text()
     assert all(f"`{p.name}`" in licence for p in images.DEMO_DIR.glob("*.jpg"))
 
