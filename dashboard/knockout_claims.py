@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 import streamlit as st
 
+from dashboard import charts
 from dashboard.claims_text import VERDICT_ICONS, fmt_interval
 from res2net import knockout_plots
 
@@ -43,7 +44,7 @@ def knockout_section(res: Mapping) -> None:
                  hide_index=True, width="stretch")
     sweep = res.get("scale_sweep")
     if sweep:
-        st.plotly_chart(knockout_plots.scale_sweep_figure(sweep), key="claims_sweep", width="stretch")
+        charts.plotly_chart(knockout_plots.scale_sweep_figure(sweep), key="claims_sweep", width="stretch")
         ours = "rises" if sweep["top1_rises_with_s"] else "does not rise monotonically"
         paper = "rises" if sweep["paper_top1_rises_with_s"] else "does not rise monotonically"
         st.caption(f"Our top-1 {ours} with s; the paper's {paper} ({sweep['paper']}). Intervals: "

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import cached, knockout_claims
+from dashboard import cached, charts, knockout_claims
 from dashboard.claims_text import (
     VERDICT_ICONS,
     claim_rows,
@@ -146,7 +146,7 @@ metric_keys = ["energy", "pointing", "coverage", "maxboxacc"]
 metric = c3.selectbox("Metric", metric_keys, format_func=lambda k: metric_label(res, k), key="claims_metric")
 rows = localisation_rows(res, stage, subset, metric)
 baselines = {"centre prior (ignores the image)": {b: v.get(f"prior_{metric}") for b, v in res["baselines"].items()}}
-st.plotly_chart(plots.localisation_by_size_figure(
+charts.plotly_chart(plots.localisation_by_size_figure(
     rows, metric=metric_label(res, metric), baselines=baselines,
     title=f"{metric_label(res, metric)} · {stage} output · {subset} images"), key="claims_loc", width="stretch")
 st.caption(res["metrics"][metric]["why"] + f". Map resolution at {stage}: see the caveats "
@@ -170,7 +170,7 @@ for r in erf_rows:
     if r["weights"] == init and r["branch"] is not None:
         blocks.setdefault(r["tap"].rsplit(".branch", 1)[0], {}).setdefault(r["model"], {})[f"b{r['branch']}"] = r
 for block, per_model in blocks.items():
-    st.plotly_chart(plots.grouped_branch_bars(per_model, "radius_50", low="radius_50_low", high="radius_50_high",
+    charts.plotly_chart(plots.grouped_branch_bars(per_model, "radius_50", low="radius_50_low", high="radius_50_high",
                                               title=f"50% ERF radius (px) per branch · {block} · {init}"),
                     key=f"claims_erf_{block}", width="stretch")
 claims_section("erf")

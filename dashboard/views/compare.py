@@ -9,7 +9,7 @@ import numpy as np
 import streamlit as st
 
 import res2net
-from dashboard import cached, one_tap, photos, placement, sources
+from dashboard import cached, charts, one_tap, photos, placement, sources
 from dashboard.state import DEFAULT_PAIR, branch_note, current_device, random_weights_notice, weights_mode
 from res2net import cam, gradient_free, images, plots
 
@@ -217,7 +217,7 @@ def figure(n: str, model, maps: dict, taps: list[str], titles: list[str], *, wit
     fig = plots.maps_on_photo_figure(photo, pm, vmin=lo, vmax=hi, with_photo=with_photo, cells=cells, alpha=alpha,
                                      colorscale=cmap, box=box_in_photo(), colorbar_title=colorbar, per_row=per_row,
                                      panel_height=panel + 30, photo_uri=photo_uri)
-    st.plotly_chart(fig, key=key, width="stretch")
+    charts.plotly_chart(fig, key=key, width="stretch")
 
 
 def gradient_free_panel(n: str, m: str, tap: str) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import streamlit as st
 
 import res2net
-from dashboard import cached, placement, sources
+from dashboard import cached, charts, placement, sources
 from dashboard import readable as readable_text
 from dashboard.state import DEFAULT_PAIR, RANDOM_LABEL, branch_note, current_device, random_weights_notice, weights_mode
 from res2net import plots
@@ -94,7 +94,7 @@ for n, r in results.items():
     curves = {t.rsplit(".", 1)[-1] if t != block else "block output": e.radial
               for t, e in r["erf"].items() if e.radial is not None}
     if curves:
-        st.plotly_chart(plots.radial_mass_figure(curves, title=f"{n}: cumulative ERF mass within radius"),
+        charts.plotly_chart(plots.radial_mass_figure(curves, title=f"{n}: cumulative ERF mass within radius"),
                         key=f"erf_radial_{n}", width="stretch")
     for t in r["taps"]:
         m = r["erf"][t].metrics

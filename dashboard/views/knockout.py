@@ -8,7 +8,7 @@ import numpy as np
 import streamlit as st
 
 import res2net
-from dashboard import cached, knockout_cache, placement, sources
+from dashboard import cached, charts, knockout_cache, placement, sources
 from dashboard.claims_text import fmt_interval
 from dashboard.state import DEFAULT_PAIR, branch_note, current_device, random_weights_notice, weights_mode
 from res2net import cam, knockout_plots, plots
@@ -98,13 +98,13 @@ def decomposition_part(source: sources.Source, name: str, lm: cached.LoadedModel
                                              centred and has_means)
     labels = [info.branch_label(i) for i in range(info.num_branches)]
     parts = {lab: dec.parts[i] for i, lab in enumerate(labels)} | {"bias": dec.bias}
-    st.plotly_chart(knockout_plots.branch_maps_figure(parts, "Exact per-branch contributions (one colour scale)"),
+    charts.plotly_chart(knockout_plots.branch_maps_figure(parts, "Exact per-branch contributions (one colour scale)"),
                     key="ko_parts", width="stretch")
     total = {lab: dec.total_gradient[i] for i, lab in enumerate(labels)}
-    st.plotly_chart(knockout_plots.branch_maps_figure(total, "Total-gradient maps of the same branches"),
+    charts.plotly_chart(knockout_plots.branch_maps_figure(total, "Total-gradient maps of the same branches"),
                     key="ko_total", width="stretch")
     summed = dec.parts.sum(0) + dec.bias
-    st.plotly_chart(knockout_plots.branch_maps_figure(
+    charts.plotly_chart(knockout_plots.branch_maps_figure(
         {"block map": dec.residual, "Σ parts + bias": summed, "Σ total-gradient + bias": dec.total_gradient.sum(0)
          + dec.bias}, "The sum check"), key="ko_sum", width="stretch")
     gap = float(np.abs(dec.total_gradient.sum(0) + dec.bias - dec.residual).max())
@@ -133,18 +133,18 @@ def study_part() -> None:
     model = c1.selectbox("Model", models, index=len(models) - 1, key="ko_study_model")
     metrics = list(ko["min_effect"])
     metric = c2.selectbox("Metric", metrics, key="ko_study_metric")
-    st.plotly_chart(knockout_plots.harm_by_size_figure(ko["rows"], model, metric), key="ko_heat", width="stretch")
+    charts.plotly_chart(knockout_plots.harm_by_size_figure(ko["rows"], model, metric), key="ko_heat", width="stretch")
     blocks = list(dict.fromkeys(r["block"] for r in ko["interactions"] if r["model"] == model))
     block = st.selectbox("Block", blocks, index=blocks.index(ko["claims"][0]["block"]) if ko["claims"]
                          and ko["claims"][0]["block"] in blocks else 0, key="ko_study_block")
-    st.plotly_chart(knockout_plots.interaction_figure(ko["interactions"], block, metric, ko["min_effect"][metric]),
+    charts.plotly_chart(knockout_plots.interaction_figure(ko["interactions"], block, metric, ko["min_effect"][metric]),
                     key="ko_inter", width="stretch")
     st.dataframe([{"model": r["model"], "branch": r["label"],
                    "large minus small (95%)": fmt_interval(r["interaction"], r["low"], r["high"]),
                    "verdict (exploratory)": r["verdict"]} for r in ko["interactions"]
                   if r["block"] == block and r["metric"] == metric], hide_index=True, width="stretch")
     if "scale_sweep" in res:
-        st.plotly_chart(knockout_plots.scale_sweep_figure(res["scale_sweep"]), key="ko_sweep", width="stretch")
+        charts.plotly_chart(knockout_plots.scale_sweep_figure(res["scale_sweep"]), key="ko_sweep", width="stretch")
 
 
 image = None

@@ -8,7 +8,7 @@ from __future__ import annotations
 import streamlit as st
 
 import res2net
-from dashboard import cached, photos, placement, sources
+from dashboard import cached, charts, photos, placement, sources
 from dashboard import readable as readable_text
 from dashboard.state import DEFAULT_PAIR, branch_note, current_device, random_weights_notice, weights_mode
 from res2net import cam, images, plots
@@ -103,7 +103,7 @@ def show(model_name: str, col, side: str) -> dict | None:  # noqa: ANN001
         pm = [placement.photo_map(lm.model, t, cams.maps[t], crop, lab) for t, lab in zip(info.branch_taps, labels,
                                                                                            strict=True)]
         lo, hi = placement.colour_range([cams.maps[t] for t in info.branch_taps])
-        st.plotly_chart(plots.maps_on_photo_figure(photo, pm, vmin=lo, vmax=hi, with_photo=False, alpha=alpha,
+        charts.plotly_chart(plots.maps_on_photo_figure(photo, pm, vmin=lo, vmax=hi, with_photo=False, alpha=alpha,
                                                    per_row=2, panel_height=240,
                                                    photo_uri=photos.photo_uri(source.data)),
                         key=f"scales_cam_{side}", width="stretch")
@@ -114,7 +114,7 @@ def show(model_name: str, col, side: str) -> dict | None:  # noqa: ANN001
         pairs = list(zip(labels, info.branch_taps, strict=True))
         channel_maps = {lab: [feats.acts[t][c] for c in stats[t]["top_channels"][:n_top]] for lab, t in pairs}
         channel_labels = {lab: stats[t]["top_channels"][:n_top] for lab, t in pairs}
-        st.plotly_chart(plots.feature_maps_figure(channel_maps, scale=fmap_scale, channel_labels=channel_labels,
+        charts.plotly_chart(plots.feature_maps_figure(channel_maps, scale=fmap_scale, channel_labels=channel_labels,
                                                   title=f"{model_name} · {block} ({fmap_scale} colour scale)"),
                         key=f"scales_fm_{model_name}", width="stretch")
         st.caption(FMAP_SCALE_NOTES[fmap_scale] + " Raw activations on hover.")
