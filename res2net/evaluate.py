@@ -57,6 +57,12 @@ BRANCH_METRICS = ("energy", "pointing")
 # of one model, and a change a reader would notice): below it a difference is "no meaningful difference".
 MIN_EFFECT = {"top1": 1.0, "energy": 0.02, "pointing": 0.03, "coverage": 0.03, "maxboxacc": 0.03,
               "erf_radius": 1.0}
+# How a verdict is reached, written into every results file.
+VERDICT_RULE = {"rule": "interval above +d: supported; below -d: contradicted; inside [-d, +d]: no meaningful "
+                        "difference; otherwise inconclusive",
+                "min_effect": MIN_EFFECT,
+                "correction": "Holm over the confirmatory claims: the k-th most significant of m is judged on its "
+                              "1 - 0.05/(m-k) interval; exploratory rows use their 95% interval"}
 METRICS = {
     "top1": {"label": "top-1 accuracy (points)", "kind": "accuracy"},
     "energy": {"label": "energy inside the box", "kind": "concentration",
@@ -353,11 +359,7 @@ def run(models: list[str] | None = None, limit: int | None = None, data_dir: str
                      f"({BOOT_SUMMARY} resamples for single models, {BOOT_COMPARE} for comparisons; seed 0); "
                      f"ERFs: runs, then noise inputs",
         "verdict_layer": VERDICT_LAYER,
-        "verdict_rule": {"rule": "interval above +d: supported; below -d: contradicted; inside [-d, +d]: no "
-                                 "meaningful difference; otherwise inconclusive",
-                         "min_effect": MIN_EFFECT,
-                         "correction": "Holm over the confirmatory claims: the k-th most significant of m is judged "
-                                       "on its 1 - 0.05/(m-k) interval; exploratory rows use their 95% interval"},
+        "verdict_rule": VERDICT_RULE,
         "caveats": [f"{len(run_seeds)} training runs per model (seeds {run_seeds}); with so few runs the run level "
                     "of the bootstrap has few distinct resamples",
                     "maps are coarse at 64 px: layer3 is 4x4 cells (stride 16), layer4 2x2 (stride 32)",
@@ -1134,11 +1136,7 @@ def _finish_dataset(ds: object, kind: str, jobs: list, shard_dir: Path, out: Pat
         "intervals": f"95% percentile, hierarchical bootstrap: runs, then classes, then images within classes "
                      f"({BOOT_SUMMARY} resamples for single models, {BOOT_COMPARE} for comparisons; seed 0)",
         "verdict_layer": VERDICT_LAYER,
-        "verdict_rule": {"rule": "interval above +d: supported; below -d: contradicted; inside [-d, +d]: no "
-                                 "meaningful difference; otherwise inconclusive",
-                         "min_effect": MIN_EFFECT,
-                         "correction": "Holm over the confirmatory claims: the k-th most significant of m is judged "
-                                       "on its 1 - 0.05/(m-k) interval; exploratory rows use their 95% interval"},
+        "verdict_rule": VERDICT_RULE,
         "caveats": [f"{weights} weights, one run per model: intervals cover images and classes, not training runs"
                     if weights != "pretrained" or all(get_spec(n).family != "embedded" for n in names)
                     else "embedded models: runs are training seeds",
