@@ -65,3 +65,24 @@ def imagenet_val_folder(root, n: int = 24, side: int = 224) -> dict:  # noqa: AN
         (root / "annotations" / f"{stem}.xml").write_text(voc_xml(stem, (side, side), [(wnid, b) for b in boxes]))
         truth[stem] = (wnid, boxes)
     return truth
+
+
+def refuse_downloads(monkeypatch, torch_home) -> list[str]:  # noqa: ANN001
+    """No weights cached (``TORCH_HOME`` empty, no local override or mirror) and every URL refused in this process,
+    so a download fails the same way online and offline; returns the URLs tried, in order."""
+    import urllib.error
+    import urllib.request
+
+    from res2net import weights
+
+    monkeypatch.setenv("TORCH_HOME", str(torch_home))
+    monkeypatch.delenv(weights.ENV_WEIGHTS, raising=False)
+    monkeypatch.delenv(weights.ENV_MIRROR, raising=False)
+    tried: list[str] = []
+
+    def refuse(request: urllib.request.Request, *args: object, **kwargs: object) -> None:
+        tried.append(request.full_url)
+        raise urllib.error.URLError(ConnectionRefusedError(111, "Connection refused"))
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    return tried

@@ -13,6 +13,8 @@ from streamlit.testing.v1 import AppTest
 
 from res2net.data import default_data_dir
 
+from helpers import refuse_downloads
+
 REPO = Path(__file__).resolve().parent.parent
 APP = str(REPO / "dashboard" / "app.py")
 PHOTOS = REPO.parent / "shared" / "data" / "imagenet-sample-photos"
@@ -261,24 +263,11 @@ def test_imagenet_model_without_weights_says_why_and_keeps_working() -> None:
 
 def test_models_download_failure_shows_the_weights_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The test refuses every connection itself (AppTest runs in this process), so it runs online and offline."""
-    import urllib.error
-    import urllib.request
-
     import res2net
     from dashboard import cached
-    from res2net import weights
 
     name = "resnet50"
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty checkpoint cache: the weights are 'downloadable'
-    monkeypatch.delenv(weights.ENV_WEIGHTS, raising=False)
-    monkeypatch.delenv(weights.ENV_MIRROR, raising=False)
-    tried: list[str] = []
-
-    def refuse(request: urllib.request.Request, *args: object, **kwargs: object) -> None:
-        tried.append(request.full_url)
-        raise urllib.error.URLError(ConnectionRefusedError(111, "Connection refused"))
-
-    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    tried = refuse_downloads(monkeypatch, tmp_path)  # empty checkpoint cache: the weights are 'downloadable'
     cached.weight_status.clear()
     try:
         at = _app("views/models.py")

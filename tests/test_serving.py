@@ -6,8 +6,6 @@ from __future__ import annotations
 import io
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +17,8 @@ from streamlit.testing.v1 import AppTest
 from dashboard import budget, compute
 from res2net import images
 from res2net.data import default_data_dir
+
+from helpers import refuse_downloads
 
 REPO = Path(__file__).resolve().parent.parent
 APP = str(REPO / "dashboard" / "app.py")
@@ -486,18 +486,8 @@ def test_demo_photo_choice_survives_a_page_switch() -> None:
 def test_failed_weight_load_stays_in_its_session(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The download is refused in this process (AppTest runs here), so the test is the same online and offline."""
     from dashboard import cached
-    from res2net import weights
 
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # empty checkpoint cache: resnet50 is 'downloadable'
-    monkeypatch.delenv(weights.ENV_WEIGHTS, raising=False)
-    monkeypatch.delenv(weights.ENV_MIRROR, raising=False)
-    tried: list[str] = []
-
-    def refuse(request: urllib.request.Request, *args: object, **kwargs: object) -> None:
-        tried.append(request.full_url)
-        raise urllib.error.URLError(ConnectionRefusedError(111, "Connection refused"))
-
-    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    tried = refuse_downloads(monkeypatch, tmp_path)  # empty checkpoint cache: the weights are 'downloadable'
     cached.weight_status.clear()
     try:
         a, b = _app(), _app()
