@@ -67,24 +67,35 @@ def run_started() -> float:
     return st.session_state.get(RUN_STARTED, time.monotonic())
 
 
+def _per_model(key: str, name: str) -> object | None:
+    """This session's entry for model ``name`` in the name-keyed map under session-state ``key``."""
+    return st.session_state.get(key, {}).get(name)
+
+
+def _set_per_model(key: str, name: str, value: object | None) -> None:
+    """Set (or, with None, drop) model ``name``'s entry in this session's map under ``key``; a new dict each time."""
+    entries = {k: v for k, v in st.session_state.get(key, {}).items() if k != name}
+    if value is not None:
+        entries[name] = value
+    st.session_state[key] = entries
+
+
 WEIGHT_FAILURES = "weight_failures"  # session-state key: model name -> why its trained weights failed to load
 
 
 def weight_failure(name: str) -> str | None:
     """Why this session's last load of ``name``'s trained weights failed (None: not failed, or retried since)."""
-    return st.session_state.get(WEIGHT_FAILURES, {}).get(name)
+    return _per_model(WEIGHT_FAILURES, name)
 
 
 def record_weight_failure(name: str, reason: str) -> None:
     """Remember a failed weight load for this session only: other users keep trying on their own."""
-    st.session_state[WEIGHT_FAILURES] = {**st.session_state.get(WEIGHT_FAILURES, {}), name: reason}
+    _set_per_model(WEIGHT_FAILURES, name, reason)
 
 
 def forget_weight_failure(name: str) -> None:
     """Let this session's next load of ``name`` try its trained weights again (the retry button, a download)."""
-    failures = dict(st.session_state.get(WEIGHT_FAILURES, {}))
-    failures.pop(name, None)
-    st.session_state[WEIGHT_FAILURES] = failures
+    _set_per_model(WEIGHT_FAILURES, name, None)
 
 
 LOCAL_WEIGHTS = "local_weights"  # session-state key: model name -> local_weights.LocalWeights this session uses
@@ -92,19 +103,17 @@ LOCAL_WEIGHTS = "local_weights"  # session-state key: model name -> local_weight
 
 def local_weights(name: str) -> LocalWeights | None:
     """The user file this session uses for ``name``'s trained weights (None: the default weights)."""
-    return st.session_state.get(LOCAL_WEIGHTS, {}).get(name)
+    return _per_model(LOCAL_WEIGHTS, name)
 
 
 def use_local_weights(name: str, checked: LocalWeights) -> None:
     """Use a checked user file as ``name``'s trained weights in this session only."""
-    st.session_state[LOCAL_WEIGHTS] = {**st.session_state.get(LOCAL_WEIGHTS, {}), name: checked}
+    _set_per_model(LOCAL_WEIGHTS, name, checked)
 
 
 def use_default_weights(name: str) -> None:
     """Go back to ``name``'s default trained weights in this session."""
-    files = dict(st.session_state.get(LOCAL_WEIGHTS, {}))
-    files.pop(name, None)
-    st.session_state[LOCAL_WEIGHTS] = files
+    _set_per_model(LOCAL_WEIGHTS, name, None)
 
 
 def random_weights_notice(name: str, reason: str | None, where: str) -> None:

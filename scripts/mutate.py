@@ -269,7 +269,7 @@ MUTATIONS: tuple[M, ...] = (
       "if not 0 <= int(k) < len(idx):", "if int(k) >= len(idx):",
       ("tests/test_serving.py", "-k", "out_of_range")),
     M("retry-keeps-the-failure", "dashboard/state.py",
-      "failures.pop(name, None)", "failures.get(name)",
+      "_set_per_model(WEIGHT_FAILURES, name, None)", "_per_model(WEIGHT_FAILURES, name)",
       ("tests/test_serving.py", "-k", "weight_load")),
     M("session-weights-file-ignored", "dashboard/cached.py",
       "    own = state.local_weights(name)\n", "    own = None\n",
