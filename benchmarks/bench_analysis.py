@@ -27,8 +27,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import res2net  # noqa: E402
-from res2net import cam, erf  # noqa: E402
-from res2net.taps import TapCapture, branch_tap_names, tap_names  # noqa: E402
+from res2net.analysis import (
+    cam,
+    erf,  # noqa: E402
+)
+from res2net.models.taps import TapCapture, branch_tap_names, tap_names  # noqa: E402
 
 MODEL = "res2net50_26w_4s"
 ERF_BLOCK = "layer3.1"
@@ -127,7 +130,7 @@ def memory_worker(kind: str, device: str, batch: int) -> None:
     elif kind == "cams":
         cam.compute_cams(model, x, 0)
     elif kind == "features":
-        from res2net.features import capture_features
+        from res2net.analysis.features import capture_features
 
         capture_features(model, x, tap_names(model))
     if dev.type == "cuda":

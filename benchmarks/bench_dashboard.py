@@ -67,11 +67,11 @@ def plain_forward_backward(names: list[str], repeats: int) -> float:
 
 def bench_pair(names: list[str], weights: str, repeats: int) -> dict[str, float]:
     """Upload → rendered CAMs, a branch switch and an opacity + colour-scale redraw on Compare CAMs for one pair."""
-    import res2net.cam
+    import res2net.analysis.cam
 
     calls: list[int] = []
-    real = res2net.cam.compute_cams
-    res2net.cam.compute_cams = lambda *a, **k: calls.append(1) or real(*a, **k)
+    real = res2net.analysis.cam.compute_cams
+    res2net.analysis.cam.compute_cams = lambda *a, **k: calls.append(1) or real(*a, **k)
     try:
         at = AppTest.from_file(str(REPO / "dashboard" / "app.py"), default_timeout=600)
         at.session_state["device"] = "cpu"
@@ -96,7 +96,7 @@ def bench_pair(names: list[str], weights: str, repeats: int) -> dict[str, float]
             recomputed += len(calls) - n0
             at.selectbox(key="compare_tap").set_value("block output").run()
     finally:
-        res2net.cam.compute_cams = real
+        res2net.analysis.cam.compute_cams = real
     med = statistics.median
     return {"cold": cold, "upload": med(uploads), "switch": med(switches), "redraw": med(redraws),
             "recomputed": recomputed}

@@ -3,7 +3,7 @@
   python benchmarks/bench_eval.py [--model tiny_res2net26_4s] [--weights pretrained|random] [--images 96]
                                   [--batch-size 32] [--rounds 3] [--device cpu|cuda] [--no-procs]
 
-1. Evaluation images/s (``res2net.evaluate.evaluate_dataset``: decoding in loader worker processes, all-tap
+1. Evaluation images/s (``res2net.evaluation.pipeline.evaluate_dataset``: decoding in loader worker processes, all-tap
    Grad-CAM, registration, every metric, shard files) ÷ plain forward + backward images/s of the same model and
    batch (goal >= 0.7: the metrics and I/O must not dominate). The plain pass is what the evaluation's model part
    needs at least: one forward and one backward of the true-class logits per batch, in eval mode, to the input with
@@ -35,9 +35,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import res2net  # noqa: E402
-from res2net.datasets import imagenet_val  # noqa: E402
-from res2net.distributed import Context, pick_device  # noqa: E402
-from res2net.evaluate import evaluate_dataset  # noqa: E402
+from res2net.data.datasets import imagenet_val  # noqa: E402
+from res2net.evaluation.distributed import Context, pick_device  # noqa: E402
+from res2net.evaluation.pipeline import evaluate_dataset  # noqa: E402
 
 from helpers import imagenet_val_folder  # noqa: E402
 
@@ -89,8 +89,8 @@ def eval_rate(name: str, weights: str, data: Path, batch: int, device: torch.dev
 def cpu_breakdown(model: torch.nn.Module, name: str, data: Path, batch: int) -> dict[str, float]:
     """CPU ms per image of each part of the evaluation done one after another on this thread, and of the plain
     forward+backward; thread CPU time, so other jobs on a shared machine barely move it."""
-    from res2net.distributed import write_shard
-    from res2net.evaluate import _batch_rows, _Items
+    from res2net.evaluation.distributed import write_shard
+    from res2net.evaluation.pipeline import _batch_rows, _Items
 
     ds = imagenet_val(data)
     side = model.spec.input_size

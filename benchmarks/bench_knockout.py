@@ -23,8 +23,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import res2net  # noqa: E402
-from res2net import cam, knockout  # noqa: E402
-from res2net.decompose import decompose  # noqa: E402
+from res2net.analysis import cam
+from res2net.analysis.decompose import decompose  # noqa: E402
+from res2net.evaluation import knockout_study as knockout  # noqa: E402
 
 
 def timed_pair(a, b, device: torch.device, repeats: int) -> tuple[float, float]:  # noqa: ANN001

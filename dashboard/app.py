@@ -10,11 +10,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dashboard import budget, cached, compute, state  # noqa: E402
+from dashboard import state  # noqa: E402
+from dashboard.services import cached
+from dashboard.serving import admission, budget
 
 budget.return_large_frees_to_os()  # decoded uploads' memory goes back to the system when dropped
 # the compute gate's slots together use each core once (or fewer threads, when OMP_NUM_THREADS asks for fewer)
-torch.set_num_threads(min(torch.get_num_threads(), compute.threads_per_worker(compute.gate().workers)))
+torch.set_num_threads(min(torch.get_num_threads(), admission.threads_per_worker(admission.gate().workers)))
 st.set_page_config(page_title="res2scope", page_icon=":material/biotech:", layout="wide")
 
 PAGES = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from res2net.localize import VERDICTS
+from res2net.metrics.statistics import VERDICTS
 
 # Material icons render in Streamlit labels and markdown without an emoji font
 VERDICT_ICONS = {"supported": ":material/check_circle:", "contradicted": ":material/cancel:",

@@ -9,7 +9,7 @@ import streamlit as st
 
 from dashboard import charts
 from dashboard.claims_text import VERDICT_ICONS, fmt_interval
-from res2net import knockout_plots
+from res2net.viz import knockout_plots
 
 
 def knockout_section(res: Mapping) -> None:

@@ -1,7 +1,7 @@
 """Maps placed where the model saw them, and scored against a box beside baselines that ignore the image.
 
 Every map a view draws, exports or scores goes through here: a tap's cell (i, j) is put at its receptive-field
-centre ``start + stride·(i, j)`` in model-input pixels (``res2net.cam.register``), never stretched over the
+centre ``start + stride·(i, j)`` in model-input pixels (``res2net.analysis.cam.register``), never stretched over the
 picture. No Streamlit here, so the views' numbers can be tested without running a page.
 """
 
@@ -15,7 +15,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from torch import nn
 
-from res2net import cam, erf, images, localize, plots
+from res2net.analysis import cam, erf
+from res2net.data import images
+from res2net.metrics import boxes as localize
+from res2net.viz import plots
 
 REGISTRATION_RULE = "cell (i,j) at start + stride·(i,j)"
 REGISTERED_PREFIX = "registered/"  # .npz key prefix of the maps placed on the model input

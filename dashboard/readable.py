@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from res2net.taps import BlockInfo
+from res2net.models.taps import BlockInfo
 
 NOT_MEASURABLE = "–"  # an all-zero ERF (no input reaches the unit) has no radius or width
 

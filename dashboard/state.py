@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 if TYPE_CHECKING:
-    from dashboard.local_weights import LocalWeights
+    from dashboard.serving.local_weights import LocalWeights
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # `streamlit run dashboard/app.py` only puts dashboard/ on the path

@@ -5,20 +5,20 @@ Usable from a notebook without Streamlit::
     import res2net
     model = res2net.create_model("res2net50_26w_4s", pretrained=True)
     res2net.tap_names(model)[:5]
+
+The subpackages are the architecture; each may import only those before it:
+``models`` → ``geometry`` → ``analysis``, ``metrics``, ``data`` → ``evaluation``, ``viz``.
+This root only re-exports the public names for notebooks; no module inside the package imports it.
 """
 
 from __future__ import annotations
 
-import os
-from functools import cache
-
-from torch import nn
-
-from .ablate import AblationError, ablate, branch_means
-from .complexity import count_macs, count_params
-from .decompose import BlockDecomposition, Decomposition, decompose
-from .taps import BlockInfo, TapError, block_infos, get_tap, tap_names
-from .zoo import MODELS, ModelSpec, get_spec, list_models
+from res2net.analysis.decompose import BlockDecomposition, Decomposition, decompose
+from res2net.analysis.lesion import AblationError, ablate, branch_means
+from res2net.models.complexity import count_macs, count_params
+from res2net.models.factory import create_model, model_info
+from res2net.models.taps import BlockInfo, TapError, block_infos, get_tap, tap_names
+from res2net.models.zoo import MODELS, ModelSpec, get_spec, list_models
 
 __all__ = [
     "create_model", "list_models", "model_info", "tap_names", "get_tap", "block_infos", "BlockInfo",
@@ -26,82 +26,3 @@ __all__ = [
     "AblationError", "decompose", "Decomposition", "BlockDecomposition",
 ]
 __version__ = "0.1.0"
-
-
-def create_model(
-    name: str,
-    pretrained: bool | str | os.PathLike = False,
-    num_classes: int | None = None,
-    progress=None,  # noqa: ANN001  (callable(done_bytes, total_bytes | None, source_label))
-    seed: int | None = None,
-    **kw: object,
-) -> nn.Module:
-    """Build model ``name``; ``pretrained`` is False, True (resolve and load the released weights) or a path.
-
-    ``seed`` (embedded models, with ``pretrained=True``): which training run of the recipe to load; the default
-    (None or 0) is the seed-0 run, ``res2net.weights.embedded_seeds(name)`` lists the shipped ones. Weights always
-    load with ``weights_only=True`` and ``strict=True``; on any failure no model is returned.
-    """
-    spec = get_spec(name)
-    n = spec.num_classes if num_classes is None else num_classes
-    if pretrained is not False and pretrained is not None and n != spec.num_classes:
-        raise ValueError(
-            f"{name}'s weights have {spec.num_classes} classes; build with pretrained=False for num_classes={n}"
-        )
-    model = spec.builder(num_classes=n, **kw)
-    model.spec = spec  # input size, mean/std and class list, read by the analyses from this one place
-    if seed not in (None, 0) and pretrained is not True:
-        raise ValueError(f"seed={seed} picks a training run's weights: pass pretrained=True with it")
-    if pretrained is True:
-        from .weights import load_pretrained
-
-        load_pretrained(model, spec, progress=progress, seed=seed)
-    elif pretrained:
-        from .weights import load_checkpoint_file
-
-        load_checkpoint_file(model, os.fspath(pretrained), spec)
-    model.eval()
-    return model
-
-
-@cache
-def _measure(name: str) -> tuple[int, int]:
-    spec = get_spec(name)
-    model = spec.builder(num_classes=spec.num_classes)
-    return count_params(model), count_macs(model, spec.input_size)
-
-
-def model_info(name: str) -> dict:
-    """Params, GMACs at the model's input size (measured here), reported accuracy, weights, licence, preprocessing."""
-    spec = get_spec(name)
-    params, macs = _measure(name)
-    info = {
-        "name": name,
-        "family": spec.family,
-        "description": spec.description,
-        "params": params,
-        "params_m": round(params / 1e6, 2),
-        "gmacs": round(macs / 1e9, 3),
-        "input_size": spec.input_size,
-        "reported_top1": spec.reported_top1,
-        "reported_top5": spec.reported_top5,
-        "accuracy_source": spec.accuracy_source,
-        "licence": spec.licence,
-        "weights": [
-            {"label": w.label, "url": w.url, "filename": w.filename, "sha256": w.sha256, "asset": w.asset}
-            for w in spec.weights
-        ],
-        "preprocessing": {
-            "resize": spec.resize, "crop": spec.input_size, "mean": list(spec.mean), "std": list(spec.std),
-            "interpolation": "bilinear",
-        },
-    }
-    if spec.family == "embedded":
-        from .weights import read_model_card
-
-        card = read_model_card(name)
-        if card is not None:
-            info["reported_top1"] = card.get("top1")
-            info["reported_top5"] = card.get("top5")
-            info["card"] = card
-    return info

@@ -24,9 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import count_macs, count_params, create_model, get_spec
-from .data import Split, default_cache_dir, default_data_dir, load_split, read_classes
-from .weights import embedded_asset, sha256_file
+from res2net.data.tiny_imagenet import Split, default_cache_dir, default_data_dir, load_split, read_classes
+from res2net.models.complexity import count_macs, count_params
+from res2net.models.factory import create_model
+from res2net.models.weights import embedded_asset, sha256_file
+from res2net.models.zoo import get_spec
 
 __all__ = ["RECIPE", "TrainConfig", "TrainError", "train", "evaluate_split", "write_release", "stored_state",
            "as_stored", "release_name", "repack", "main"]
@@ -390,7 +392,7 @@ def repack(pth: str | os.PathLike, card: str | os.PathLike, out_dir: str | os.Pa
 
 
 def _embedded() -> dict:
-    from .zoo import MODELS
+    from res2net.models.zoo import MODELS
 
     return {m: s for m, s in MODELS.items() if s.family == "embedded"}
 

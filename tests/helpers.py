@@ -45,7 +45,7 @@ def imagenet_val_folder(root, n: int = 24, side: int = 224) -> dict:  # noqa: AN
     import numpy as np
     from PIL import Image
 
-    from res2net.data import load_split
+    from res2net.data.tiny_imagenet import load_split
 
     root = Path(root)
     (root / "val").mkdir(parents=True, exist_ok=True)
@@ -73,7 +73,7 @@ def refuse_downloads(monkeypatch, torch_home) -> list[str]:  # noqa: ANN001
     import urllib.error
     import urllib.request
 
-    from res2net import weights
+    from res2net.models import weights
 
     monkeypatch.setenv("TORCH_HOME", str(torch_home))
     monkeypatch.delenv(weights.ENV_WEIGHTS, raising=False)

@@ -11,9 +11,9 @@ import torch
 import torchvision.transforms.functional as TF
 
 import res2net
-from res2net.data import Split, default_data_dir, load_split
+from res2net.data.tiny_imagenet import Split, default_data_dir, load_split
+from res2net.models.weights import WeightsUnavailableError, embedded_seeds, read_model_card
 from res2net.train import TrainConfig, TrainError, augment, train, write_release
-from res2net.weights import WeightsUnavailableError, embedded_seeds, read_model_card
 
 torch.set_num_threads(1)
 MODEL = "tiny_resnet26"

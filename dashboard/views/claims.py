@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import cached, charts, knockout_claims
+from dashboard import charts, knockout_claims
 from dashboard.claims_text import (
     VERDICT_ICONS,
     claim_rows,
@@ -20,9 +20,10 @@ from dashboard.claims_text import (
     section_notes,
     verdict_counts,
 )
+from dashboard.services import cached
 from dashboard.state import branch_note
-from res2net import plots
-from res2net.results import ResultsError
+from res2net.evaluation.results import ResultsError
+from res2net.viz import plots
 
 st.title("Claims")
 

@@ -9,9 +9,12 @@ import numpy as np
 import streamlit as st
 
 import res2net
-from dashboard import cached, charts, one_tap, photos, placement, sources
+from dashboard import charts, placement
+from dashboard.services import cached, one_tap, photos, sources
 from dashboard.state import DEFAULT_PAIR, branch_note, current_device, random_weights_notice, weights_mode
-from res2net import cam, gradient_free, images, plots
+from res2net.analysis import cam, gradient_free
+from res2net.data import images
+from res2net.viz import plots
 
 SANITY_NAME = "Model-randomisation sanity check (Adebayo et al., 2018)"
 UNTRAINED_BADGE = ":orange-badge[untrained · random init]"

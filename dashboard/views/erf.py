@@ -8,10 +8,11 @@ import numpy as np
 import streamlit as st
 
 import res2net
-from dashboard import cached, charts, placement, sources
+from dashboard import charts, placement
 from dashboard import readable as readable_text
+from dashboard.services import cached, sources
 from dashboard.state import DEFAULT_PAIR, RANDOM_LABEL, branch_note, current_device, random_weights_notice, weights_mode
-from res2net import plots
+from res2net.viz import plots
 
 st.title("ERF explorer")
 st.caption("The effective receptive field of a tap's central unit: how much each input pixel moves it "

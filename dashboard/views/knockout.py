@@ -8,11 +8,13 @@ import numpy as np
 import streamlit as st
 
 import res2net
-from dashboard import cached, charts, knockout_cache, placement, sources
+from dashboard import charts, placement
 from dashboard.claims_text import fmt_interval
+from dashboard.services import cached, knockout_cache, sources
 from dashboard.state import DEFAULT_PAIR, branch_note, current_device, random_weights_notice, weights_mode
-from res2net import cam, knockout_plots, plots
-from res2net.results import ResultsError
+from res2net.analysis import cam
+from res2net.evaluation.results import ResultsError
+from res2net.viz import knockout_plots, plots
 
 st.title("Branch knock-out")
 st.caption("Remove branches of one block and watch what the model does without them. **Mean** replaces a branch by "

@@ -5,10 +5,11 @@ from __future__ import annotations
 import streamlit as st
 
 import res2net
-from dashboard import cached, compute, local_weights
+from dashboard.services import cached
+from dashboard.serving import admission, local_weights
 from dashboard.state import forget_weight_failure, run_started, use_default_weights, use_local_weights
 from dashboard.state import local_weights as session_file
-from res2net import weights
+from res2net.models import weights
 
 st.title("Models")
 st.caption("Parameters and GMACs are measured here by the package's counter at each model's input size. "
@@ -97,7 +98,7 @@ if own is not None:
 up = st.file_uploader("Weights file (.pth, .pt)", type=["pth", "pt", "bin"], key="models_local_file")
 if up is not None and st.button("Check and use this file", key="models_local_use"):
     try:
-        with compute.gate().slot(priority=run_started()):  # builds the model and reads the file: heavy work
+        with admission.gate().slot(priority=run_started()):  # builds the model and reads the file: heavy work
             checked = local_weights.check(name, up.getvalue(), up.name)
     except weights.WeightsError as exc:
         st.error(f"`{up.name}` cannot be used for `{name}`: {type(exc).__name__}. Your weights are unchanged"

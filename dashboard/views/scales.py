@@ -8,10 +8,13 @@ from __future__ import annotations
 import streamlit as st
 
 import res2net
-from dashboard import cached, charts, photos, placement, sources
+from dashboard import charts, placement
 from dashboard import readable as readable_text
+from dashboard.services import cached, photos, sources
 from dashboard.state import DEFAULT_PAIR, branch_note, current_device, random_weights_notice, weights_mode
-from res2net import cam, images, plots
+from res2net.analysis import cam
+from res2net.data import images
+from res2net.viz import plots
 
 st.title("Scales")
 st.caption("Inside one block: what each branch responds to and how far it sees, beside the same block of the "

@@ -1,0 +1,183 @@
+"""The Claims page against a constructed results file that covers every verdict, section and failure mode."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from res2net.evaluation.results import CLAIM_FIELDS, FIELDS, SCHEMA_VERSION, ResultsError, validate_results
+from res2net.metrics.statistics import VERDICTS
+
+REPO = Path(__file__).resolve().parents[2]
+APP = str(REPO / "dashboard" / "app.py")
+MODELS = ("tiny_resnet26", "tiny_res2net26_4s")
+
+
+def _claim(cid: str, section: str, metric: str, verdict: str, est: float, low: float, high: float) -> dict:
+    return {"id": cid, "section": section, "paper": f"statement of {cid} (paper, Table 9)", "metric": metric,
+            "model": MODELS[1], "layer": "layer3 output (layer3.1)", "subset": "all", "family": "confirmatory",
+            "estimate": est, "low95": low, "high95": high, "low": low - 0.05, "high": high + 0.05,
+            "level": 0.9875, "min_effect": 0.02, "verdict": verdict, "runs": 3, "images": 1241,
+            "baseline_note": "centred Gaussian prior: 0.31", "caveat": f"caveat of {cid}"}
+
+
+def constructed() -> dict:
+    """A schema-valid results dict: one claim per verdict across the three sections, one exploratory claim."""
+    loc, cmp_rows = [], []
+    for m in MODELS:
+        for stage in ("layer1", "layer2", "layer3", "layer4"):
+            for b in ("small", "medium", "large", "all"):
+                for metric in ("energy", "pointing", "coverage", "maxboxacc"):
+                    for subset in ("all", "correct"):
+                        loc.append({"model": m, "stage": stage, "tap": f"{stage}.1", "group": "output",
+                                    "subset": subset, "bucket": b, "metric": metric, "mean": 0.5, "low": 0.4,
+                                    "high": 0.6, "n": 40, "runs": 3})
+                    if m == MODELS[1]:
+                        cmp_rows.append({"model": m, "baseline": MODELS[0], "stage": stage, "subset": "all",
+                                         "bucket": b, "metric": metric, "diff": 0.01, "low": -0.02, "high": 0.04,
+                                         "n": 40, "runs": 3})
+    erf = [{"model": m, "weights": w, "tap": f"layer3.1.branch{i}", "stage": "layer3", "group": f"branch{i}",
+            "branch": i, "radius_50": 10.0 + i, "radius_50_low": 9.0 + i, "radius_50_high": 11.0 + i,
+            "radius_90": 20.0, "radius_90_low": 19.0, "radius_90_high": 22.0, "radius_99": 40.0,
+            "touches_border": i == 3, "area_ratio_20_published": 0.1, "area_ratio_20_scale_free": 0.05,
+            "area_ratio_50_published": 0.2, "area_ratio_50_scale_free": 0.1, "inputs": 16, "size": 256, "runs": 3}
+           for m in MODELS for w in ("trained", "random init") for i in range(4 if m == MODELS[1] else 1)]
+    claims = [
+        _claim("top1-x", "accuracy", "top1: top-1 accuracy (points)", "supported", 2.2, 1.1, 3.3),
+        _claim("energy-small-x", "localisation", "energy: energy inside the box", "contradicted", -0.05, -0.08,
+               -0.03),
+        _claim("coverage-large-x", "localisation", "coverage: coverage of the box", "no meaningful difference",
+               0.001, -0.01, 0.012),
+        _claim("erf-branches-x", "erf", "erf_radius: 50% ERF radius (px)", "inconclusive", 1.5, -0.5, 3.5),
+        {**_claim("energy-small-x-both-correct", "localisation", "energy: energy inside the box", "inconclusive",
+                  0.01, -0.01, 0.03), "family": "exploratory", "subset": "both correct", "level": 0.95},
+    ]
+    res = {
+        "schema_version": SCHEMA_VERSION, "dataset": "tiny-imagenet-100 val", "images": 5000, "limit": None,
+        "models": {m: {"scale": 1 if m == MODELS[0] else 4, "run_count": 3, "params": 930308, "gmacs": 0.0126,
+                       "runs": [{"seed": s, "top1": 42.0 + s, "top5": 72.0} for s in range(3)],
+                       "top1": {"mean": 43.0, "low": 41.9, "high": 44.1}, "taps": {}} for m in MODELS},
+        "cam": {"method": "gradcam"}, "size_buckets": {},
+        "metrics": {"energy": {"label": "energy inside the box", "why": "why energy"},
+                    "pointing": {"label": "pointing game hit rate", "why": "why pointing"},
+                    "coverage": {"label": "coverage of the box", "why": "why coverage"},
+                    "maxboxacc": {"label": "MaxBoxAcc", "why": "why maxboxacc"},
+                    "top1": {"label": "top-1 accuracy (points)"}, "erf_radius": {"label": "50% ERF radius (px)"}},
+        "baselines": {b: {"images": 40, "uniform_energy": 0.2, "prior_energy": 0.31, "prior_pointing": 0.9,
+                          "prior_coverage": 0.7, "prior_maxboxacc": 0.4} for b in ("small", "medium", "large", "all")},
+        "prior": {"sigma_px": 16.7, "fitted_on": "50000 train boxes"},
+        "localisation": loc, "comparisons": cmp_rows,
+        "accuracy_by_size": [{"model": m, "bucket": "small", "kind": "top1", "mean": 40.0, "low": 38.0,
+                              "high": 42.0, "n": 1241, "runs": 3} for m in MODELS],
+        "erf": erf, "claims": claims, "baseline": MODELS[0], "verdict_layer": "layer3",
+        "verdict_rule": {"rule": "interval above +d: supported", "min_effect": {"top1": 1.0, "energy": 0.02},
+                         "correction": "Holm over the confirmatory claims"},
+        "intervals": "hierarchical bootstrap", "caveats": ["CAVEAT-RUNS: 3 runs", "layer4 is 2x2 at 64 px"],
+    }
+    return validate_results(res)
+
+
+def _page(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, res: object | None) -> AppTest:
+    from dashboard.services import cached
+
+    path = tmp_path / "tiny_imagenet_100.json"
+    if res is not None:
+        path.write_text(json.dumps(res))
+    monkeypatch.setattr(cached, "RESULTS_FILE", path)
+    monkeypatch.setattr(cached, "REPO_ROOT", tmp_path)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["device"] = "cpu"
+    at.run()
+    at.switch_page("views/claims.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _text(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [h.value for h in at.header]
+    for df in [*at.dataframe, *at.table]:
+        parts += [str(v) for v in df.value.to_numpy().ravel()]
+    parts += [str(m.label) for m in at.metric]
+    return " ".join(parts)
+
+
+def test_every_section_and_every_verdict_is_shown(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    at = _page(monkeypatch, tmp_path, constructed())
+    headers = [h.value for h in at.header]
+    assert headers == ["1 · Accuracy", "2 · Localisation by object size", "3 · Receptive fields"]
+    text = _text(at)
+    for verdict in VERDICTS:
+        assert verdict in text, verdict
+    for cid, shown in (("top1-x", "2.20"), ("energy-small-x", "-0.050"), ("coverage-large-x", "0.001"),
+                       ("erf-branches-x", "1.5")):
+        assert shown in text, cid
+    assert "[1.10, 3.30]" in text  # the unadjusted 95% interval
+    assert "[1.05, 3.35] at 98.8%" in text  # the Holm-level interval the verdict used, with its level
+    assert "centred Gaussian prior: 0.31" in text and "caveat of erf-branches-x" in text
+    assert "exploratory" in text and "CAVEAT-RUNS" in text and "layer3" in text
+    counts = {m.label.split(": ", 1)[-1]: m.value for m in at.metric}  # after the icon
+    assert counts == {"supported": "1", "contradicted": "1", "no meaningful difference": "1",
+                      "inconclusive": "1"}  # the exploratory claim is not counted
+    assert "inconclusive (exploratory)" in text
+    assert len(at.get("plotly_chart")) >= 2  # localisation by size and the ERF bars
+
+
+def test_claims_without_a_section_show_that_it_is_empty(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    res = constructed()
+    res["claims"] = [c for c in res["claims"] if c["section"] != "erf"]
+    at = _page(monkeypatch, tmp_path, res)
+    assert any("No claims of this kind" in i.value for i in at.info)
+
+
+def test_a_file_of_another_schema_gets_a_specific_message(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    old = copy.deepcopy(constructed())
+    old["schema_version"] = 1
+    at = _page(monkeypatch, tmp_path, old)
+    assert any("schema version 1" in e.value for e in at.error)
+    at = _page(monkeypatch, tmp_path, {"models": {}})
+    assert any("schema version None" in e.value for e in at.error)
+
+
+def test_results_validation_names_what_is_missing() -> None:
+    res = constructed()
+    del res["baselines"]
+    with pytest.raises(ResultsError, match="baselines"):
+        validate_results(res)
+    res = constructed()
+    del res["claims"][0]["verdict"]
+    with pytest.raises(ResultsError, match="top1-x.*verdict"):
+        validate_results(res)
+    assert "claims" in FIELDS and "verdict" in CLAIM_FIELDS
+
+
+def test_picker_offers_every_results_file_and_states_dataset_and_weights(monkeypatch: pytest.MonkeyPatch,
+                                                                       tmp_path: Path) -> None:
+    other = copy.deepcopy(constructed())
+    other.update(dataset="imagenet-val: ImageNet val at /data", images=50000, weights="pretrained",
+                 skipped={"count": 3, "reasons": {"unreadable image": 3}, "examples": {}})
+    (tmp_path / "imagenet-val.json").write_text(json.dumps(other))
+    (tmp_path / "broken.json").write_text("{}")
+    at = _page(monkeypatch, tmp_path, constructed())
+    picker = at.selectbox(key="claims_file")
+    assert picker.options == ["tiny_imagenet_100.json", "broken.json", "imagenet-val.json", "Upload a results file…"]
+    assert "weights: embedded" in _text(at)
+    picker.set_value("imagenet-val.json").run()
+    assert not at.exception, [e.value for e in at.exception]
+    text = _text(at)
+    assert "imagenet-val: ImageNet val at /data, 50000 images, 3 skipped" in text and "weights: pretrained" in text
+    picker.set_value("broken.json").run()
+    assert any("schema version None" in e.value for e in at.error)
+
+
+def test_uploaded_file_that_is_not_results_gets_a_clear_message() -> None:
+    from dashboard.services import cached
+
+    with pytest.raises(ResultsError, match="up.json is not a JSON file"):
+        cached.uploaded_results(b"\x89PNG", "up.json")
+    with pytest.raises(ResultsError, match="up.json has schema version 1"):
+        cached.uploaded_results(json.dumps({"schema_version": 1}).encode(), "up.json")
+    assert cached.uploaded_results(json.dumps(constructed()).encode(), "ok.json")["images"] == constructed()["images"]

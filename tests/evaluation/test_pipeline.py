@@ -1,0 +1,285 @@
+"""The evaluate command: tap groups, per-image scores against a hand-written registered Grad-CAM, and the results
+files: recomputed from the per-image scores, verdicts equal to the rule on their own intervals, byte-identical
+reruns, and the shipped file consistent with the model cards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import res2net
+from res2net.data.tiny_imagenet import Split, default_data_dir, load_split
+from res2net.evaluation import pipeline as ev
+from res2net.evaluation.results import image_scores_path, load_image_scores, load_results
+from res2net.metrics import boxes as L
+from res2net.metrics import statistics as S
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "assets" / "results" / "tiny_imagenet_100.json"
+WEIGHTS = ROOT / "assets" / "weights"
+needs_data = pytest.mark.skipif(not (default_data_dir() / "val.tar.gz").is_file(),
+                                reason="Tiny-ImageNet-100 val split absent")
+
+
+def _hand_registered_gradcam(model: torch.nn.Module, block: torch.nn.Module, stride: int, x: torch.Tensor,
+                             y: torch.Tensor) -> np.ndarray:
+    """Grad-CAM of class y at a block's output (forward hook + autograd), each cell placed at input pixel
+    stride * i (its receptive-field centre), linear in between and the edge value beyond (np.interp)."""
+    store = {}
+    h = block.register_forward_hook(lambda m, i, o: store.__setitem__("a", o))
+    try:
+        logits = model(x)
+    finally:
+        h.remove()
+    a = store["a"]
+    (g,) = torch.autograd.grad(logits.gather(1, y[:, None]).sum(), a)
+    cam = torch.relu((g.mean((2, 3), keepdim=True) * a).sum(1)).detach().double().numpy()
+    size = x.shape[-1]
+    centres = stride * np.arange(cam.shape[-1])
+    out = np.empty((cam.shape[0], size, size))
+    for n, m in enumerate(cam):
+        rows = np.stack([np.interp(np.arange(size), centres, m[:, j]) for j in range(m.shape[1])], 1)
+        out[n] = np.stack([np.interp(np.arange(size), centres, r) for r in rows])
+    return out
+
+
+def _toy_split(n: int = 6) -> Split:
+    g = torch.Generator().manual_seed(3)
+    x0 = torch.randint(0, 30, (n, 2), generator=g)
+    boxes = torch.cat([x0, x0 + torch.randint(5, 33, (n, 2), generator=g)], 1).to(torch.int16)
+    return Split(torch.randint(0, 256, (n, 3, 64, 64), dtype=torch.uint8, generator=g),
+                 torch.randint(0, 100, (n,), generator=g), [f"v{i}" for i in range(n)], boxes, [])
+
+
+def test_stage_taps_are_the_last_block_of_each_stage_with_its_branches() -> None:
+    groups = ev.stage_taps(res2net.create_model("tiny_res2net26_4s"))
+    assert list(groups) == ["layer1", "layer2", "layer3", "layer4"]
+    assert groups["layer3"] == {"output": "layer3.1", **{f"branch{i}": f"layer3.1.branch{i}" for i in range(4)}}
+    assert ev.stage_taps(res2net.create_model("tiny_resnet26"))["layer2"]["output"] == "layer2.1"
+
+
+def test_scores_match_a_hand_written_registered_gradcam(one_thread) -> None:
+    torch.manual_seed(0)
+    model = res2net.create_model("tiny_res2net26_4s").eval()
+    for m in model.modules():  # non-trivial BN statistics, so random init is not a degenerate case
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 2.0)
+    split = _toy_split()
+    scores = ev.score_run(model, "tiny_res2net26_4s", split, torch.arange(len(split)))
+    mean, std = ev.normalizer("tiny_res2net26_4s", torch.device("cpu"))
+    x = (split.images.float() / 255.0 - mean) / std
+    boxes = split.boxes.numpy().astype(int)
+    for tap, block, stride in (("layer2.1", model.layer2[1], 8), ("layer3.1", model.layer3[1], 16)):
+        ref = _hand_registered_gradcam(model, block, stride, x, split.labels)
+        energy = [m[y0:y1, x0:x1].sum() / m.sum() for m, (x0, y0, x1, y1) in zip(ref, boxes, strict=True)]
+        np.testing.assert_allclose(scores[f"{tap}/energy"], energy, rtol=1e-4, atol=1e-5)
+        cover = [(m[y0:y1, x0:x1] >= 0.5 * m.max()).mean() if m.max() > 0 else 0.0  # an all-zero map covers nothing
+                 for m, (x0, y0, x1, y1) in zip(ref, boxes, strict=True)]
+        np.testing.assert_allclose(scores[f"{tap}/coverage"], cover, atol=1e-9)
+        assert scores[f"{tap}/maxboxacc"].shape == (len(split), len(L.BOXACC_THRESHOLDS))
+    assert "layer3.1.branch2/energy" in scores and "layer3.1.branch2/coverage" not in scores
+
+
+def test_subset_indices_are_even_and_cover_the_range() -> None:
+    assert ev.subset_indices(5000, 5).tolist() == [0, 1250, 2500, 3749, 4999]
+    assert ev.subset_indices(10, None).tolist() == list(range(10))
+
+
+@pytest.fixture(scope="module")
+def subset_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not (default_data_dir() / "val.tar.gz").is_file():
+        pytest.skip("Tiny-ImageNet-100 val split absent")
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("eval") / "r.json"
+    argv = ["--models", "tiny_resnet26", "tiny_res2net26_4s", "--seeds", "0", "1", "--limit", "120",
+            "--erf-inputs", "3", "--erf-size", "96", "--out", str(out)]
+    assert ev.main(argv) == 0
+    return out
+
+
+def test_subset_run_reruns_byte_identically_with_two_workers(subset_run: Path, tmp_path: Path) -> None:
+    again = tmp_path / "again.json"
+    argv = ["--models", "tiny_resnet26", "tiny_res2net26_4s", "--seeds", "0", "1", "--limit", "120",
+            "--erf-inputs", "3", "--erf-size", "96", "--workers", "2", "--out", str(again)]
+    assert ev.main(argv) == 0
+    assert again.read_bytes() == subset_run.read_bytes()
+    assert image_scores_path(again).read_bytes() == image_scores_path(subset_run).read_bytes()
+
+
+def test_subset_run_top1_and_buckets_recomputed_from_per_image_scores(subset_run: Path) -> None:
+    res = load_results(subset_run)
+    scores = load_image_scores(image_scores_path(subset_run))
+    val = load_split("val")
+    idx = ev.subset_indices(len(val), 120)
+    assert scores["image_index"].tolist() == idx.tolist()
+    # top-1 of seed 1, independently
+    model = res2net.create_model("tiny_res2net26_4s", pretrained=True, seed=1)
+    mean, std = ev.normalizer("tiny_res2net26_4s", torch.device("cpu"))
+    with torch.no_grad():
+        pred = model((val.images[idx].float() / 255.0 - mean) / std).argmax(1)
+    correct = (pred == val.labels[idx]).numpy()
+    assert scores["tiny_res2net26_4s/seed1/correct"].tolist() == correct.tolist()
+    run1 = [r for r in res["models"]["tiny_res2net26_4s"]["runs"] if r["seed"] == 1][0]
+    assert run1["top1"] == round(100 * correct.mean(), 2)
+    # size buckets from the boxes, by hand: area fraction < 0.25 small, >= 0.6 large
+    b = val.boxes[idx].numpy().astype(float)
+    frac = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) / 64**2
+    small, large = frac < 0.25, frac >= 0.6
+    for bucket, mask in (("small", small), ("large", large)):
+        for metric in ("energy", "coverage"):
+            row = [r for r in res["localisation"] if (r["model"], r["stage"], r["group"], r["subset"], r["bucket"],
+                                                      r["metric"]) == ("tiny_res2net26_4s", "layer3", "output",
+                                                                       "all", bucket, metric)][0]
+            vals = np.stack([scores[f"tiny_res2net26_4s/seed{s}/layer3.1/{metric}"] for s in (0, 1)]).astype(float)
+            v = vals[:, mask]
+            assert row["n"] == int(mask.sum())
+            assert row["mean"] == pytest.approx(np.nanmean(v), abs=1e-4)
+            assert row["low"] < row["mean"] < row["high"]
+            est, samples = S.hierarchical_bootstrap([v], val.labels[idx].numpy()[mask], n=ev.BOOT_SUMMARY, seed=0)
+            lo, hi = np.quantile(samples[np.isfinite(samples)], [0.025, 0.975])
+            assert (row["low"], row["high"]) == (pytest.approx(lo, abs=1e-4), pytest.approx(hi, abs=1e-4))
+    # the uniform baseline is the box fraction; MaxBoxAcc rows are a best-threshold share
+    assert res["baselines"]["small"]["uniform_energy"] == pytest.approx(frac[small].mean(), abs=1e-4)
+    acc = [r for r in res["localisation"] if r["metric"] == "maxboxacc" and r["bucket"] == "all"
+           and r["subset"] == "all" and r["model"] == "tiny_resnet26" and r["stage"] == "layer3"][0]
+    hits = np.stack([scores[f"tiny_resnet26/seed{s}/layer3.1/maxboxacc"] for s in (0, 1)]).astype(float)
+    assert acc["mean"] == pytest.approx(hits.mean((0, 1)).max(), abs=1e-4)
+
+
+
+def _paired(scores: dict, tap: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """(runs, images) arrays of the Res2Net and the ResNet, run r of both from the same seed."""
+    key = "correct" if metric == "top1" else f"{tap}/{metric}"
+    return tuple(np.stack([scores[f"{m}/seed{s}/{key}"] for s in (0, 1)]).astype(float)
+                 for m in ("tiny_res2net26_4s", "tiny_resnet26"))
+
+
+def _hand_difference(xa: np.ndarray, xb: np.ndarray, keep: np.ndarray, metric: str) -> float:
+    """Mean over the kept (run, image) pairs finite in both, Res2Net minus ResNet (MaxBoxAcc: best threshold each)."""
+    keep = keep & np.isfinite(xa.reshape(*keep.shape, -1)).all(-1) & np.isfinite(xb.reshape(*keep.shape, -1)).all(-1)
+    if metric == "maxboxacc":
+        return float(xa[keep].mean(0).max() - xb[keep].mean(0).max())
+    return float(xa[keep].mean() - xb[keep].mean())
+
+
+def _paired_interval(xa: np.ndarray, xb: np.ndarray, labels: np.ndarray, keep: np.ndarray, metric: str
+                     ) -> tuple[float, float]:
+    """95% percentile interval of the paired hierarchical bootstrap of the difference (2000 resamples, seed 0)."""
+    stat = (lambda ms: ms[0].max(1) - ms[1].max(1)) if metric == "maxboxacc" else None
+    _, samples = S.hierarchical_bootstrap([xa, xb], labels, statistic=stat, mask=keep, n=ev.BOOT_COMPARE, seed=0)
+    lo, hi = np.quantile(samples[np.isfinite(samples)], [0.025, 0.975])
+    return float(lo), float(hi)
+
+
+def test_subset_run_comparisons_and_claims_recomputed_from_per_image_scores(subset_run: Path) -> None:
+    """Res2Net minus ResNet per bucket, all images and those both models classify correctly: the difference by hand
+    from the stored per-image scores, the interval from the bootstrap of the same seed's runs paired image by image."""
+    res = load_results(subset_run)
+    scores = load_image_scores(image_scores_path(subset_run))
+    val = load_split("val")  # labels and boxes come from the dataset, by the stored image index
+    idx = torch.as_tensor(scores["image_index"])
+    labels = val.labels[idx].numpy()
+    b = val.boxes[idx].numpy().astype(float)
+    frac = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) / 64**2
+    buckets = {"small": frac < 0.25, "large": frac >= 0.6}
+    ca, cb = _paired(scores, "", "top1")
+    both = (ca == 1) & (cb == 1)
+    assert 0 < both.sum() < (ca == 1).sum()  # the 'both correct' rows drop images one model gets right
+    claims = {c["id"]: c for c in res["claims"]}
+    cmp_rows = {(r["bucket"], r["subset"], r["metric"]): r for r in res["comparisons"]
+                if (r["model"], r["stage"]) == ("tiny_res2net26_4s", "layer3")}
+    checked = 0
+    for bucket, metrics in (("small", ("energy", "pointing")), ("large", ("coverage", "maxboxacc"))):
+        m = buckets[bucket]
+        for metric in metrics:
+            xa, xb = (x[:, m] for x in _paired(scores, "layer3.1", metric))
+            for subset, keep in (("all", np.ones_like(both[:, m])), ("both correct", both[:, m])):
+                want = _hand_difference(xa, xb, keep, metric)
+                lo, hi = _paired_interval(xa, xb, labels[m], keep, metric)
+                row = cmp_rows[(bucket, subset, metric)]
+                kept = int(m.sum()) if subset == "all" else round(float(keep.sum(1).mean()))  # per run, on average
+                assert row["n"] == kept
+                assert (row["diff"], row["low"], row["high"]) == (pytest.approx(want, abs=1e-4),
+                                                                  pytest.approx(lo, abs=1e-4),
+                                                                  pytest.approx(hi, abs=1e-4)), (bucket, subset, metric)
+                cid = f"{metric}-{bucket}-tiny_res2net26_4s" + ("-both-correct" if subset != "all" else "")
+                c = claims[cid]
+                assert c["subset"] == subset and c["images"] == kept
+                assert (c["estimate"], c["low95"], c["high95"]) == (pytest.approx(want, abs=1e-4),
+                                                                    pytest.approx(lo, abs=1e-4),
+                                                                    pytest.approx(hi, abs=1e-4)), cid
+                checked += 1
+    assert checked == 8
+    top1 = claims["top1-tiny_res2net26_4s"]
+    assert top1["estimate"] == pytest.approx(100 * (ca.mean() - cb.mean()), abs=1e-4)
+
+
+def _check_verdicts(res: dict) -> None:
+    """Each verdict is the rule applied to its own interval; confirmatory levels follow Holm's step-down."""
+    confirm = [c for c in res["claims"] if c["family"] == "confirmatory"]
+    m = len(confirm)
+    levels = sorted(c["level"] for c in confirm)
+    assert levels == pytest.approx(sorted(1 - 0.05 / (m - k) for k in range(m)), abs=1e-6)
+    decided_before_stop = True
+    for c in sorted(confirm, key=lambda c: -c["level"]):  # Holm tests the strictest level first
+        rule = S.verdict((c["low"], c["high"]), c["min_effect"])
+        if decided_before_stop:
+            assert c["verdict"] == rule, c["id"]
+            decided_before_stop = rule != "inconclusive"
+        else:
+            assert c["verdict"] == "inconclusive", c["id"]
+    for c in res["claims"]:
+        assert c["low"] <= c["estimate"] <= c["high"] or c["low"] is None, c["id"]
+        assert c["low95"] <= c["estimate"] <= c["high95"], c["id"]
+        if c["family"] == "exploratory":
+            assert c["verdict"] == S.verdict((c["low"], c["high"]), c["min_effect"])
+
+
+def test_subset_run_claims_follow_their_intervals(subset_run: Path) -> None:
+    res = load_results(subset_run)
+    _check_verdicts(res)
+    ids = {c["id"] for c in res["claims"]}
+    assert {"top1-tiny_res2net26_4s", "energy-small-tiny_res2net26_4s", "pointing-small-tiny_res2net26_4s",
+            "coverage-large-tiny_res2net26_4s", "maxboxacc-large-tiny_res2net26_4s",
+            "erf-branches-tiny_res2net26_4s", "erf-block-tiny_res2net26_4s"} <= ids
+    erf = {(r["model"], r["weights"], r["tap"]): r for r in res["erf"]}
+    growth = [c for c in res["claims"] if c["id"] == "erf-branches-tiny_res2net26_4s"][0]
+    want = (erf[("tiny_res2net26_4s", "trained", "layer3.1.branch2")]["radius_50"]
+            - erf[("tiny_res2net26_4s", "trained", "layer3.1.branch0")]["radius_50"])
+    assert growth["estimate"] == pytest.approx(want)  # larger branch minus smaller, not the reverse
+    assert all(c["layer"].startswith(res["verdict_layer"]) for c in res["claims"] if c["section"] != "accuracy")
+    stages = {r["stage"] for r in res["localisation"]}
+    assert stages == {"layer1", "layer2", "layer3", "layer4"}  # every stage in the tables
+
+
+def test_subset_results_render_on_the_claims_page(subset_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard.services import cached
+
+    monkeypatch.setattr(cached, "RESULTS_FILE", subset_run)
+    at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=120)
+    at.session_state["device"] = "cpu"
+    at.run()
+    at.switch_page("views/claims.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.header) == 3 and len(at.get("plotly_chart")) >= 2
+
+
+@pytest.mark.skipif(not RESULTS.is_file(), reason="assets/results/tiny_imagenet_100.json not generated yet")
+def test_shipped_results_agree_with_the_model_cards_and_the_rule() -> None:
+    res = load_results(RESULTS)
+    assert res["limit"] is None and res["images"] == 5000
+    for name, entry in res["models"].items():
+        assert entry["run_count"] >= 3, name
+        for r in entry["runs"]:
+            card = res2net.models.weights.read_model_card(name, r["seed"])
+            assert r["weights_sha256"] == card["sha256"], f"{name} seed {r['seed']}: other weights; rerun evaluate"
+            assert r["top1"] == pytest.approx(card["top1"], abs=0.1)
+    _check_verdicts(res)
+    scores = load_image_scores(image_scores_path(RESULTS))
+    assert scores["image_index"].shape == (5000,)

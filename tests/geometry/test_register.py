@@ -1,0 +1,158 @@
+"""Registration places a tap's cells where their receptive fields are centred (not at half-pixel positions).
+
+Reference: the centroid of one unit's input gradient on a uniform input, in a network made linear and symmetric
+(constant positive kernels, identity BN, max-pools replaced by average pools of the same window), so that the
+gradient is symmetric about the unit's receptive-field centre. Receptive fields of deep taps are far larger than
+any input (up to 1135 px), so the border always cuts them; the input is therefore made odd-sized and
+non-square, (64a + 1) x (64b + 1), which puts the middle unit of every tap of stride <= 32 at the exact centre
+of the image: the cut is then symmetric and the centroid exact, at a different place in y and in x.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import res2net
+from res2net.analysis import cam
+from res2net.data.images import crop_box
+
+
+def _symmetric(model: nn.Module) -> nn.Module:
+    """Constant positive kernels, identity BN, average pools in place of max-pools: a linear, symmetric network."""
+    for mod in list(model.modules()):
+        for cname, child in list(mod.named_children()):
+            if isinstance(child, nn.MaxPool2d):
+                setattr(mod, cname, nn.AvgPool2d(child.kernel_size, child.stride, child.padding))
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d):
+                m.weight.fill_(1.0 / m.weight[0].numel())
+                if m.bias is not None:
+                    m.bias.zero_()
+            elif isinstance(m, nn.BatchNorm2d):
+                m.reset_parameters()
+                m.reset_running_stats()
+    return model.eval()
+
+
+def _gradient_centroids(model: nn.Module, taps: list[str], cells: dict[str, tuple[int, int]],
+                        hw: tuple[int, int]) -> dict[str, tuple[float, float]]:
+    """Centroid (y, x) of d unit / d input for one unit per tap, all taps from one batched backward."""
+    x = torch.ones(len(taps), 3, *hw, requires_grad=True)
+    with res2net.models.taps.TapCapture(model, taps, stop_at_last=True) as capture:
+        capture.run(x)
+    score = sum(capture.activations[t][k, :, cells[t][0], cells[t][1]].sum() for k, t in enumerate(taps))
+    (g,) = torch.autograd.grad(score, x)
+    out = {}
+    yy, xx = np.mgrid[0:hw[0], 0:hw[1]]
+    for k, t in enumerate(taps):
+        m = g[k].abs().sum(0).double().numpy()
+        out[t] = (float((m * yy).sum() / m.sum()), float((m * xx).sum() / m.sum()))
+    return out
+
+
+HW = (64 * 3 + 1, 64 * 4 + 1)  # 193 x 257: middle units centred at (96, 128)
+
+
+def _offsets(name: str, hw: tuple[int, int] = HW, taps: list[str] | None = None) -> dict[str, tuple[float, float]]:
+    """Per tap: registered position of an impulse at the middle unit minus its gradient centroid (y, x)."""
+    model = _symmetric(res2net.create_model(name))
+    taps = taps or res2net.tap_names(model)
+    with torch.no_grad(), res2net.models.taps.TapCapture(model, taps, stop_at_last=True) as capture:
+        capture.run(torch.ones(1, 3, *hw))
+    cells = {t: (capture.activations[t].shape[-2] // 2, capture.activations[t].shape[-1] // 2) for t in taps}
+    centroids = _gradient_centroids(model, taps, cells, hw)
+    out = {}
+    for t in taps:
+        impulse = torch.zeros(capture.activations[t].shape[-2:], dtype=torch.float64)
+        impulse[cells[t]] = 1.0
+        placed = cam.register(model, t, impulse, hw).numpy()
+        peak = np.unravel_index(int(np.argmax(placed)), placed.shape)
+        assert placed[peak] == pytest.approx(1.0), t
+        out[t] = (peak[0] - centroids[t][0], peak[1] - centroids[t][1])
+    return out
+
+
+def _assert_within(offsets: dict[str, tuple[float, float]], tol: float, name: str) -> None:
+    bad = {t: o for t, o in offsets.items() if max(abs(o[0]), abs(o[1])) > tol}
+    assert not bad, f"{name}: registered peak minus gradient centroid beyond {tol} px: {bad}"
+
+
+@pytest.mark.parametrize("name", ["tiny_resnet26", "tiny_res2net26_2s", "tiny_res2net26_4s", "tiny_res2net26_8s"])
+def test_registration_matches_gradient_centroid_embedded(name, one_thread):
+    _assert_within(_offsets(name), 0.5, name)
+
+
+def test_registration_is_not_the_half_pixel_resize():
+    model = res2net.create_model("tiny_resnet26")
+    impulse = torch.zeros(2, 2)
+    impulse[0, 0] = 1.0
+    placed = cam.register(model, "layer4.1", impulse, 64)
+    assert placed[0, 0] == 1.0 and placed[0, 31] == pytest.approx(1 - 31 / 32)  # cell 0 at 0, cell 1 at 32
+    assert placed[40, 40] == 0.0  # beyond the last centre: the last cell's value
+    half = cam.upsample(impulse, 64)
+    assert float(half[15, 15]) == pytest.approx(1.0) and float(half[0, 0]) == pytest.approx(1.0)
+
+
+def test_register_to_photo_follows_the_centre_crop():
+    model = res2net.create_model("tiny_resnet26")
+    impulse = torch.zeros(4, 4, dtype=torch.float64)
+    impulse[1, 2] = 1.0  # layer3: stride 16, centre (16, 32) in the 64 px input
+    # a 200x100 photo: resize 64 (shorter side) -> 128x64, centre crop 64 at left 32, top 0
+    crop = crop_box((200, 100), "tiny_resnet26")
+    spec = res2net.get_spec("tiny_resnet26")
+    assert spec.resize == 64 and spec.input_size == 64
+    out = cam.register_to_photo(model, "layer3.1", impulse, crop)
+    assert out.shape == (100, 200)
+    # model-input pixel centre (16, 32) -> input edge coordinate (16.5, 32.5) -> photo (x, y)
+    fx = 100 / 64
+    x_photo, y_photo = (32 + 32.5) * fx, (0 + 16.5) * fx
+    peak = np.unravel_index(int(np.nanargmax(out)), out.shape)
+    assert abs(peak[1] + 0.5 - x_photo) <= 0.5 and abs(peak[0] + 0.5 - y_photo) <= 0.5
+    assert np.isnan(out[:, :50]).all() and np.isnan(out[:, 150:]).all()  # left and right of the crop
+    assert np.isfinite(out[:, 50:150]).all()
+
+
+def test_registration_matches_gradient_centroid_resnet50(one_thread):
+    _assert_within(_offsets("resnet50"), 0.5, "resnet50")
+
+
+def _half_cell_bound(model: nn.Module, tap: str) -> float:
+    """Sum of the half-cell offsets of the 2x2 average-pool shortcuts a tap's input has passed (v1b/"d" models)."""
+    stage = int(tap.split(".")[0].removeprefix("layer"))
+    return sum(2.0 ** (k - 1) for k in range(2, stage + 1))  # layer2: 2 px, layer3: +4, layer4: +8
+
+
+def test_registration_res2net50d_main_path(one_thread):
+    """In res2net50d the shortcut's 2x2 average pool is centred half a cell off the main path; a block output mixes
+    both, so its gradient centroid drifts toward +y, +x. Registration follows the main path: exact at layer1 (no
+    such pool yet), and from layer2 on the drift stays within the pools' accumulated half-cells, in their direction.
+    """
+    model = res2net.create_model("res2net50d")
+    offsets = _offsets("res2net50d")
+    _assert_within({t: o for t, o in offsets.items() if t.startswith("layer1")}, 0.5, "res2net50d layer1")
+    for t, (dy, dx) in offsets.items():
+        if not t.startswith("layer1"):
+            bound = _half_cell_bound(model, t)
+            assert -bound - 0.5 <= dy <= 0.5 and -bound - 0.5 <= dx <= 0.5, (t, dy, dx, bound)
+
+
+def test_registration_dla60_res2net_main_path(one_thread):
+    """DLA's trees shorten their shortcut with a 2x2 pool, half a cell off the main path, like res2net50d: exact
+    before the first such pool (the branches of level2's first block), and from there a drift toward +y, +x within
+    the pools' accumulated half-cells (level2: 1 px, level3: +2, level4: +4, level5: +8). Its 2x2 pools need sizes
+    divisible by 32, so the input is 224 x 256 and the middle units are not the image centre: the border cuts
+    deep taps' gradients unevenly, which adds to the drift but stays inside the bound."""
+    model = res2net.create_model("dla60_res2net")
+    taps = [t for t in res2net.tap_names(model) if t.endswith(("branch0", "branch3")) or "branch" not in t]
+    offsets = _offsets("dla60_res2net", (224, 256), taps)
+    exact = {t: o for t, o in offsets.items() if t.startswith("level2.tree1.branch")}
+    assert exact
+    _assert_within(exact, 0.5, "dla60_res2net before any 2x2 pool")
+    for t, (dy, dx) in offsets.items():
+        level = int(t.split(".")[0].removeprefix("level"))
+        bound = sum(2.0 ** (k - 2) for k in range(2, level + 1))
+        assert -bound - 0.5 <= dy <= 0.5 and -bound - 0.5 <= dx <= 0.5, (t, dy, dx, bound)
