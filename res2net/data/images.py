@@ -612,7 +612,7 @@ def map_to_image(map_2d: np.ndarray, crop: CropBox, out_size: tuple[int, int] | 
 
 
 # ------------------------------------------------------------------------------------------- demo images
-DEMO_DIR = Path(__file__).resolve().parent.parent / "assets" / "demo"  # photos with their licences beside them
+DEMO_DIR = Path(__file__).resolve().parents[2] / "assets" / "demo"  # photos with their licences beside them
 GRACE_HOPPER_CLASS = "military uniform"
 
 
