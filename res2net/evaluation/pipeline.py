@@ -35,6 +35,7 @@ from res2net.evaluation.results import SCHEMA_VERSION, image_scores_path, save_i
 from res2net.geometry.registration import register_maps
 from res2net.metrics import boxes as L
 from res2net.metrics import statistics as S
+from res2net.metrics import table as T
 from res2net.models.factory import create_model
 from res2net.models.preprocessing import normalize
 from res2net.models.taps import block_infos
@@ -54,36 +55,18 @@ ERF_SIZE = 256  # noise inputs large enough that the 99% mass of layer1-3 ERFs f
 ERF_INPUTS = 16
 BOOT_SUMMARY = 1000
 BOOT_COMPARE = 2000
-DIGITS = 4
-OUTPUT_METRICS = ("energy", "pointing", "coverage", "maxboxacc")
-BRANCH_METRICS = ("energy", "pointing")
-# The smallest difference that would matter, per metric, fixed before any result (about the run-to-run spread
-# of one model, and a change a reader would notice): below it a difference is "no meaningful difference".
-MIN_EFFECT = {"top1": 1.0, "energy": 0.02, "pointing": 0.03, "coverage": 0.03, "maxboxacc": 0.03,
-              "erf_radius": 1.0}
+DIGITS = T.DIGITS
+OUTPUT_METRICS = T.map_metrics()
+BRANCH_METRICS = T.branch_metrics()
+# The smallest difference that would matter, per metric (``res2net.metrics.table``).
+MIN_EFFECT = T.min_effects()
 # How a verdict is reached, written into every results file.
 VERDICT_RULE = {"rule": "interval above +d: supported; below -d: contradicted; inside [-d, +d]: no meaningful "
                         "difference; otherwise inconclusive",
                 "min_effect": MIN_EFFECT,
                 "correction": "Holm over the confirmatory claims: the k-th most significant of m is judged on its "
                               "1 - 0.05/(m-k) interval; exploratory rows use their 95% interval"}
-METRICS = {
-    "top1": {"label": "top-1 accuracy (points)", "kind": "accuracy"},
-    "energy": {"label": "energy inside the box", "kind": "concentration",
-               "why": "share of the map's mass on the object: high when the map is focused on it (Wang et al. 2020)"},
-    "pointing": {"label": "pointing game hit rate", "kind": "concentration",
-                 "why": "the map's peak (plateau centroid) on the object, 15/224 of the longer side tolerance"},
-    "coverage": {"label": "coverage of the box", "kind": "coverage",
-                 "why": f"share of the box where the map is >= {L.COVERAGE_THRESHOLD} x its max: how much of the "
-                        "object it covers"},
-    "maxboxacc": {"label": "MaxBoxAcc", "kind": "coverage",
-                  "why": "share of images whose thresholded-map box has IoU >= 0.5 with the object box, at the best "
-                         "threshold (Choe et al., CVPR 2020): the map spans the whole object, not just a part"},
-    "erf_radius": {"label": "50% ERF radius (px)", "kind": "receptive field",
-                   "why": "half-side of the centred square holding half the ERF mass (Luo et al. 2016)"},
-}
-for _k, _v in METRICS.items():
-    _v["min_effect"] = MIN_EFFECT[_k]
+METRICS = T.metrics_json()
 PAPER = {
     "accuracy": "Res2Net improves top-1 over ResNet at similar parameters and FLOPs (Gao et al., TPAMI 2021, "
                 "Table 1; the scale ablation of Table 3)",
