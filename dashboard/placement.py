@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import math
 import re
-import weakref
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 from torch import nn
 
-from res2net.analysis import cam, erf
+from res2net.analysis import cam
 from res2net.data import images
+from res2net.geometry.receptive_field import tap_rf_info
 from res2net.metrics import boxes as localize
 from res2net.viz import plots
 
@@ -24,20 +24,9 @@ REGISTRATION_RULE = "cell (i,j) at start + stride·(i,j)"
 REGISTERED_PREFIX = "registered/"  # .npz key prefix of the maps placed on the model input
 
 
-_RF: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {tap: RFInfo}: the op graph is fixed
-
-
-def rf_info(model: nn.Module, tap: str) -> erf.RFInfo:
-    """``erf.tap_rf_info`` remembered per model object, so that redraws do not walk the op graph again."""
-    per_model = _RF.setdefault(model, {})
-    if tap not in per_model:
-        per_model[tap] = erf.tap_rf_info(model, tap)
-    return per_model[tap]
-
-
 def place(model: nn.Module, tap: str, raw: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """One tap's raw (h, w) map registered onto the (H, W) model input, float64 (``cam.register``'s rule)."""
-    rf = rf_info(model, tap)
+    rf = tap_rf_info(model, tap)
     h, w = size
     return cam.sample_at_centres(np.asarray(raw, dtype=np.float64), rf.start, rf.jump, np.arange(h),
                                  np.arange(w)).numpy()
@@ -50,7 +39,7 @@ def place_all(model: nn.Module, raw: Mapping[str, np.ndarray], size: tuple[int, 
 
 def geometry(model: nn.Module, tap: str) -> dict[str, object]:
     """Where a tap's cells sit on the model input: stride, cell (0, 0)'s centre and the rule, for tables and CSVs."""
-    rf = rf_info(model, tap)
+    rf = tap_rf_info(model, tap)
     jy, jx = rf.jump
     stride: object = _num(jy) if jy == jx else f"{_num(jy)}x{_num(jx)}"
     return {"stride": stride, "start_y": _num(rf.start[0]), "start_x": _num(rf.start[1]),
@@ -123,7 +112,7 @@ def photo_map(model: nn.Module, tap: str, raw: np.ndarray, crop: images.CropBox,
     w, h = crop.image_size
     sx, sy = crop.scale
     if cells:
-        rf = rf_info(model, tap)
+        rf = tap_rf_info(model, tap)
         # model-input pixel centre u (integers) -> photo pixel centre: (u + 0.5) / s + left - 0.5
         x0 = (rf.start[1] + 0.5) / sx + crop.box[0] - 0.5
         y0 = (rf.start[0] + 0.5) / sy + crop.box[1] - 0.5
@@ -140,7 +129,7 @@ def photo_map(model: nn.Module, tap: str, raw: np.ndarray, crop: images.CropBox,
 def grid_text(model: nn.Module, tap: str, raw: np.ndarray, crop: images.CropBox) -> str:
     """'4×4 map · one cell = 16 px of the 64 px input (≈ 75 px of the photo)': what a map's resolution is."""
     h, w = np.asarray(raw).shape[-2:]
-    stride = rf_info(model, tap).jump[0]
+    stride = tap_rf_info(model, tap).jump[0]
     photo_px = stride / crop.scale[0]
     return (f"{h}×{w} map · one cell = {_num(stride)} px of the {crop.size} px input "
             f"(≈ {photo_px:.0f} px of the photo)")

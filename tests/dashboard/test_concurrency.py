@@ -12,6 +12,7 @@ import torch
 
 import res2net
 from res2net.analysis import cam, erf, features
+from res2net.geometry.receptive_field import tap_stride, theoretical_rf
 from res2net.models.taps import branch_tap_names
 
 torch.set_num_threads(1)
@@ -105,12 +106,12 @@ def test_receptive_field_probe_runs_alongside_analyses(models: dict) -> None:
     x = torch.randn(2, 3, 64, 64)
     ref = cam.compute_cams(models["tiny_res2net26_8s"], x, 3, taps=taps)
     with ThreadPoolExecutor(4) as pool:
-        rfs = [pool.submit(lambda t=t: (erf.theoretical_rf(fresh, t), erf.tap_stride(fresh, t))) for t in taps]
+        rfs = [pool.submit(lambda t=t: (theoretical_rf(fresh, t), tap_stride(fresh, t))) for t in taps]
         cams = [pool.submit(cam.compute_cams, models["tiny_res2net26_8s"], x, 3, taps=taps) for _ in range(3)]
         got_rfs = [f.result() for f in rfs]
         got_cams = [f.result() for f in cams]
     # branch i of a normal stride-8 block: the block input's RF + (i + 1) * 2 * 8; the identity adds nothing
-    base = erf.theoretical_rf(fresh, "layer2.0")
+    base = theoretical_rf(fresh, "layer2.0")
     assert got_rfs == [(base + 16 * (i + 1), 8) for i in range(7)] + [(base, 8)]
     assert all(same(ref, c) for c in got_cams)
     assert no_hooks(fresh, *models.values())
