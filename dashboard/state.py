@@ -21,7 +21,7 @@ if str(REPO_ROOT) not in sys.path:  # `streamlit run dashboard/app.py` only puts
     sys.path.insert(0, str(REPO_ROOT))
 
 DEFAULT_PAIR = ("tiny_resnet26", "tiny_res2net26_4s")
-MAX_UPLOAD_BYTES = 25 * 1024 * 1024  # matches server.maxUploadSize in .streamlit/config.toml
+MAX_UPLOAD_BYTES = 25 * 1024 * 1024  # images only: the server accepts more (weights files, .streamlit/config.toml)
 MAX_PIXELS = 40_000_000  # larger images are refused before decoding (decompression bombs)
 
 BRANCH_NOTE = (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import streamlit as st
 
 import res2net
@@ -20,6 +22,7 @@ family = st.segmented_control("Family", families, default="embedded", key="model
 names = res2net.list_models(None if family == "all" else family)
 
 ONLINE = cached.network_available()
+UPLOAD_CAP_MB = int(st.get_option("server.maxUploadSize"))  # what the server accepts (.streamlit/config.toml)
 
 
 def status_text(name: str) -> str:
@@ -87,28 +90,47 @@ if status == "downloadable" and st.button("Download weights", key="models_downlo
 
 own = session_file(name)
 st.markdown(f"**Use a weights file of your own for `{name}`**")
-st.caption("A state dict saved with `torch.save(model.state_dict(), path)`: it is read safely (tensors only), "
-           "must fit the model exactly (every key and shape), and a file named like an official release must "
-           "match its SHA-256. It is used for you only (this browser session), on every page, until you go "
-           "back to the default weights; other users keep theirs.")
+st.caption("A state dict saved with `torch.save(model.state_dict(), path)`, of any released size: read safely "
+           "(tensors only), it must fit the model key by key and shape by shape, and a file named like an official "
+           "release must match its SHA-256. It is used for you only (this browser session), on every page.")
 if own is not None:
     st.info(f"`{name}` uses **{own.label}** in this session.", icon=":material/person:")
     st.button("Use the default weights again", key="models_local_default", on_click=use_default_weights,
               args=(name,))
-up = st.file_uploader("Weights file (.pth, .pt)", type=["pth", "pt", "bin"], key="models_local_file")
-if up is not None and st.button("Check and use this file", key="models_local_use"):
+
+
+def use_checked(label: str, check: Callable[[], local_weights.LocalWeights]) -> None:
+    """Run ``check`` (builds the model and reads the file: heavy work, so in a compute slot); use the file when it
+    fits, else say why in one line with the full report folded away."""
     try:
-        with admission.gate().slot(priority=run_started()):  # builds the model and reads the file: heavy work
-            checked = local_weights.check(name, up.getvalue(), up.name)
+        with admission.gate().slot(priority=run_started()):
+            checked = check()
     except weights.WeightsError as exc:
-        st.error(f"`{up.name}` cannot be used for `{name}`: {type(exc).__name__}. Your weights are unchanged"
-                 + (f" ({own.label})." if own is not None else " (the default ones).") + " Details below.")
+        st.error(f"`{label}` cannot be used for `{name}`: {local_weights.refusal(exc)}. Your weights are unchanged"
+                 + (f" ({own.label})." if own is not None else " (the default ones)."))
         with st.expander("Details"):
             st.code(str(exc).strip(chr(39)), language="text")
     else:
         use_local_weights(name, checked)
         forget_weight_failure(name)
-        st.success(f"`{up.name}` fits `{name}`: this session now uses {checked.label}.")
+        st.success(f"`{label}` fits `{name}`: this session now uses {checked.label}.")
+
+
+from_upload, from_path = st.tabs(["Upload a file", "A file on the server"])
+with from_upload:
+    up = st.file_uploader("Weights file (.pth, .pt, .bin)", type=["pth", "pt", "bin"], key="models_local_file",
+                          help=f"Files up to {UPLOAD_CAP_MB} MB (the largest release is about 180 MB).")
+    if up is not None and st.button("Check and use this file", key="models_local_use"):
+        use_checked(up.name, lambda: local_weights.check(name, up.getvalue(), up.name))
+with from_path:
+    roots = local_weights.allowed_roots()
+    typed = st.text_input("Path of a weights file on the server", key="models_local_path",
+                          placeholder="/data/checkpoints/res2net50_26w_4s-06e79181.pth",
+                          help="The full path of a file the server can read; it is copied, so the original may "
+                               "change later." + (f" Only files under {', '.join(map(str, roots))} are read."
+                                                  if roots else ""))
+    if st.button("Check and use this path", key="models_local_path_use"):
+        use_checked(typed.strip() or "(no path)", lambda: local_weights.check_path(name, typed))
 
 card = info.get("card")
 if card:
