@@ -1,4 +1,5 @@
-"""Fixtures shared by several test modules, and the CI rule that a skipped test is a failed one."""
+"""Fixtures shared by several test modules, the CI rule that a skipped test is a failed one, and the CPU share of
+each pytest-xdist worker."""
 
 from __future__ import annotations
 
@@ -10,6 +11,22 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))  # helpers.py, for the test modules in subfolders
+
+
+def _worker_threads() -> int | None:
+    """Torch threads for this pytest-xdist worker: the CPUs divided among the workers, so that N workers on N cores
+    do not each start N threads and stall one another. None outside xdist (torch's default)."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if not workers:
+        return None
+    return max(1, (os.cpu_count() or 1) // int(workers))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    threads = _worker_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads))  # for the subprocesses a test starts
 
 
 def in_ci() -> bool:

@@ -51,12 +51,15 @@ def test_never_collected():
 '''
 
 
-@pytest.mark.parametrize("value", ["true", "1", "TRUE"])
-def test_every_skip_fails_in_ci(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+@pytest.mark.parametrize(("value", "workers"), [("true", ()), ("1", ()), ("TRUE", ()), ("true", ("-n", "1"))],
+                         ids=["true", "1", "TRUE", "true-xdist"])
+def test_every_skip_fails_in_ci(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, value: str,
+                                workers: tuple[str, ...]) -> None:
+    """Also under pytest-xdist (as scripts/test runs), where reports travel from a worker process to the controller."""
     monkeypatch.setenv("CI", value)
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(test_some=TESTS)
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    result = pytester.runpytest("-p", "no:cacheprovider", *workers)
     # skips decided at setup (marks, fixtures) fail as errors, skips inside a test as failures; xfail is no skip
     result.assert_outcomes(passed=1, failed=2, errors=3, xfailed=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
