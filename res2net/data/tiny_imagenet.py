@@ -211,10 +211,10 @@ def load_split(
     s = _decode_archive(data_dir, split, wnids)
     try:
         cache.mkdir(parents=True, exist_ok=True)
-        tmp = stem.with_suffix(".tmp.npy")
+        tmp = stem.with_suffix(f".{os.getpid()}.tmp.npy")  # one per process: concurrent writers never share a file
         np.save(tmp, s.images.numpy())
         os.replace(tmp, npy)
-        meta_tmp = stem.with_suffix(".tmp.json")
+        meta_tmp = stem.with_suffix(f".{os.getpid()}.tmp.json")
         meta_tmp.write_text(json.dumps({"labels": s.labels.tolist(), "files": s.files, "boxes": s.boxes.tolist()}))
         os.replace(meta_tmp, meta)
     except OSError:
