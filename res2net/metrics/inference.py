@@ -95,7 +95,7 @@ class Evidence:
             return Interval(low=math.nan, high=math.nan, **base)
         a = (1 - level) / 2
         if self.samples is None:
-            half = float(stats.t.ppf(1 - a, self.df)) * self.se
+            half = float(_t_half_width(self.se, self.df, level))
             return Interval(low=self.estimate - half, high=self.estimate + half, **base)
         ci = S.percentile_ci(self.samples, self.estimate, level)
         return Interval(low=ci.low, high=ci.high, mc_error_low=quantile_mc_error(self.samples, a),
@@ -134,6 +134,11 @@ class Evidence:
 
 
 # ------------------------------------------------------------------------------------------------ the variances
+def _t_half_width(se: float | np.ndarray, df: float | np.ndarray, level: float) -> float | np.ndarray:
+    """Half-width of the two-sided t interval at ``level``: never z, whose tails are far too thin at df = 2."""
+    return stats.t.ppf(0.5 + level / 2, df) * se
+
+
 def _as_runs(diffs: np.ndarray, keep: np.ndarray | None, clusters: np.ndarray
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(B, R, N) differences, (B, R, N) keep mask and (N,) cluster labels, validated."""
@@ -240,7 +245,7 @@ def t_intervals(diffs: np.ndarray, clusters: np.ndarray, target: str, keep: np.n
         var = between + shared
         df = satterthwaite_df(np.stack([between, shared]), np.stack([np.full_like(between, r - 1.0), g - 1.0]))
     se = np.sqrt(var)
-    half = stats.t.ppf(0.5 + level / 2, df) * se
+    half = _t_half_width(se, df, level)
     return TBatch(target, r, level, est, se, np.asarray(df, dtype=np.float64), est - half, est + half)
 
 
