@@ -75,6 +75,8 @@ def bootstrap_weights(n_runs: int, clusters: Sequence[object] | np.ndarray, n: i
     rng = np.random.default_rng(seed)
     run_w = rng.multinomial(n_runs, np.full(n_runs, 1.0 / n_runs), size=n).astype(np.float64)
     labels, inverse = np.unique(cl, return_inverse=True)
+    if m == 0:  # an empty bucket: nothing to draw, so every resample's mean is NaN and there is no interval
+        return run_w, np.zeros((n, 0))
     cls_n = rng.multinomial(len(labels), np.full(len(labels), 1.0 / len(labels)), size=n)
     img_w = np.zeros((n, m))
     for c in range(len(labels)):
@@ -96,14 +98,14 @@ def weighted_means(arrays: Sequence[np.ndarray], run_w: np.ndarray, img_w: np.nd
     if keep.shape != (r, m):
         raise ValueError(f"mask must be (runs, images) = {(r, m)}, got {keep.shape}")
     for a in xs:
-        keep = keep & np.isfinite(a.reshape(r, m, -1)).all(-1)
+        keep = keep & np.isfinite(a).all(axis=tuple(range(2, a.ndim)))  # (no reshape: m may be 0)
     den = np.zeros(run_w.shape[0])
     nums = [np.zeros((run_w.shape[0], int(np.prod(a.shape[2:], dtype=int)))) for a in xs]
     for k in range(r):
         wk = img_w * keep[k][None, :]  # (B, M)
         den += run_w[:, k] * wk.sum(1)
         for num, a in zip(nums, xs, strict=True):
-            num += run_w[:, k][:, None] * (wk @ np.where(keep[k][:, None], a[k].reshape(m, -1), 0.0))
+            num += run_w[:, k][:, None] * (wk @ np.where(keep[k][:, None], a[k].reshape(m, num.shape[1]), 0.0))
     with np.errstate(invalid="ignore", divide="ignore"):
         out = [num / den[:, None] for num in nums]
     return [o[:, 0] if a.ndim == 2 else o for o, a in zip(out, xs, strict=True)]
