@@ -1,12 +1,15 @@
-"""The evaluation results file: its schema version, what every field means, loading and validation.
+"""The evaluation results file: its schema version, its fields declared as types, loading and validation.
 
 ``python -m res2net.evaluate`` writes two files side by side: ``<name>.json`` (summaries, baselines, claims with
 verdicts) and ``<name>.npz`` (the per-image scores they were computed from, so that any bucket, interval or new
 comparison can be recomputed without running a model; labels and boxes are not copied, they are read from the
 dataset by ``image_index``). A dataset run (``--dataset``, any zoo model, one process or torchrun) writes per-image
-rows instead (``ROW_COLUMNS``), with the boxes it scored against, and a few more fields (``DATASET_FIELDS``).
-This module owns these formats; the dashboard and the tests read them only through ``load_results`` and
-``load_image_scores``.
+rows instead (``ROW_COLUMNS``), with the boxes it scored against, and a few more fields (those of ``Results`` marked
+"dataset run").
+
+The JSON's fields are declared below as frozen dataclasses (``Results`` and the records it holds); each field's
+``doc`` says what it means. ``load_results`` returns a ``Results``, checked against these declarations; the
+dashboard reads results only through it. ``Results.to_json`` gives back the JSON form, value for value.
 """
 
 from __future__ import annotations
@@ -14,52 +17,572 @@ from __future__ import annotations
 import io
 import json
 import os
+import types
+import typing
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields
+from functools import cache
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
-__all__ = ["SCHEMA_VERSION", "FIELDS", "STUDY_FIELDS", "CLAIM_FIELDS", "DATASET_FIELDS", "ROW_COLUMNS",
-           "ResultsError", "load_results", "validate_results", "save_image_scores", "load_image_scores",
-           "image_scores_path"]
+__all__ = ["SCHEMA_VERSION", "Results", "ModelEntry", "RunEntry", "Interval", "RunInterval", "CamInfo", "MetricInfo",
+           "BucketBaselines", "PriorInfo", "LocalisationRow", "ComparisonRow", "AccuracyRow", "ErfRow", "Claim",
+           "VerdictRule", "KnockoutStudy", "KnockoutRow", "Interaction", "KnockoutClaim", "ScaleSweep",
+           "ScaleSweepRow", "Environment", "Skipped", "ROW_COLUMNS", "field_docs", "ResultsError", "load_results",
+           "validate_results", "save_image_scores", "load_image_scores", "image_scores_path"]
 
 SCHEMA_VERSION = 2
 
-FIELDS: dict[str, str] = {
-    "schema_version": "integer; this file's format (see res2net.evaluation.results.SCHEMA_VERSION)",
-    "dataset": "dataset name and split, e.g. tiny-imagenet-100 val",
-    "images": "number of images scored (all of the split unless limit is set)",
-    "limit": "null, or N evenly spaced images (a subset run)",
-    "models": "per model: scale, the runs (seed, top-1/top-5, weights sha256), the run count, top-1 with its interval",
-    "cam": "CAM method, target class, how maps are placed on the image (registration by receptive-field centres)",
-    "metrics": "per metric: what it measures, whether it is concentration or coverage, its minimum effect",
-    "size_buckets": "object-size buckets by box area / image area, fixed before any result",
-    "baselines": "per bucket: scores of maps that ignore the image (uniform map, centred Gaussian prior)",
-    "prior": "the centred Gaussian prior: its sigma in pixels, fitted on the training split's boxes",
-    "localisation": "rows: model, stage, tap, subset, bucket, metric, mean, low, high, n images (for a subset: the "
-                    "mean kept per run), runs",
-    "comparisons": "rows: Res2Net minus ResNet, paired by seed and image, per stage, bucket, subset and metric",
-    "accuracy_by_size": "rows: top-1 per model and bucket, and the paired difference to the baseline",
-    "erf": "rows: ERF radii (50/90% with intervals, 99%), area ratios (published and scale-free), border flags",
-    "claims": "the paper's statements, each with its metric, numbers, interval, family-wise interval and verdict",
-    "verdict_rule": "how a verdict follows from an interval, the minimum effects, and the correction for many claims",
-    "intervals": "how intervals are computed (hierarchical bootstrap: runs, then classes, then images)",
-    "verdict_layer": "the stage whose output the localisation and ERF verdicts use, fixed in code before looking",
-    "caveats": "what limits the reading of these numbers (map resolution, runs, image size)",
-}
+R = TypeVar("R", bound="Record")
 
-# Fields only a dataset run (``python -m res2net.evaluate --dataset ...``) writes; its ``.npz`` holds per-image rows
-# (see ROW_COLUMNS) instead of the embedded run's per-run arrays.
-DATASET_FIELDS: dict[str, str] = {
-    "weights": "which weights every model ran with: pretrained (released or embedded), random-init, or a file name",
-    "batch_size": "images per fixed batch (batches, not processes, decide which images share a forward pass)",
-    "environment": "torch and cuDNN versions and the device type the rows were computed with (not the process "
-                   "count, which does not change them)",
-    "skipped": "images not scored: count, count per reason (no annotation, unreadable image, class not among the "
-               "model's outputs, ...) and up to ten examples",
-}
 
+class ResultsError(ValueError):
+    """A results file that is not one, or of another schema version; the message says what is wrong."""
+
+
+def doc(text: str, *, optional: bool = False) -> Any:
+    """A declared field: what it holds; ``optional``: absent from some files (then None)."""
+    return field(default=None if optional else MISSING, metadata={"doc": text, "optional": optional})
+
+
+@dataclass(frozen=True, kw_only=True)
+class Record:
+    """A JSON object of the results file: ``from_json`` checks and converts it, ``to_json`` writes it back."""
+
+    # optional fields the JSON holds as null (kept apart from absent ones so that a round trip is exact)
+    _nulls: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+
+    @classmethod
+    def _json_in(cls, obj: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The JSON object as the declared fields read it (overridden where keys follow a pattern)."""
+        return obj
+
+    def _json_out(self, out: dict[str, Any]) -> dict[str, Any]:
+        """The inverse of ``_json_in``."""
+        return out
+
+    @classmethod
+    def from_json(cls: type[R], obj: object, where: str = "results") -> R:
+        """The record of the JSON object ``obj``; ``ResultsError`` names the first missing or mistyped field."""
+        return _record(cls, obj, where)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object this record was read from (keys of absent optional fields left out)."""
+        out: dict[str, Any] = {}
+        for f, _, optional in _plan(type(self)):
+            v = getattr(self, f)
+            if v is None and optional and f not in self._nulls:
+                continue
+            out[f] = _to_json(v)
+        return self._json_out(out)
+
+
+def field_docs(cls: type[Record]) -> dict[str, str]:
+    """Field name -> what it means, as declared."""
+    return {f.name: f.metadata["doc"] for f in fields(cls) if "doc" in f.metadata}
+
+
+@cache
+def _plan(cls: type[Record]) -> tuple[tuple[str, Callable[[object], Any], bool], ...]:
+    """(name, its converter, optional) of each declared field of ``cls``, built once per class."""
+    hints = typing.get_type_hints(cls)
+    return tuple((f.name, _converter(hints[f.name]), f.metadata["optional"]) for f in fields(cls)
+                 if "doc" in f.metadata)
+
+
+def _to_json(v: object) -> object:
+    if isinstance(v, Record):
+        return v.to_json()
+    if isinstance(v, tuple):
+        return [_to_json(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _to_json(x) for k, x in v.items()}
+    return v
+
+
+def _few(names: list[str]) -> str:
+    """'a, b, c' or 'a, b, c and 4 more fields': a message names what is missing without listing a schema."""
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more fields" if len(names) > 3 else "")
+
+
+class _Invalid(Exception):
+    """What is wrong at ``path`` (filled in on the way out, so that valid files build no paths)."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what, self.path = what, []
+
+
+def _record(cls: type[R], obj: object, where: str) -> R:
+    """``obj`` as a ``cls``; ``ResultsError`` says where it is not one."""
+    try:
+        return _build(cls, obj)
+    except _Invalid as e:
+        at = "".join(e.path).removeprefix(".")
+        raise ResultsError(f"{where}: {at} {e.what}" if at else f"{where} {e.what}") from None
+
+
+def _build(cls: type[R], obj: object) -> R:
+    if not isinstance(obj, Mapping):
+        raise _Invalid("is not a JSON object")
+    obj = cls._json_in(obj)
+    plan = _plan(cls)
+    missing = [f for f, _, optional in plan if not optional and f not in obj]
+    if missing:
+        raise _Invalid(f"lacks {_few(missing)}")
+    values = {}
+    for f, convert, _ in plan:
+        if f in obj:
+            try:
+                values[f] = convert(obj[f])
+            except _Invalid as e:
+                e.path.insert(0, f".{f}")
+                raise
+    nulls = frozenset(f for f, _, optional in plan if optional and obj.get(f, 0) is None)
+    return cls(**values, _nulls=nulls)
+
+
+_PLAIN = {str: "text", bool: "true or false", int: "an integer", float: "a number"}
+
+
+def _converter(hint: Any) -> Callable[[object], Any]:
+    """A function that checks a JSON value against the declared type ``hint`` and returns the declared value:
+    records built, arrays as tuples, objects as dicts, numbers and text as they are."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        (inner,) = (a for a in args if a is not type(None))
+        convert = _converter(inner)
+        return lambda v: None if v is None else convert(v)
+    if isinstance(hint, type) and issubclass(hint, Record):
+        return lambda v: _build(hint, v)
+    if origin is tuple:
+        item = _converter(args[0])
+
+        def convert_list(v: object) -> tuple:
+            if not isinstance(v, list):
+                raise _Invalid("is not a list")
+            out = []
+            for i, x in enumerate(v):
+                try:
+                    out.append(item(x))
+                except _Invalid as e:
+                    named = isinstance(x, Mapping) and isinstance(x.get("id"), str)
+                    e.path.insert(0, f"[{i}]" + (f" ({x['id']!r})" if named else ""))  # claims[3] ('top1-x')
+                    raise
+            return tuple(out)
+        return convert_list
+    if origin in (dict, Mapping):
+        value = _converter(args[1])
+
+        def convert_object(v: object) -> dict:
+            if not isinstance(v, Mapping):
+                raise _Invalid("is not a JSON object")
+            out = {}
+            for k, x in v.items():
+                try:
+                    out[k] = value(x)
+                except _Invalid as e:
+                    e.path.insert(0, f".{k}")
+                    raise
+            return out
+        return convert_object
+    accepted = (int, float) if hint is float else hint
+
+    def convert_plain(v: object) -> object:
+        if not isinstance(v, accepted) or (isinstance(v, bool) and hint is not bool):
+            raise _Invalid(f"is {str(v)[:40]!r}, not {_PLAIN[hint]}")
+        return v
+    return convert_plain
+
+
+# ----------------------------------------------------------------------------------------------- declared fields
+@dataclass(frozen=True, kw_only=True)
+class Interval(Record):
+    """A value with its 95% interval (None where it cannot be computed)."""
+
+    mean: float | None = doc("the estimate")
+    low: float | None = doc("interval, low end")
+    high: float | None = doc("interval, high end")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunInterval(Interval):
+    """A mean over training runs with a Student-t 95% interval, and the per-run values."""
+
+    per_run: tuple[float | None, ...] = doc("the value of each run, in run order")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunEntry(Record):
+    """One run of a model: a training seed (embedded family) or a weights setting (dataset run)."""
+
+    seed: int = doc("training seed (embedded family); in a dataset run the run's position")
+    top1: float = doc("top-1 accuracy in percent over the scored images")
+    top5: float = doc("top-5 accuracy in percent")
+    weights_sha256: str | None = doc("sha256 of the weights file, None where there is none")
+    epochs: int | None = doc("training epochs of the weights (embedded family)", optional=True)
+    run: str | None = doc("dataset run: pretrained, random-init or a checkpoint name", optional=True)
+
+    @property
+    def name(self) -> str:
+        """How the page names the run: its label, or 'seed k'."""
+        return self.run if self.run is not None else f"seed {self.seed}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelEntry(Record):
+    """One model of the evaluation."""
+
+    scale: int = doc("Res2Net scale s (1: a ResNet)")
+    runs: tuple[RunEntry, ...] = doc("its runs")
+    run_count: int = doc("number of runs")
+    taps: Mapping[str, Mapping[str, str]] = doc("stage -> group ('output', 'branch<k>') -> tap (module name)")
+    params: int | None = doc("parameter count (None in a dataset run)")
+    gmacs: float | None = doc("multiply-accumulates in billions at the input size (None in a dataset run)")
+    top1: Interval = doc("top-1 over runs and images with its interval")
+    weights: str | None = doc("dataset run: which weights the model ran with", optional=True)
+    input_size: int | None = doc("dataset run: the model's input side in pixels", optional=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CamInfo(Record):
+    """How the maps were made and placed."""
+
+    method: str = doc("CAM method")
+    target: str = doc("which class the maps explain")
+    placement: str = doc("how maps are placed on the image (registration by receptive-field centres)")
+    boxes: str = doc("which boxes the maps were scored against")
+
+
+@dataclass(frozen=True, kw_only=True)
+class MetricInfo(Record):
+    """One metric as the results file describes it (a row of ``res2net.metrics.table``)."""
+
+    label: str = doc("readable name")
+    kind: str = doc("concentration, coverage, accuracy or receptive field: which claim it tests")
+    min_effect: float = doc("the minimum meaningful effect d")
+    why: str | None = doc("what it measures and why it fits", optional=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BucketBaselines(Record):
+    """Scores of maps that ignore the image, over one size bucket's images."""
+
+    images: int = doc("images in the bucket")
+    uniform_energy: float | None = doc("a uniform map's energy in the box: the box's area fraction")
+    prior: Mapping[str, float | None] = doc("per map metric: the centred Gaussian prior's score, written as "
+                                            "prior_<metric>")
+
+    @classmethod
+    def _json_in(cls, obj: Mapping[str, Any]) -> Mapping[str, Any]:
+        out = {k: v for k, v in obj.items() if not k.startswith("prior_")}
+        return out | {"prior": {k.removeprefix("prior_"): v for k, v in obj.items() if k.startswith("prior_")}}
+
+    def _json_out(self, out: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in out.items() if k != "prior"} | {f"prior_{k}": v for k, v in out["prior"].items()}
+
+
+@dataclass(frozen=True, kw_only=True)
+class PriorInfo(Record):
+    """The centred Gaussian prior."""
+
+    sigma_px: float = doc("its sigma in pixels, fitted on the training split's boxes")
+    fitted_on: str = doc("which boxes it was fitted on")
+    pointing: str = doc("how it plays the pointing game")
+    sigmas_px: tuple[float, ...] | None = doc("dataset run: the sigma of each half of the images (2-fold)",
+                                              optional=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LocalisationRow(Interval):
+    """A model's localisation score at one tap, subset, size bucket and metric."""
+
+    model: str = doc("zoo name")
+    stage: str = doc("stage (layer1..layer4)")
+    tap: str = doc("the tap scored (a block output or a branch)")
+    group: str = doc("'output' or 'branch<k>'")
+    subset: str = doc("'all' images or the ones the model classifies 'correct'ly (mean kept per run)")
+    bucket: str = doc("size bucket or 'all'")
+    metric: str = doc("metric name")
+    n: int = doc("images")
+    runs: int = doc("runs")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ComparisonRow(Record):
+    """Res2Net minus ResNet, paired by seed and image, at one stage, bucket, subset and metric."""
+
+    model: str = doc("the Res2Net")
+    baseline: str = doc("the ResNet it is compared with")
+    stage: str = doc("stage output")
+    subset: str = doc("'all' or 'correct' (images both classify correctly)")
+    bucket: str = doc("size bucket or 'all'")
+    metric: str = doc("metric name")
+    diff: float | None = doc("the paired difference")
+    low: float | None = doc("95% interval, low end")
+    high: float | None = doc("95% interval, high end")
+    n: int = doc("images")
+    runs: int = doc("runs")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccuracyRow(Interval):
+    """Top-1 of a model in one size bucket, or its paired difference to the baseline."""
+
+    model: str = doc("zoo name")
+    bucket: str = doc("size bucket or 'all'")
+    kind: str = doc("'top1' or 'top1 difference to <baseline>'")
+    n: int = doc("images")
+    runs: int = doc("runs")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ErfRow(Record):
+    """The effective receptive field of one tap's centre unit over runs and noise inputs."""
+
+    model: str = doc("zoo name")
+    weights: str = doc("'trained' or 'random init'")
+    tap: str = doc("the tap")
+    stage: str = doc("its stage")
+    group: str = doc("'output' or 'branch<k>'")
+    branch: int | None = doc("branch index, None for a block output")
+    radius_50: float | None = doc("half-side of the centred square holding 50% of the ERF mass (px)")
+    radius_50_low: float | None = doc("its 95% interval, low end")
+    radius_50_high: float | None = doc("its 95% interval, high end")
+    radius_90: float | None = doc("the same for 90% of the mass")
+    radius_90_low: float | None = doc("its 95% interval, low end")
+    radius_90_high: float | None = doc("its 95% interval, high end")
+    radius_99: float | None = doc("the same for 99% of the mass (no interval)")
+    touches_border: bool = doc("the 99% mass reaches the input's border: the radii are lower bounds")
+    area_ratio_20_published: float | None = doc("RepLKNet's area ratio at 20% (log10(x + 1) of raw gradients)")
+    area_ratio_20_scale_free: float | None = doc("the same after dividing by the maximum (compares shapes)")
+    area_ratio_50_published: float | None = doc("RepLKNet's area ratio at 50%")
+    area_ratio_50_scale_free: float | None = doc("its scale-free variant")
+    inputs: int = doc("Gaussian-noise inputs per run")
+    size: int = doc("their side in pixels")
+    runs: int = doc("runs")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Claim(Record):
+    """One of the paper's statements tested here, with its numbers and verdict."""
+
+    id: str = doc("stable identifier")
+    section: str = doc("accuracy, localisation or erf")
+    paper: str = doc("the paper's statement and where it is made")
+    metric: str = doc("the metric tested and its label, 'name: label'")
+    model: str = doc("the Res2Net model compared with the baseline")
+    layer: str = doc("tap or stage the verdict uses")
+    subset: str = doc("which images (all, or the ones both models classify correctly)")
+    family: str = doc("confirmatory (in the Holm-corrected family) or exploratory (unadjusted 95% interval)")
+    estimate: float | None = doc("the difference (Res2Net minus baseline, or larger branch minus smaller)")
+    low95: float | None = doc("unadjusted 95% interval, low end")
+    high95: float | None = doc("unadjusted 95% interval, high end")
+    low: float | None = doc("interval the verdict uses (Holm-adjusted level for the confirmatory family), low end")
+    high: float | None = doc("interval the verdict uses, high end")
+    level: float = doc("coverage level of that interval")
+    min_effect: float = doc("the minimum meaningful effect d of the metric")
+    verdict: str = doc("supported / contradicted / no meaningful difference / inconclusive")
+    runs: int = doc("training runs per model the claim rests on")
+    images: int = doc("images the claim rests on (0: noise inputs)")
+    baseline_note: str = doc("what the image-blind baselines score on the same images")
+    caveat: str = doc("what limits this claim")
+
+    @property
+    def confirmatory(self) -> bool:
+        return self.family == "confirmatory"
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerdictRule(Record):
+    """How a verdict follows from an interval."""
+
+    rule: str = doc("the rule, in words")
+    min_effect: Mapping[str, float] = doc("metric -> its minimum meaningful effect d, fixed before any result")
+    correction: str = doc("the correction for many claims")
+
+
+@dataclass(frozen=True, kw_only=True)
+class KnockoutRow(Record):
+    """Harm of knocking out one branch, on one size bucket and metric."""
+
+    model: str = doc("zoo name")
+    scale: int = doc("its scale s")
+    block: str = doc("the block")
+    stype: str = doc("the block's type ('normal' or 'stage')")
+    branch: int = doc("branch index (0: smallest receptive field)")
+    label: str = doc("the branch's readable label")
+    metric: str = doc("top1, logprob, energy or coverage")
+    bucket: str = doc("size bucket or 'all'")
+    harm: float | None = doc("intact minus knocked out (positive hurts)")
+    low: float | None = doc("95% interval, low end")
+    high: float | None = doc("95% interval, high end")
+    n: int = doc("images")
+    runs: int = doc("runs")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Interaction(Record):
+    """Harm on large objects minus harm on small ones for one branch, with an exploratory verdict."""
+
+    model: str = doc("zoo name")
+    scale: int = doc("its scale s")
+    block: str = doc("the block")
+    stype: str = doc("the block's type")
+    branch: int = doc("branch index")
+    label: str = doc("the branch's readable label")
+    metric: str = doc("metric name")
+    interaction: float | None = doc("harm on large minus harm on small")
+    low: float | None = doc("95% interval, low end")
+    high: float | None = doc("95% interval, high end")
+    min_effect: float = doc("the metric's minimum meaningful effect")
+    verdict: str = doc("verdict of the unadjusted 95% interval (exploratory)")
+    small: int = doc("small-object images")
+    large: int = doc("large-object images")
+    runs: int = doc("runs")
+
+
+@dataclass(frozen=True, kw_only=True)
+class KnockoutClaim(Record):
+    """Confirmatory knock-out claim: interaction of branch s-2 minus that of branch 0 at the verdict block."""
+
+    id: str = doc("stable identifier")
+    model: str = doc("the Res2Net")
+    scale: int = doc("its scale s")
+    block: str = doc("the verdict block")
+    metric: str = doc("metric name")
+    contrast: str = doc("which branches are compared")
+    estimate: float | None = doc("the contrast")
+    low: float | None = doc("interval the verdict uses (Holm over the knock-out claims), low end")
+    high: float | None = doc("interval the verdict uses, high end")
+    low95: float | None = doc("unadjusted 95% interval, low end")
+    high95: float | None = doc("unadjusted 95% interval, high end")
+    level: float = doc("coverage level of the judged interval")
+    min_effect: float = doc("the metric's minimum meaningful effect")
+    verdict: str = doc("the verdict")
+    small: int = doc("small-object images")
+    large: int = doc("large-object images")
+    runs: int = doc("runs")
+
+
+@dataclass(frozen=True, kw_only=True)
+class KnockoutStudy(Record):
+    """The branch knock-out study (embedded family only). Per-image scores in the .npz under knockout/."""
+
+    hypothesis: str = doc("the hypothesis, stated before any run")
+    lesion: str = doc("how a branch is removed (mean ablation, total effect)")
+    harm: str = doc("how harm is defined")
+    interaction: str = doc("how the interaction is defined")
+    score_tap: str = doc("the tap whose map is scored")
+    images: int = doc("val images")
+    mean_images: int = doc("train images the branch means come from")
+    runs: int = doc("runs per model")
+    intervals: str = doc("how intervals are computed")
+    min_effect: Mapping[str, float] = doc("metric -> minimum meaningful effect")
+    rows: tuple[KnockoutRow, ...] = doc("harm per model, block, branch, metric and bucket")
+    interactions: tuple[Interaction, ...] = doc("large minus small harm per branch")
+    claims: tuple[KnockoutClaim, ...] = doc("the confirmatory claims, Holm-corrected among themselves")
+    resnet_reference: tuple[Interaction, ...] = doc("the ResNet's single 3x3 removed at the verdict block")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScaleSweepRow(Record):
+    """One scale s of the sweep at the verdict stage's output."""
+
+    model: str = doc("zoo name")
+    scale: int = doc("scale s")
+    runs: int = doc("runs")
+    top1: RunInterval = doc("top-1 (%) over runs")
+    energy: RunInterval = doc("energy in the box over runs")
+    coverage: RunInterval = doc("coverage of the box over runs")
+    erf_radius_50: Interval | None = doc("50% ERF radius (px) with its interval; None without ERFs")
+    paper_top1: float | None = doc("the paper's ImageNet top-1 at this s, None where it gives none")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScaleSweep(Record):
+    """Top-1, localisation and ERF against the scale s, beside the paper's trend (embedded family only)."""
+
+    rows: tuple[ScaleSweepRow, ...] = doc("one row per scale")
+    layer: str = doc("where localisation is scored")
+    top1_rises_with_s: bool = doc("our top-1 rises strictly with s")
+    paper_top1_rises_with_s: bool = doc("the paper's does")
+    paper: str = doc("where the paper's numbers come from")
+    intervals: str = doc("how intervals are computed")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Environment(Record):
+    """What the rows were computed with (not the process count, which does not change them)."""
+
+    torch: str = doc("torch version")
+    cudnn: int | None = doc("cuDNN version, None without one")
+    device: str = doc("device type")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Skipped(Record):
+    """Images not scored."""
+
+    count: int = doc("how many")
+    reasons: Mapping[str, int] = doc("count per reason (no annotation, unreadable image, class not among the "
+                                     "model's outputs, ...)")
+    examples: Mapping[str, str] = doc("up to ten: image id -> why")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Results(Record):
+    """A results file of ``python -m res2net.evaluate``."""
+
+    schema_version: int = doc("this file's format (SCHEMA_VERSION)")
+    dataset: str = doc("dataset name and split, e.g. tiny-imagenet-100 val")
+    images: int = doc("number of images scored (all of the split unless limit is set)")
+    limit: int | None = doc("null, or N evenly spaced images (a subset run)")
+    models: Mapping[str, ModelEntry] = doc("per model: scale, runs, taps, top-1 with its interval")
+    baseline: str | None = doc("the ResNet the Res2Nets are compared with (None: no comparison)")
+    cam: CamInfo = doc("CAM method, target class, placement, boxes")
+    metrics: Mapping[str, MetricInfo] = doc("per metric: what it measures, its kind, its minimum effect")
+    size_buckets: Mapping[str, str] = doc("object-size buckets by box area / image area, fixed before any result")
+    baselines: Mapping[str, BucketBaselines] = doc("per bucket: scores of maps that ignore the image")
+    prior: PriorInfo = doc("the centred Gaussian prior")
+    localisation: tuple[LocalisationRow, ...] = doc("per model, stage, tap, subset, bucket and metric")
+    comparisons: tuple[ComparisonRow, ...] = doc("Res2Net minus ResNet, paired by seed and image")
+    accuracy_by_size: tuple[AccuracyRow, ...] = doc("top-1 per model and bucket, and the paired difference")
+    erf: tuple[ErfRow, ...] = doc("ERF radii, area ratios and border flags per tap")
+    claims: tuple[Claim, ...] = doc("the paper's statements, each with its numbers, interval and verdict")
+    verdict_rule: VerdictRule = doc("how a verdict follows from an interval, the minimum effects, the correction")
+    intervals: str = doc("how intervals are computed (hierarchical bootstrap: runs, then classes, then images)")
+    verdict_layer: str = doc("the stage whose output the localisation and ERF verdicts use, fixed before looking")
+    caveats: tuple[str, ...] = doc("what limits the reading of these numbers (map resolution, runs, image size)")
+    knockout: KnockoutStudy | None = doc("embedded family: the branch knock-out study", optional=True)
+    scale_sweep: ScaleSweep | None = doc("embedded family: the scale sweep", optional=True)
+    weights: str | None = doc("dataset run: pretrained (released or embedded), random-init, or a file name",
+                              optional=True)
+    batch_size: int | None = doc("dataset run: images per fixed batch (batches, not processes, decide which images "
+                                 "share a forward pass)", optional=True)
+    environment: Environment | None = doc("dataset run: torch, cuDNN and device type", optional=True)
+    skipped: Skipped | None = doc("dataset run: images not scored", optional=True)
+
+    @classmethod
+    def from_json(cls, obj: object, where: str = "results") -> Results:
+        """Check the schema version first: a file of another version gets that message, not a list of fields."""
+        version = obj.get("schema_version") if isinstance(obj, Mapping) else None
+        if not isinstance(obj, Mapping):
+            raise ResultsError(f"{where} is not a JSON object of evaluation results")
+        if version != SCHEMA_VERSION:
+            raise ResultsError(f"{where} has schema version {version!r}; this version of res2scope reads version "
+                               f"{SCHEMA_VERSION} (regenerate it with `python -m res2net.evaluate`)")
+        return _record(cls, obj, where)
+
+    def metric_label(self, key: str) -> str:
+        """The metric's readable name (the key itself when the file does not describe it)."""
+        return self.metrics[key].label if key in self.metrics else key
+
+
+# The per-image rows of a dataset run's ``.npz`` (one entry per model, run and image).
 ROW_COLUMNS: dict[str, str] = {
     "model": "zoo name", "run": "pretrained, random-init, a checkpoint name, or seed<k> for embedded runs",
     "image_id": "the image's file stem (ImageNet) or path under images/ (image folder)",
@@ -72,63 +595,13 @@ ROW_COLUMNS: dict[str, str] = {
                                 "where the model has no such tap or the image was skipped",
 }
 
-# Written by the embedded family's evaluation (``knockout_study``); absent from evaluations of other models.
-STUDY_FIELDS: dict[str, str] = {
-    "knockout": "branch knock-out study: hypothesis (stated before any run), lesion (mean ablation over "
-                "mean_images train images, total effect), harm and interaction definitions, score_tap, images, runs, "
-                "intervals, min_effect; rows (model, scale, block, stype, branch, label, metric, bucket, harm with "
-                "low/high, n, runs); interactions (harm on large minus harm on small per branch, with interval and "
-                "verdict); claims (confirmatory: branch s-2 minus branch 0 at the verdict block, Holm-corrected); "
-                "resnet_reference (the ResNet's single 3x3 removed). Per-image scores in the .npz under knockout/",
-    "scale_sweep": "rows per scale s (model, top1, energy, coverage at the verdict stage's output with a Student-t "
-                   "95% interval over runs and the per-run values, erf_radius_50 with its interval, paper_top1); "
-                   "top1_rises_with_s and paper_top1_rises_with_s; where the paper's numbers come from",
-}
 
-CLAIM_FIELDS: dict[str, str] = {
-    "id": "stable identifier",
-    "section": "accuracy, localisation or erf",
-    "paper": "the paper's statement and where it is made",
-    "metric": "the metric tested and why it fits the statement",
-    "model": "the Res2Net model compared with the baseline",
-    "layer": "tap or stage the verdict uses",
-    "subset": "which images (all, or the ones both models classify correctly)",
-    "family": "confirmatory (in the Holm-corrected family) or exploratory (unadjusted 95% interval)",
-    "estimate": "the difference (Res2Net minus baseline, or larger branch minus smaller)",
-    "low95": "unadjusted 95% interval, low end", "high95": "unadjusted 95% interval, high end",
-    "low": "interval the verdict uses (Holm-adjusted level for the confirmatory family), low end",
-    "high": "interval the verdict uses, high end", "level": "coverage level of that interval",
-    "min_effect": "the minimum meaningful effect d of the metric",
-    "verdict": "supported / contradicted / no meaningful difference / inconclusive",
-    "runs": "training runs per model the claim rests on", "images": "images the claim rests on",
-    "baseline_note": "what the image-blind baselines score on the same images",
-    "caveat": "what limits this claim",
-}
+def validate_results(res: object, origin: str = "results") -> Results:
+    """``res`` (a parsed JSON object) as ``Results``; ``ResultsError`` says what keeps it from being one."""
+    return Results.from_json(res, origin)
 
 
-class ResultsError(ValueError):
-    """A results file that is not one, or of another schema version; the message says what is wrong."""
-
-
-def validate_results(res: object, origin: str = "results") -> dict:
-    """Check that ``res`` is a results dict of this schema version; return it."""
-    if not isinstance(res, Mapping):
-        raise ResultsError(f"{origin} is not a JSON object of evaluation results")
-    version = res.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise ResultsError(f"{origin} has schema version {version!r}; this version of res2scope reads version "
-                           f"{SCHEMA_VERSION} (regenerate it with `python -m res2net.evaluate`)")
-    missing = [k for k in FIELDS if k not in res]
-    if missing:
-        raise ResultsError(f"{origin} lacks the fields {', '.join(missing)}")
-    for c in res["claims"]:
-        lacking = [k for k in CLAIM_FIELDS if k not in c]
-        if lacking:
-            raise ResultsError(f"{origin}: claim {c.get('id', '?')!r} lacks {', '.join(lacking)}")
-    return dict(res)
-
-
-def load_results(path: str | os.PathLike) -> dict:
+def load_results(path: str | os.PathLike) -> Results:
     """Read and validate a results JSON file."""
     p = Path(path)
     try:

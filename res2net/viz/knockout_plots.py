@@ -1,8 +1,13 @@
-"""Figures of the knock-out study and the scale sweep from the knock-out study rows (plotly; no Streamlit)."""
+"""Figures of the knock-out study and the scale sweep from the knock-out study rows (plotly; no Streamlit).
+
+The rows are records of a results file (``KnockoutRow``, ``Interaction``, ``ScaleSweep`` of
+``res2net.evaluation.results``), read by attribute; viz does not import evaluation, so they are typed ``Any`` here.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -17,16 +22,16 @@ def _fmt(v: float | None, digits: int = 3) -> str:
     return "–" if v is None else f"{v:.{digits}f}"
 
 
-def harm_by_size_figure(rows: Sequence[Mapping], model: str, metric: str, title: str = "") -> go.Figure:
+def harm_by_size_figure(rows: Sequence[Any], model: str, metric: str, title: str = "") -> go.Figure:
     """Heatmap of mean harm (intact minus knocked out) by branch position (rows, per block) and object size."""
-    sel = [r for r in rows if r["model"] == model and r["metric"] == metric and r["bucket"] in BUCKETS]
-    ylabels = list(dict.fromkeys(f"{r['block']} · {r['label']}" for r in sel))
+    sel = [r for r in rows if r.model == model and r.metric == metric and r.bucket in BUCKETS]
+    ylabels = list(dict.fromkeys(f"{r.block} · {r.label}" for r in sel))
     z = np.full((len(ylabels), len(BUCKETS)), np.nan)
     text = [["" for _ in BUCKETS] for _ in ylabels]
     for r in sel:
-        i, j = ylabels.index(f"{r['block']} · {r['label']}"), BUCKETS.index(r["bucket"])
-        z[i, j] = np.nan if r["harm"] is None else r["harm"]
-        text[i][j] = f"{_fmt(r['harm'])} [{_fmt(r['low'])}, {_fmt(r['high'])}] n={r['n']}"
+        i, j = ylabels.index(f"{r.block} · {r.label}"), BUCKETS.index(r.bucket)
+        z[i, j] = np.nan if r.harm is None else r.harm
+        text[i][j] = f"{_fmt(r.harm)} [{_fmt(r.low)}, {_fmt(r.high)}] n={r.n}"
     lim = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 1.0
     fig = go.Figure(go.Heatmap(z=z, x=list(BUCKETS), y=ylabels, text=text, hoverinfo="text+x+y",
                                colorscale="RdBu_r", zmin=-lim, zmax=lim, colorbar={"title": "harm"}))
@@ -37,21 +42,21 @@ def harm_by_size_figure(rows: Sequence[Mapping], model: str, metric: str, title:
     return fig
 
 
-def interaction_figure(interactions: Sequence[Mapping], block: str, metric: str, min_effect: float | None = None,
+def interaction_figure(interactions: Sequence[Any], block: str, metric: str, min_effect: float | None = None,
                        title: str = "") -> go.Figure:
     """Interaction (harm on large minus harm on small) per branch of ``block``, one trace per model, 95% intervals;
     the band ±min_effect marks 'no meaningful difference'."""
     fig = go.Figure()
-    for model in dict.fromkeys(r["model"] for r in interactions):
-        sel = [r for r in interactions if r["model"] == model and r["block"] == block and r["metric"] == metric]
+    for model in dict.fromkeys(r.model for r in interactions):
+        sel = [r for r in interactions if r.model == model and r.block == block and r.metric == metric]
         if not sel:
             continue
-        est = [r["interaction"] for r in sel]
+        est = [r.interaction for r in sel]
         fig.add_trace(go.Scatter(
-            x=[r["label"] for r in sel], y=est, mode="markers+lines", name=model,
+            x=[r.label for r in sel], y=est, mode="markers+lines", name=model,
             error_y={"type": "data", "symmetric": False,
-                     "array": [(r["high"] - e) if r["high"] is not None else 0 for r, e in zip(sel, est, strict=True)],
-                     "arrayminus": [(e - r["low"]) if r["low"] is not None else 0
+                     "array": [(r.high - e) if r.high is not None else 0 for r, e in zip(sel, est, strict=True)],
+                     "arrayminus": [(e - r.low) if r.low is not None else 0
                                     for r, e in zip(sel, est, strict=True)]}))
     if min_effect:
         fig.add_hrect(y0=-min_effect, y1=min_effect, fillcolor="grey", opacity=0.15, line_width=0)
@@ -62,23 +67,23 @@ def interaction_figure(interactions: Sequence[Mapping], block: str, metric: str,
     return fig
 
 
-def scale_sweep_figure(sweep: Mapping, title: str = "") -> go.Figure:
+def scale_sweep_figure(sweep: Any, title: str = "") -> go.Figure:
     """Top-1, energy, coverage and ERF radius against s, intervals over runs; the paper's top-1 beside ours."""
-    rows = list(sweep["rows"])
-    s = [r["scale"] for r in rows]
+    rows = list(sweep.rows)
+    s = [r.scale for r in rows]
     panels = (("top1", "top-1 (%)"), ("energy", "energy in box"), ("coverage", "coverage"),
               ("erf_radius_50", "50% ERF radius (px)"))
     fig = make_subplots(rows=1, cols=5, subplot_titles=[*(p[1] for p in panels), "paper: ImageNet top-1 (%)"])
     for k, (key, _) in enumerate(panels, start=1):
-        vals = [r[key] for r in rows]
-        y = [None if v is None else v["mean"] for v in vals]
-        hi = [0 if v is None or v["high"] is None else v["high"] - v["mean"] for v in vals]
-        lo = [0 if v is None or v["low"] is None else v["mean"] - v["low"] for v in vals]
+        vals = [getattr(r, key) for r in rows]
+        y = [None if v is None else v.mean for v in vals]
+        hi = [0 if v is None or v.high is None else v.high - v.mean for v in vals]
+        lo = [0 if v is None or v.low is None else v.mean - v.low for v in vals]
         fig.add_trace(go.Scatter(x=s, y=y, mode="markers+lines", name="ours (Tiny-ImageNet-100)",
                                  showlegend=k == 1, line={"color": "#1f77b4"},
                                  error_y={"type": "data", "symmetric": False, "array": hi, "arrayminus": lo}),
                       row=1, col=k)
-    paper = [(r["scale"], r["paper_top1"]) for r in rows if r["paper_top1"] is not None]
+    paper = [(r.scale, r.paper_top1) for r in rows if r.paper_top1 is not None]
     if paper:
         fig.add_trace(go.Scatter(x=[p[0] for p in paper], y=[p[1] for p in paper], mode="markers+lines",
                                  name="paper (ImageNet, Res2Net-50)", line={"color": "#d62728", "dash": "dash"}),

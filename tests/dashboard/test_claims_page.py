@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from res2net.evaluation.results import CLAIM_FIELDS, FIELDS, SCHEMA_VERSION, ResultsError, validate_results
+from res2net.evaluation.results import SCHEMA_VERSION, Claim, Results, ResultsError, field_docs, validate_results
 from res2net.metrics.statistics import VERDICTS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -26,7 +26,8 @@ def _claim(cid: str, section: str, metric: str, verdict: str, est: float, low: f
 
 
 def constructed() -> dict:
-    """A schema-valid results dict: one claim per verdict across the three sections, one exploratory claim."""
+    """A schema-valid results file (its JSON form): one claim per verdict across the three sections, one
+    exploratory claim."""
     loc, cmp_rows = [], []
     for m in MODELS:
         for stage in ("layer1", "layer2", "layer3", "layer4"):
@@ -56,20 +57,24 @@ def constructed() -> dict:
         {**_claim("energy-small-x-both-correct", "localisation", "energy: energy inside the box", "inconclusive",
                   0.01, -0.01, 0.03), "family": "exploratory", "subset": "both correct", "level": 0.95},
     ]
+    labels = {"energy": "energy inside the box", "pointing": "pointing game hit rate",
+              "coverage": "coverage of the box", "maxboxacc": "MaxBoxAcc", "top1": "top-1 accuracy (points)",
+              "erf_radius": "50% ERF radius (px)"}
+    metrics = {k: {"label": v, "kind": "concentration", "min_effect": 0.02} | ({} if k in ("top1", "erf_radius")
+                                                                                else {"why": f"why {k}"})
+               for k, v in labels.items()}
     res = {
         "schema_version": SCHEMA_VERSION, "dataset": "tiny-imagenet-100 val", "images": 5000, "limit": None,
         "models": {m: {"scale": 1 if m == MODELS[0] else 4, "run_count": 3, "params": 930308, "gmacs": 0.0126,
-                       "runs": [{"seed": s, "top1": 42.0 + s, "top5": 72.0} for s in range(3)],
+                       "runs": [{"seed": s, "top1": 42.0 + s, "top5": 72.0, "weights_sha256": None}
+                                for s in range(3)],
                        "top1": {"mean": 43.0, "low": 41.9, "high": 44.1}, "taps": {}} for m in MODELS},
-        "cam": {"method": "gradcam"}, "size_buckets": {},
-        "metrics": {"energy": {"label": "energy inside the box", "why": "why energy"},
-                    "pointing": {"label": "pointing game hit rate", "why": "why pointing"},
-                    "coverage": {"label": "coverage of the box", "why": "why coverage"},
-                    "maxboxacc": {"label": "MaxBoxAcc", "why": "why maxboxacc"},
-                    "top1": {"label": "top-1 accuracy (points)"}, "erf_radius": {"label": "50% ERF radius (px)"}},
+        "cam": {"method": "gradcam", "target": "the true class", "placement": "registered", "boxes": "val boxes"},
+        "size_buckets": {},
+        "metrics": metrics,
         "baselines": {b: {"images": 40, "uniform_energy": 0.2, "prior_energy": 0.31, "prior_pointing": 0.9,
                           "prior_coverage": 0.7, "prior_maxboxacc": 0.4} for b in ("small", "medium", "large", "all")},
-        "prior": {"sigma_px": 16.7, "fitted_on": "50000 train boxes"},
+        "prior": {"sigma_px": 16.7, "fitted_on": "50000 train boxes", "pointing": "always the centre"},
         "localisation": loc, "comparisons": cmp_rows,
         "accuracy_by_size": [{"model": m, "bucket": "small", "kind": "top1", "mean": 40.0, "low": 38.0,
                               "high": 42.0, "n": 1241, "runs": 3} for m in MODELS],
@@ -78,7 +83,8 @@ def constructed() -> dict:
                          "correction": "Holm over the confirmatory claims"},
         "intervals": "hierarchical bootstrap", "caveats": ["CAVEAT-RUNS: 3 runs", "layer4 is 2x2 at 64 px"],
     }
-    return validate_results(res)
+    validate_results(res)
+    return res
 
 
 def _page(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, res: object | None) -> AppTest:
@@ -151,7 +157,7 @@ def test_results_validation_names_what_is_missing() -> None:
     del res["claims"][0]["verdict"]
     with pytest.raises(ResultsError, match="top1-x.*verdict"):
         validate_results(res)
-    assert "claims" in FIELDS and "verdict" in CLAIM_FIELDS
+    assert "claims" in field_docs(Results) and "verdict" in field_docs(Claim)
 
 
 def test_picker_offers_every_results_file_and_states_dataset_and_weights(monkeypatch: pytest.MonkeyPatch,
@@ -180,4 +186,4 @@ def test_uploaded_file_that_is_not_results_gets_a_clear_message() -> None:
         cached.uploaded_results(b"\x89PNG", "up.json")
     with pytest.raises(ResultsError, match="up.json has schema version 1"):
         cached.uploaded_results(json.dumps({"schema_version": 1}).encode(), "up.json")
-    assert cached.uploaded_results(json.dumps(constructed()).encode(), "ok.json")["images"] == constructed()["images"]
+    assert cached.uploaded_results(json.dumps(constructed()).encode(), "ok.json").images == constructed()["images"]
