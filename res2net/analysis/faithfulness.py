@@ -27,6 +27,8 @@ class Faithfulness:
     insertion_auc: float
     random_deletion_auc: float
     random_insertion_auc: float
+    random_deletion: np.ndarray | None = None  # (orders, steps + 1): each random order's curve (the band)
+    random_insertion: np.ndarray | None = None
 
 
 def _auc(fractions: np.ndarray, values: np.ndarray) -> float:
@@ -69,11 +71,14 @@ def deletion_insertion(model: nn.Module, x: torch.Tensor, saliency: np.ndarray, 
     order = np.lexsort((np.arange(flat.size), -flat))  # highest first, ties by index
     deletion, insertion = _curves(model, x, base, order, target, fractions)
     rng = np.random.default_rng(seed)
-    rand_del, rand_ins = [], []
+    rand_del, rand_ins, curves_del, curves_ins = [], [], [], []
     for _ in range(random_orders):
         d, i = _curves(model, x, base, rng.permutation(flat.size), target, fractions)
         rand_del.append(_auc(fractions, d))
         rand_ins.append(_auc(fractions, i))
+        curves_del.append(d)
+        curves_ins.append(i)
     return Faithfulness(fractions, deletion, insertion, _auc(fractions, deletion), _auc(fractions, insertion),
                         float(np.mean(rand_del)) if rand_del else float("nan"),
-                        float(np.mean(rand_ins)) if rand_ins else float("nan"))
+                        float(np.mean(rand_ins)) if rand_ins else float("nan"),
+                        np.reshape(curves_del, (-1, fractions.size)), np.reshape(curves_ins, (-1, fractions.size)))

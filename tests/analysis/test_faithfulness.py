@@ -57,3 +57,16 @@ def test_a_map_off_the_input_grid_is_refused() -> None:
     model = PixelSum(torch.ones(4, 4))
     with pytest.raises(ValueError, match="register it on the input"):
         deletion_insertion(model, torch.ones(1, 3, 4, 4), np.ones((2, 2)), 0)
+
+
+def test_random_order_curves_are_kept_for_the_band() -> None:
+    """Every random order starts from the whole image (score 7) and ends at the baseline (score 0); their areas
+    average to the reported random-order area."""
+    w = torch.tensor([[4.0, 2.0], [1.0, 0.0]])
+    f = deletion_insertion(PixelSum(w), torch.ones(1, 3, 2, 2) / 3, np.zeros((2, 2)), 0, steps=4, random_orders=3)
+    assert f.random_deletion.shape == f.random_insertion.shape == (3, 5)
+    np.testing.assert_allclose(f.random_deletion[:, 0], sigmoid(7), rtol=1e-6)
+    np.testing.assert_allclose(f.random_deletion[:, -1], 0.5, rtol=1e-6)
+    np.testing.assert_allclose(f.random_insertion[:, 0], 0.5, rtol=1e-6)
+    areas = [sum((c[k] + c[k + 1]) / 2 * 0.25 for k in range(4)) for c in f.random_deletion]
+    assert f.random_deletion_auc == pytest.approx(float(np.mean(areas)), rel=1e-6)
