@@ -79,13 +79,17 @@ class EvalDataset:
     def load(self, i: int, side: int) -> tuple[torch.Tensor, list[Box]]:
         """Image ``i`` as uint8 (3, side, side), resized with no crop, and its boxes scaled to that grid.
 
-        Raises ``ImageError`` for an image that cannot be decoded."""
+        Raises ``ImageError`` for an image that cannot be decoded or whose boxes all lie outside it."""
         rec = self.records[i]
         assert self.decode is not None
         pixels, (w, h) = self.decode(rec)
+        # boxes from a file that states no image size (LOC csv, boxes.csv) are clipped here, as XML boxes were
+        boxes = [b for b in (_clip(b, (w, h)) for b in rec.boxes) if b is not None]
+        if not boxes:
+            raise ImageError(f"every box lies outside the image ({w}x{h} px)")  # counted like indexing's skips
         if pixels.shape[:2] != (side, side):
             pixels = np.asarray(Image.fromarray(pixels).resize((side, side), Image.BILINEAR))
-        return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))), scale_boxes(rec.boxes, (w, h), side)
+        return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))), scale_boxes(boxes, (w, h), side)
 
 
 def scale_boxes(boxes: tuple[Box, ...] | list[Box], size: tuple[int, int], side: int) -> list[Box]:
