@@ -22,6 +22,7 @@ from dashboard.claims_text import (
 from dashboard.services import cached
 from dashboard.state import branch_note
 from res2net.evaluation.results import ResultsError
+from res2net.metrics.table import METRIC_TABLE
 from res2net.viz import plots
 
 st.title("Claims")
@@ -134,8 +135,15 @@ with st.expander("Accuracy by object size"):
 st.header("2 · Localisation by object size")
 st.markdown("> *Res2Net's Grad-CAM maps are more concentrated on small objects and cover the whole of large "
             "objects* (paper §4.5, Fig. 4).")
-st.markdown("Concentration (**energy in box**, **pointing game**) tests *concentrated on small objects*; coverage "
-            "(**coverage of the box**, **MaxBoxAcc**) tests *covers the whole large object*. Maps are the true "
+map_metrics = [m for m in METRIC_TABLE if m.source == "map" and m.name in res.metrics]  # the file's, in table order
+
+
+def labels_of(kind: str) -> str:
+    return ", ".join(f"**{res.metric_label(m.name)}**" for m in map_metrics if m.kind == kind)
+
+
+st.markdown(f"Concentration ({labels_of('concentration')}) tests *concentrated on small objects*; coverage "
+            f"({labels_of('coverage')}) tests *covers the whole large object*. Maps are the true "
             "class's Grad-CAM, placed on the image by each cell's receptive-field centre.")
 stages = sorted({r.stage for r in res.localisation})
 c1, c2, c3 = st.columns(3)
@@ -143,8 +151,7 @@ stage = c1.selectbox("Stage output", stages, index=stages.index(res.verdict_laye
                      help="The verdicts use the stage fixed in code; the others are shown for completeness.")
 subset = c2.radio("Images", ["all", "correct"], horizontal=True, key="claims_subset",
                   format_func=lambda s: "all" if s == "all" else "classified correctly (per model and run)")
-metric_keys = ["energy", "pointing", "coverage", "maxboxacc"]
-metric = c3.selectbox("Metric", metric_keys, format_func=res.metric_label, key="claims_metric")
+metric = c3.selectbox("Metric", [m.name for m in map_metrics], format_func=res.metric_label, key="claims_metric")
 rows = localisation_rows(res, stage, subset, metric)
 baselines = {"centre prior (ignores the image)": {b: v.prior.get(metric) for b, v in res.baselines.items()}}
 charts.plotly_chart(plots.localisation_by_size_figure(

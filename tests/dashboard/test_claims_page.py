@@ -187,3 +187,18 @@ def test_uploaded_file_that_is_not_results_gets_a_clear_message() -> None:
     with pytest.raises(ResultsError, match="up.json has schema version 1"):
         cached.uploaded_results(json.dumps({"schema_version": 1}).encode(), "up.json")
     assert cached.uploaded_results(json.dumps(constructed()).encode(), "ok.json").images == constructed()["images"]
+
+
+def test_localisation_metrics_are_the_metric_tables_map_metrics_the_file_describes(monkeypatch: pytest.MonkeyPatch,
+                                                                                  tmp_path: Path) -> None:
+    from res2net.metrics.table import METRIC_TABLE
+
+    res = constructed()
+    at = _page(monkeypatch, tmp_path, res)
+    expected = [res["metrics"][m.name]["label"] for m in METRIC_TABLE if m.source == "map"]
+    assert at.selectbox(key="claims_metric").options == expected and "MaxBoxAcc" in expected
+    concentration = next(m.value for m in at.markdown if m.value.startswith("Concentration ("))
+    assert "**energy inside the box**, **pointing game hit rate**) tests" in concentration
+    del res["metrics"]["maxboxacc"]  # a file that does not describe a metric is not asked for it
+    at = _page(monkeypatch, tmp_path, res)
+    assert at.selectbox(key="claims_metric").options == expected[:-1]
