@@ -275,3 +275,29 @@ def test_holm_reports_rank_estimate_effect_and_the_unadjusted_interval() -> None
     assert out[1]["level"] == pytest.approx(1 - 0.05 / 2) and (out[1]["low"], out[1]["high"]) == pytest.approx(
         (5.0125, 5.9875))
     assert out[1]["verdict"] == "supported" and out[0]["verdict"] == "inconclusive"
+
+
+def test_shape_refusal_names_the_runs_and_images_of_3d_arrays() -> None:
+    """Rule: arrays of curves (runs, images, k) are compared on (runs, images) only, and the message says so."""
+    with pytest.raises(ValueError) as err:
+        S.weighted_means([np.zeros((1, 2, 4)), np.zeros((1, 3, 4))], np.ones((1, 1)), np.ones((1, 2)))
+    assert str(err.value) == "arrays must share (runs, images) = (1, 2), got (1, 3)"
+
+
+def test_a_mask_of_zeros_and_ones_is_a_mask() -> None:
+    """Rule: any array of truth values keeps the entries that are true (0/1 floats as well as booleans)."""
+    x = np.array([[1.0, 2.0, 4.0]])
+    got = S.weighted_means([x], np.ones((1, 1)), np.ones((1, 3)), np.array([[1.0, 0.0, 1.0]]))
+    assert got[0][0] == pytest.approx(2.5)
+
+
+def test_the_mask_and_the_seed_reach_every_resample() -> None:
+    """Rule: entries the mask drops are in no resample (not only out of the estimate), and the seed chooses the
+    resamples (another seed, other resamples; the same seed, the same)."""
+    x = np.array([[1.0, 1000.0, 2.0, 3.0], [2.0, 1000.0, 1.0, 4.0]])
+    mask = x < 1000
+    _, smp = S.hierarchical_bootstrap([x], [0, 0, 1, 1], mask=mask, n=200)
+    assert np.nanmax(smp) < 5
+    a = S.hierarchical_bootstrap([x], [0, 0, 1, 1], n=50, seed=3)[1]
+    b = S.hierarchical_bootstrap([x], [0, 0, 1, 1], n=50, seed=4)[1]
+    assert not np.array_equal(a, b) and np.array_equal(a, S.hierarchical_bootstrap([x], [0, 0, 1, 1], n=50, seed=3)[1])
