@@ -303,22 +303,26 @@ class ErfResult:
 
 
 def model_erf(
-    name: str, device: str, weights: str, taps: tuple[str, ...], data: bytes | None, n_noise: int, positive_only: bool
+    name: str, device: str, weights: str, taps: tuple[str, ...], data: bytes | None, n_noise: int, positive_only: bool,
+    size: int | None = None,
 ) -> ErfResult:
-    """ERF map, metrics and radial profile per tap, from one image (``data``) or ``n_noise`` Gaussian inputs."""
-    key = ("erf", None if data is None else image_key(data), name, device, weights, taps, n_noise, positive_only)
+    """ERF map, metrics and radial profile per tap, from one image (``data``) or ``n_noise`` Gaussian inputs of side
+    ``size`` px (None: the model's input size)."""
+    key = ("erf", None if data is None else image_key(data), name, device, weights, taps, n_noise, positive_only,
+           None if data is not None else size)
     return shared(key, f"ERFs of {name}", lambda: _model_erf(name, device, weights, taps, data, n_noise,
-                                                             positive_only))
+                                                             positive_only, size))
 
 
 def _model_erf(name: str, device: str, weights: str, taps: tuple[str, ...], data: bytes | None, n_noise: int,
-               positive_only: bool) -> ErfResult:
+               positive_only: bool, size: int | None = None) -> ErfResult:
     inputs = model_input(data, name) if data is not None else int(n_noise)
 
     def run(dev: str) -> dict:
         model = get_model(name, dev, weights)
         x = inputs.to(dev) if isinstance(inputs, torch.Tensor) else inputs
-        return erf.compute_erf(model, x, list(taps), positive_only=positive_only)
+        return erf.compute_erf(model, x, list(taps), positive_only=positive_only,
+                               size=None if isinstance(x, torch.Tensor) else size)
 
     out, fell_back = _on_device(run, device)
     model = get_model(name, device, weights)

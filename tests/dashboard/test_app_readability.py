@@ -215,6 +215,7 @@ def test_erf_view_follows_the_sidebar_weights_and_flags_erfs_cut_by_the_input() 
     assert any("random init" in c.value and "sidebar" in c.value for c in at.caption)
     blocks = at.selectbox(key="erf_block").options
     assert blocks == sorted(blocks, key=_network_order)
+    at.select_slider(key="erf_size").set_value(64).run()
     at.selectbox(key="erf_block").set_value("layer4.1").run()  # 64 px input: the deepest ERFs reach the border
     notes = [w.value for w in at.warning if "fills the 64 px input" in w.value]
     assert len(notes) == 2, [w.value for w in at.warning]

@@ -376,6 +376,7 @@ def test_erf_view_marks_the_units_receptive_field_centre() -> None:
     at.session_state["device"] = "cpu"
     at.run()
     at.switch_page("views/erf.py").run()
+    at.select_slider(key="erf_size").set_value(64).run()  # noise of the models' own 64 px: a 4x4 layer3 grid
     at.slider(key="erf_n").set_value(1).run()
     at.selectbox(key="erf_block").set_value("layer3.1").run()
     _no_exception(at)
@@ -383,13 +384,13 @@ def test_erf_view_marks_the_units_receptive_field_centre() -> None:
     taps = {n: [i for i in res2net.block_infos(m) if i.name == "layer3.1"][0].branch_taps + ["layer3.1"]
             for n, m in models.items()}
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-    maps = [c for c in charts if any(t["type"] == "heatmap" for t in c["data"])]
+    grids = [c for c in charts if any(t["type"] == "heatmap" for t in c["data"])]  # one grid of maps per model
+    marks = [d for g in grids for d in g["data"] if d["type"] == "scatter"]
+    rects = [r for g in grids for r in g["layout"]["shapes"]]
     expected = [(n, t) for n in models for t in taps[n]]
-    assert len(maps) == len(expected) == 5 + 2
-    for spec, (n, t) in zip(maps, expected, strict=True):
-        mark = next(d for d in spec["data"] if d["type"] == "scatter")
+    assert len(grids) == 2 and len(marks) == len(rects) == len(expected) == 5 + 2
+    for mark, rect, (n, t) in zip(marks, rects, expected, strict=True):
         assert (_array(mark["y"])[0], _array(mark["x"])[0]) == (32, 32) == erf.tap_rf_info(models[n], t).centre(2, 2)
-        (rect,) = spec["layout"]["shapes"]
         side = erf.theoretical_rf(models[n], t)
         assert (rect["x0"], rect["x1"], rect["y0"], rect["y1"]) == (32 - side / 2, 32 + side / 2,
                                                                    32 - side / 2, 32 + side / 2)
