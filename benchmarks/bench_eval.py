@@ -3,7 +3,7 @@
   python benchmarks/bench_eval.py [--model tiny_res2net26_4s] [--weights pretrained|random] [--images 96]
                                   [--batch-size 32] [--rounds 3] [--device cpu|cuda] [--no-procs]
 
-1. Evaluation images/s (``res2net.evaluation.pipeline.evaluate_dataset``: decoding in loader worker processes, all-tap
+1. Evaluation images/s (``res2net.evaluation.scoring.evaluate_dataset``: decoding in loader worker processes, all-tap
    Grad-CAM, registration, every metric, shard files) ÷ plain forward + backward images/s of the same model and
    batch (goal >= 0.7: the metrics and I/O must not dominate). The plain pass is what the evaluation's model part
    needs at least: one forward and one backward of the true-class logits per batch, in eval mode, to the input with
@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 import res2net  # noqa: E402
 from res2net.data.datasets import imagenet_val  # noqa: E402
 from res2net.evaluation.distributed import Context, pick_device  # noqa: E402
-from res2net.evaluation.pipeline import evaluate_dataset  # noqa: E402
+from res2net.evaluation.scoring import evaluate_dataset  # noqa: E402
 
 from helpers import imagenet_val_folder  # noqa: E402
 
@@ -90,11 +90,11 @@ def cpu_breakdown(model: torch.nn.Module, name: str, data: Path, batch: int) -> 
     """CPU ms per image of each part of the evaluation done one after another on this thread, and of the plain
     forward+backward; thread CPU time, so other jobs on a shared machine barely move it."""
     from res2net.evaluation.distributed import write_shard
-    from res2net.evaluation.pipeline import _batch_rows, _Items
+    from res2net.evaluation.scoring import ImageItems, _batch_rows
 
     ds = imagenet_val(data)
     side = model.spec.input_size
-    items_of = _Items(ds, side)
+    items_of = ImageItems(ds, side)
     parts = dict.fromkeys(("decoding", "model", "metrics", "shard", "plain"), 0.0)
     with tempfile.TemporaryDirectory() as tmp:
         for b, s in enumerate(range(0, len(ds), batch)):
@@ -123,7 +123,7 @@ def command_seconds(procs: int, name: str, weights: str, data: Path, batch: int)
     args = ["-m", "res2net.evaluate", "--dataset", "imagenet-val", "--data", str(data), "--models", name,
             "--weights", weights, "--out", str(out), "--batch-size", str(batch), "--loader-workers", "1",
             "--threads", "1", "--device", "cpu"]
-    if weights == "pretrained" and res2net.get_spec(name).family == "embedded":
+    if weights == "pretrained" and res2net.get_spec(name).embedded:
         args += ["--seeds", "0"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     start = time.perf_counter()

@@ -27,6 +27,7 @@ from torch import nn
 from res2net.data.tiny_imagenet import Split, default_cache_dir, default_data_dir, load_split, read_classes
 from res2net.models.complexity import count_macs, count_params
 from res2net.models.factory import create_model
+from res2net.models.preprocessing import mean_std, normalize
 from res2net.models.weights import embedded_asset, sha256_file
 from res2net.models.zoo import get_spec
 
@@ -115,19 +116,12 @@ def augment(images: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor, flip: torc
     return torch.where(flip.to(x.device)[:, None, None, None], x.flip(3), x)
 
 
-def normalizer(name: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """The zoo's mean/std for ``name`` as (1, 3, 1, 1) tensors: training uses inference's preprocessing."""
-    spec = get_spec(name)
-    return (torch.tensor(spec.mean, device=device).view(1, 3, 1, 1),
-            torch.tensor(spec.std, device=device).view(1, 3, 1, 1))
-
-
 @torch.no_grad()
-def evaluate_split(model: nn.Module, split: Split, mean: torch.Tensor, std: torch.Tensor,
-                   batch_size: int = 500, progress: bool = False) -> dict[str, float]:
-    """Top-1/top-5 (percent) of ``model`` in eval mode on a decoded split."""
+def evaluate_split(model: nn.Module, split: Split, batch_size: int = 500, progress: bool = False) -> dict[str, float]:
+    """Top-1/top-5 (percent) of ``model`` in eval mode on a decoded split, normalised as its spec says, on the
+    model's device."""
     model.eval()
-    dev = mean.device
+    dev = next(model.parameters()).device
     top1 = top5 = 0
     n = len(split)
     starts = range(0, n, batch_size)
@@ -136,7 +130,7 @@ def evaluate_split(model: nn.Module, split: Split, mean: torch.Tensor, std: torc
 
         starts = tqdm(starts, desc="val", file=sys.stdout, mininterval=5)
     for s in starts:
-        x = (split.images[s:s + batch_size].to(dev).float() / 255.0 - mean) / std
+        x = normalize(split.images[s:s + batch_size], model.spec, dev)
         y = split.labels[s:s + batch_size].to(dev)
         top = model(x).topk(5, dim=1).indices
         top1 += int((top[:, 0] == y).sum())
@@ -186,7 +180,7 @@ def train(cfg: TrainConfig, train_split: Split, run_dir: str | os.PathLike, devi
                           weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=cfg.pct_start)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    mean, std = normalizer(cfg.model, device)
+    mean, std = mean_std(get_spec(cfg.model), device)  # augment() hands out [0, 1] floats, so normalise by hand
     step, elapsed = 0, 0.0
 
     if resume:
@@ -285,9 +279,9 @@ def write_release(model: nn.Module, cfg: TrainConfig, metrics: dict, out_dir: st
     dev = device_label or (str(device) if device.type != "cpu" else f"cpu ({n} thread{'s' if n != 1 else ''})")
     card = {
         "name": cfg.model,
-        "arch": f"{'ResNet' if spec.extra.get('scale', 1) == 1 else 'Res2Net'} trunk, bottleneck layers [2, 2, 2, 2], "
+        "arch": f"{'ResNet' if spec.scale == 1 else 'Res2Net'} trunk, bottleneck layers [2, 2, 2, 2], "
                 "planes (16, 32, 64, 128), small stem (3x3/2 conv width 32 + 3x3/2 max-pool)",
-        "scale": spec.extra.get("scale", 1),
+        "scale": spec.scale,
         "params": count_params(cpu_model),
         "gmacs": round(count_macs(cpu_model, spec.input_size) / 1e9, 5),
         "input_size": spec.input_size,
@@ -335,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     spec = get_spec(args.model)
-    if spec.family != "embedded":
+    if not spec.embedded:
         raise SystemExit(f"error: {args.model} is not an embedded (trainable here) model; choose one of "
                          f"{sorted(_embedded())}")
     device = pick_device(args.device, args.threads)
@@ -361,8 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     if not res["done"]:
         print(f"stopped after step {res['step']} (epoch {res['epoch']:.2f}); resume with --resume", flush=True)
         return 0
-    mean, std = normalizer(args.model, device)
-    metrics = evaluate_split(as_stored(res["model"]), va, mean, std, progress=True)
+    metrics = evaluate_split(as_stored(res["model"]), va, progress=True)
     print(f"{args.model}: top1 {metrics['top1']:.2f}  top5 {metrics['top5']:.2f}  "
           f"train {res['train_seconds']:.0f} s", flush=True)
     data = {"name": "tiny-imagenet-100", "train_images": len(tr), "val_images": len(va),
@@ -382,8 +375,7 @@ def repack(pth: str | os.PathLike, card: str | os.PathLike, out_dir: str | os.Pa
     model = create_model(name)
     model.load_state_dict(torch.load(pth, map_location="cpu", weights_only=True))
     va = load_split("val", data_dir)
-    mean, std = normalizer(name, torch.device("cpu"))
-    metrics = evaluate_split(as_stored(model), va, mean, std)
+    metrics = evaluate_split(as_stored(model), va)
     cfg = TrainConfig(model=name, epochs=int(old["epochs"]), seed=seed, **{
         k: old["recipe"][k] for k in ("lr", "batch_size", "weight_decay", "label_smoothing", "pct_start")})
     data = {**old["data"], "wnids": old.get("wnids", []), "class_names": old.get("classes", [])}
@@ -394,7 +386,7 @@ def repack(pth: str | os.PathLike, card: str | os.PathLike, out_dir: str | os.Pa
 def _embedded() -> dict:
     from res2net.models.zoo import MODELS
 
-    return {m: s for m, s in MODELS.items() if s.family == "embedded"}
+    return {m: s for m, s in MODELS.items() if s.embedded}
 
 
 if __name__ == "__main__":

@@ -19,23 +19,27 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from res2net.analysis.cam import compute_cams, register_all
+from res2net.analysis.cam import compute_cams
 from res2net.analysis.lesion import ablate, branch_means
 from res2net.data.tiny_imagenet import Split, load_split
+from res2net.evaluation.protocol import even_indices
+from res2net.geometry.registration import register_all
 from res2net.metrics import boxes as L
 from res2net.metrics import statistics as S
+from res2net.metrics.table import rounded as _r
 from res2net.models.factory import create_model
+from res2net.models.preprocessing import normalize
 from res2net.models.taps import block_infos
 from res2net.models.zoo import get_spec
-from res2net.train import normalizer
 
-__all__ = ["KNOCKOUT_IMAGES", "MEAN_IMAGES", "KNOCKOUT_METRICS", "PAPER_SCALE_TOP1", "study_blocks", "score_pass",
+__all__ = ["KNOCKOUT_IMAGES", "MEAN_IMAGES", "KNOCKOUT_METRICS", "paper_scale_top1", "study_blocks", "score_pass",
            "block_knockout", "train_images", "run_study", "summarise_study", "scale_sweep"]
 
 KNOCKOUT_IMAGES = 500  # evenly spaced val images scored under every lesion (every class represented)
@@ -44,16 +48,16 @@ KNOCKOUT_METRICS = ("top1", "logprob", "energy", "coverage")
 CONFIRM_METRICS = ("top1", "energy", "coverage")
 LOGPROB_MIN_EFFECT = 0.05  # nats: the smallest change in true-class log-probability that would matter
 BOOT = 1000
-DIGITS = 4
 # The paper's scale ablation (Res2Net-50 at matched complexity, 224 px ImageNet): s = 1 is its ResNet-50 (top-1
 # error 23.85); s = 2, 4, 8 are the 48w x 2s, 26w x 4s and 14w x 8s rows of the zoo (100 - reported error).
 PAPER_SCALE_MODELS = {2: "res2net50_48w_2s", 4: "res2net50_26w_4s", 8: "res2net50_14w_8s"}
-PAPER_SCALE_TOP1 = {1: 76.15, **{s: get_spec(n).reported_top1 for s, n in PAPER_SCALE_MODELS.items()}}
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228)  # Student t, df 1..10
 
 
-def _r(v: float | None) -> float | None:
-    return None if v is None or not math.isfinite(v) else round(float(v), DIGITS)
+@cache
+def paper_scale_top1() -> dict[int, float]:
+    """The paper's ImageNet top-1 per scale s (s = 1: its ResNet-50's 23.85 error), from the zoo's reported values."""
+    return {1: 76.15, **{s: get_spec(n).reported_top1 for s, n in PAPER_SCALE_MODELS.items()}}
 
 
 def study_blocks(model: nn.Module, verdict_layer: str) -> list[str]:
@@ -94,19 +98,9 @@ def block_knockout(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     return out
 
 
-def _normalised(split: Split, idx: torch.Tensor, name: str) -> torch.Tensor:
-    mean, std = normalizer(name, torch.device("cpu"))
-    return (split.images[idx].float() / 255.0 - mean) / std
-
-
 def train_images(train: Split, name: str, n: int = MEAN_IMAGES) -> torch.Tensor:
     """The ``n`` evenly spaced training images whose branch means a 'mean' knock-out uses, normalised for ``name``."""
-    return _normalised(train, even_indices(len(train), n), name)
-
-
-def even_indices(n: int, k: int) -> torch.Tensor:
-    """``k`` evenly spaced indices of ``range(n)`` (all of them when k >= n)."""
-    return torch.arange(n) if k >= n else torch.linspace(0, n - 1, k).round().long().unique()
+    return normalize(train.images[even_indices(len(train), n)], get_spec(name))
 
 
 def run_study(names: Sequence[str], seeds: Sequence[int], data_dir: str | Path, val: Split, verdict_layer: str,
@@ -121,7 +115,8 @@ def run_study(names: Sequence[str], seeds: Sequence[int], data_dir: str | Path, 
     boxes = val.boxes[idx].numpy().astype(np.int64)
     arrays: dict[str, np.ndarray] = {"knockout/image_index": idx.numpy(), "knockout/mean_index": midx.numpy()}
     for name in names:
-        x, xm = _normalised(val, idx, name), _normalised(train, midx, name)
+        spec = get_spec(name)
+        x, xm = normalize(val.images[idx], spec), normalize(train.images[midx], spec)
         for seed in seeds:
             model = create_model(name, pretrained=True, seed=seed)
             tap = _verdict_tap(model, verdict_layer)
@@ -173,7 +168,7 @@ def summarise_study(arrays: dict, names: Sequence[str], seeds: Sequence[int], va
         tap = verdict_blocks[name] = _verdict_tap(model, verdict_layer)
         infos = {i.name: i for i in block_infos(model)}
         blocks = study_blocks(model, verdict_layer)
-        scale = get_spec(name).extra.get("scale", 1)
+        scale = get_spec(name).scale
         per_branch: dict[tuple[str, int, str], tuple[float, np.ndarray]] = {}
         for block in blocks:
             info = infos[block]
@@ -263,7 +258,7 @@ def scale_sweep(res: dict, arrays: dict, names: Sequence[str], seeds: Sequence[i
         rows.append({"model": name, "scale": s, "top1": top1, "energy": loc["energy"], "coverage": loc["coverage"],
                      "erf_radius_50": None if erf is None else {"mean": erf["radius_50"], "low": erf["radius_50_low"],
                                                                 "high": erf["radius_50_high"]},
-                     "paper_top1": PAPER_SCALE_TOP1.get(s), "runs": len(seeds)})
+                     "paper_top1": paper_scale_top1().get(s), "runs": len(seeds)})
     rows.sort(key=lambda r: r["scale"])
     ours = [r["top1"]["mean"] for r in rows]
     paper = [r["paper_top1"] for r in rows if r["paper_top1"] is not None]

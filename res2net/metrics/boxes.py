@@ -1,10 +1,12 @@
 """Box scores: localisation of CAMs against ground-truth boxes, object-size buckets and image-blind baselines.
 
 Maps are (H, W) at image resolution, placed by ``res2net.analysis.cam.register`` (or (N, H, W) with one box per map);
-boxes are ``(x0, y0, x1, y1)`` in pixels with exclusive ends. Concentration metrics (energy in box, pointing
-game) test "focused on small objects"; coverage metrics (share of the box above a threshold, MaxBoxAcc) test
-"covers whole large objects". Every score has baselines that ignore the image: a uniform map (energy = the
-box's area fraction) and a centred Gaussian prior (``centre_prior``), whose peak is "always the centre".
+boxes are ``(x0, y0, x1, y1)`` in pixels with exclusive ends. Every score is computed once, for images with one or
+more boxes (``multi_box_scores``); the one-box functions are that computation with one box per map.
+Concentration metrics (energy in box, pointing game) test "focused on small objects"; coverage metrics (share of
+the box above a threshold, MaxBoxAcc) test "covers whole large objects". Every score has baselines that ignore
+the image: a uniform map (energy = the box's area fraction) and a centred Gaussian prior (``centre_prior``,
+``prior_scores``), whose peak is "always the centre".
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import torch
 __all__ = [
     "energy_in_box", "pointing_game", "peak_location", "cam_box_iou", "box_iou", "box_fraction", "coverage",
     "iou_curve", "max_box_acc", "BOXACC_THRESHOLDS", "centre_prior", "fit_centre_prior_sigma", "size_bucket",
-    "SIZE_BUCKETS", "SMALL_BELOW", "LARGE_FROM",
+    "SIZE_BUCKETS", "SMALL_BELOW", "LARGE_FROM", "union_masks", "multi_box_scores", "prior_scores",
 ]
 
 SMALL_BELOW = 0.25  # box area / image area below this: "small"
@@ -99,17 +101,13 @@ def _maps_and_boxes(cam: object, box: Box | np.ndarray) -> tuple[np.ndarray, np.
     return arr, boxes, single
 
 
-def _box_sums(values: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """Sum of each (H, W) array inside its (x0, y0, x1, y1) box (exclusive ends), from integral images."""
-    ii = np.zeros((values.shape[0], values.shape[1] + 1, values.shape[2] + 1))
-    ii[:, 1:, 1:] = values.cumsum(1).cumsum(2)
-    n = np.arange(values.shape[0])
-    x0, y0, x1, y1 = boxes.T
-    return ii[n, y1, x1] - ii[n, y0, x1] - ii[n, y1, x0] + ii[n, y0, x0]
-
-
 def _out(values: np.ndarray, single: bool, cast: type = float) -> object:
     return cast(values[0]) if single else values
+
+
+def _lists(boxes: np.ndarray) -> list[list[tuple[int, int, int, int]]]:
+    """(N, 4) boxes as N one-box lists, the form the per-image scores take."""
+    return [[tuple(int(v) for v in b)] for b in boxes]
 
 
 def energy_in_box(cam: object, box: Box | np.ndarray) -> float | np.ndarray:
@@ -120,11 +118,7 @@ def energy_in_box(cam: object, box: Box | np.ndarray) -> float | np.ndarray:
     m, boxes, single = _maps_and_boxes(cam, box)
     if (m < 0).any():
         raise ValueError("energy_in_box needs a non-negative map (a CAM after its ReLU)")
-    total = m.sum((1, 2))
-    inside = _box_sums(m, boxes)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        e = np.where(total > 0, inside / np.where(total > 0, total, 1.0), math.nan)
-    return _out(e, single)
+    return _out(_energy(m, union_masks(_lists(boxes), m.shape[1:])), single)
 
 
 def _peaks(m: np.ndarray) -> np.ndarray:
@@ -159,13 +153,7 @@ def pointing_game(cam: object, box: Box | np.ndarray, tolerance: float = POINTIN
     A flat map has no peak and misses. One map and box, or (N, H, W) maps with (N, 4) boxes.
     """
     m, boxes, single = _maps_and_boxes(cam, box)
-    py, px = _peaks(m).T
-    x0, y0, x1, y1 = boxes.T.astype(np.float64)
-    dx = np.maximum(np.maximum(x0 - px, 0), px - (x1 - 1))
-    dy = np.maximum(np.maximum(y0 - py, 0), py - (y1 - 1))
-    hit = np.hypot(dx, dy) <= tolerance * max(m.shape[1:])
-    hit &= ~np.isnan(py)
-    return _out(hit, single, bool)
+    return _out(_pointing(m, _lists(boxes), tolerance), single, bool)
 
 
 def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -218,32 +206,149 @@ def coverage(cam: object, box: Box | np.ndarray, threshold: float = COVERAGE_THR
     beside a concentration metric. An all-zero map covers nothing (0). One map and box, or a batch.
     """
     m, boxes, single = _maps_and_boxes(cam, box)
-    peak = m.max((1, 2))
-    above = (m >= threshold * peak[:, None, None]) & (peak > 0)[:, None, None]
-    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return _out(_box_sums(above.astype(np.float64), boxes) / area, single)
+    return _out(_coverage(m, union_masks(_lists(boxes), m.shape[1:]), threshold), single)
 
 
-@_batched
-def iou_curve(cam: object, box: Box, thresholds: Sequence[float] | np.ndarray = BOXACC_THRESHOLDS) -> np.ndarray:
+def iou_curve(cam: object, box: Box | np.ndarray, thresholds: Sequence[float] | np.ndarray = BOXACC_THRESHOLDS
+              ) -> np.ndarray:
     """IoU with ``box`` of the box around the largest component of the min-max normalised map >= each threshold.
 
-    The per-image curve behind MaxBoxAcc (Choe et al., CVPR 2020); a flat map scores 0 everywhere.
+    The per-image curve behind MaxBoxAcc (Choe et al., CVPR 2020); a flat map scores 0 everywhere. One map and box
+    (a (thresholds,) curve), or (N, H, W) maps with (N, 4) boxes ((N, thresholds) curves).
     """
-    m = _map(cam)
-    gt = _box(box, m.shape)
-    thr = np.asarray(thresholds, dtype=np.float64)
-    lo, hi = m.min(), m.max()
-    out = np.zeros(thr.size)
-    if hi <= lo:
-        return out
-    n = (m - lo) / (hi - lo)
-    for k, t in enumerate(thr):
-        _, stats = _components(n >= t)
-        if len(stats) < 2:
+    m, boxes, single = _maps_and_boxes(cam, box)
+    curves = _iou_curves(m, _lists(boxes), np.asarray(thresholds, dtype=np.float64).reshape(-1))
+    return curves[0] if single else curves
+
+
+# ----------------------------------------------- the scores, for images with one or more boxes (the one implementation)
+def union_masks(boxes: Sequence[Sequence[Box]], size: tuple[int, int]) -> np.ndarray:
+    """(N, H, W) boolean masks: the union of each image's boxes (exclusive ends)."""
+    h, w = size
+    out = np.zeros((len(boxes), h, w), dtype=bool)
+    for i, bs in enumerate(boxes):
+        for x0, y0, x1, y1 in bs:
+            out[i, y0:y1, x0:x1] = True
+    return out
+
+
+def _energy(maps: np.ndarray, union: np.ndarray) -> np.ndarray:
+    """Per map: its total inside the union of its boxes over its total; NaN for an all-zero map."""
+    total = maps.sum((1, 2))
+    inside = (maps * union).sum((1, 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, inside / np.where(total > 0, total, 1.0), np.nan)
+
+
+def _pointing(maps: np.ndarray, boxes: Sequence[Sequence[Box]], tolerance: float) -> np.ndarray:
+    """Per map: whether its peak lies within ``tolerance`` x (longer side) of any of its boxes; a flat map misses."""
+    peaks = _peaks(maps)  # (y, x) per map, NaN for a flat map: found once for all of an image's boxes
+    reach = tolerance * max(maps.shape[1:])
+    hit = np.zeros(len(maps), dtype=bool)
+    for i, bs in enumerate(boxes):
+        py, px = peaks[i]
+        if np.isnan(py):
             continue
-        x, y, w, h, _ = stats[1 + int(np.argmax(stats[1:, 4]))]
-        out[k] = box_iou((x, y, x + w, y + h), gt)
+        b = np.asarray(bs, dtype=np.float64).reshape(-1, 4)
+        dx = np.maximum(np.maximum(b[:, 0] - px, 0), px - (b[:, 2] - 1))
+        dy = np.maximum(np.maximum(b[:, 1] - py, 0), py - (b[:, 3] - 1))
+        hit[i] = bool((np.hypot(dx, dy) <= reach).any())
+    return hit
+
+
+def _coverage(maps: np.ndarray, union: np.ndarray, threshold: float) -> np.ndarray:
+    """Per map: the share of its boxes' union where it is >= ``threshold`` x its max (0 for an all-zero map)."""
+    peak = maps.max((1, 2))
+    above = (maps >= threshold * peak[:, None, None]) & (peak > 0)[:, None, None]
+    return (above & union).sum((1, 2)) / union.sum((1, 2))
+
+
+def _largest_components(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per (H, W) mask of a (K, H, W) stack: the (x0, y0, x1, y1) box of its largest 8-connected component and
+    whether it has one. Ties go to the component cv2 labels first, as ``argmax`` over one mask's labels does.
+
+    One component search over the masks' occupied rows stacked into one image, each mask's rows from an even row
+    of the mask onto an even row of the stack (cv2 scans 2x2 blocks in raster order and numbers components by the
+    block it meets first, so a mask's components keep their order) and a zero row before the next mask's."""
+    import cv2
+
+    k, h, w = masks.shape
+    rows = masks.any(2)
+    has = rows.any(1)
+    top = rows.argmax(1) // 2 * 2
+    bottom = h - rows[:, ::-1].argmax(1)
+    pitch = np.where(has, bottom - top + 1, 0)
+    pitch += pitch % 2
+    start = np.concatenate([[0], np.cumsum(pitch)])
+    out = np.zeros((k, 4))
+    found = np.zeros(k, dtype=bool)
+    per_call = 1 << 22  # pixels of the stacked image per call: a few MB of labels
+    first = 0
+    while first < k:
+        last = max(first + 1, int(np.searchsorted(start, start[first] + per_call // w, "right")) - 1)
+        last = min(last, k)
+        big = np.zeros((int(start[last] - start[first]), w), dtype=np.uint8)
+        for i in range(first, last):
+            if has[i]:
+                at = int(start[i] - start[first])
+                big[at:at + bottom[i] - top[i]] = masks[i, top[i]:bottom[i]]
+        # Grana's block-based algorithm: the same labels and stats as cv2's default here, found faster
+        _, _, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(big, 8, cv2.CV_32S, cv2.CCL_GRANA)
+        x, y, bw, bh, area = stats[1:].T.astype(np.int64)
+        which = first + np.searchsorted(start[first + 1:last + 1] - start[first], y, "right")
+        y = y - (start[which] - start[first]) + top[which]
+        order = np.lexsort((np.arange(len(area)), -area, which))  # per mask: largest area, then first label
+        if len(order):
+            pick = order[np.r_[True, which[order][1:] != which[order][:-1]]]
+            m = which[pick]
+            out[m] = np.stack([x[pick], y[pick], x[pick] + bw[pick], y[pick] + bh[pick]], 1)
+            found[m] = True
+        first = last
+    return out, found
+
+
+def _iou_curves(maps: np.ndarray, boxes: Sequence[Sequence[Box]], thr: np.ndarray = BOXACC_THRESHOLDS
+                ) -> np.ndarray:
+    """(N, thresholds): per threshold, the best IoU over an image's boxes of the box around the largest component
+    of its min-max normalised map >= the threshold; 0 for a flat map."""
+    n, h, w = maps.shape
+    out = np.zeros((n, len(thr)))
+    lo, hi = maps.min((1, 2)), maps.max((1, 2))
+    ok = np.flatnonzero(hi > lo)
+    if not len(ok):
+        return out
+    norm = (maps[ok] - lo[ok, None, None]) / (hi[ok] - lo[ok])[:, None, None]
+    pred, found = _largest_components((norm[:, None] >= thr[None, :, None, None]).reshape(-1, h, w))
+    pred, found = pred.reshape(len(ok), len(thr), 1, 4), found.reshape(len(ok), len(thr))
+    most = max(len(boxes[i]) for i in ok)
+    g = np.zeros((len(ok), 1, most, 4))  # padded with empty boxes, whose IoU is 0 and never the best
+    for j, i in enumerate(ok):
+        g[j, 0, :len(boxes[i])] = boxes[i]
+    ix = np.clip(np.minimum(pred[..., 2], g[..., 2]) - np.maximum(pred[..., 0], g[..., 0]), 0, None)
+    iy = np.clip(np.minimum(pred[..., 3], g[..., 3]) - np.maximum(pred[..., 1], g[..., 1]), 0, None)
+    inter = ix * iy
+    union = (pred[..., 2] - pred[..., 0]) * (pred[..., 3] - pred[..., 1]) + \
+        (g[..., 2] - g[..., 0]) * (g[..., 3] - g[..., 1]) - inter
+    iou = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0).max(2)
+    out[ok] = np.where(found, iou, 0.0)
+    return out
+
+
+def multi_box_scores(maps: np.ndarray, boxes: Sequence[Sequence[Box]], full: bool, union: np.ndarray | None = None
+                     ) -> dict[str, np.ndarray]:
+    """Per image with one or more boxes: energy over the union of its boxes, pointing hit on any box; with ``full``
+    also coverage of the union and the IoU curve of MaxBoxAcc (best box per threshold, as wsolevaluation).
+
+    ``maps`` (N, H, W); ``boxes`` one list of (x0, y0, x1, y1) boxes per map. ``union``: ``union_masks(boxes,
+    (H, W))`` when the caller scores several maps against the same boxes."""
+    maps = np.asarray(maps, dtype=np.float64)
+    if not np.isfinite(maps).all():
+        raise ValueError("the maps contain NaN or infinite values")
+    union = union_masks(boxes, maps.shape[1:]) if union is None else union
+    out = {"energy": _energy(maps, union), "pointing": _pointing(maps, boxes, POINTING_TOLERANCE)}
+    if full:
+        out["coverage"] = _coverage(maps, union, COVERAGE_THRESHOLD)
+        out["maxboxacc_iou"] = _iou_curves(maps, boxes)
     return out
 
 
@@ -302,6 +407,25 @@ def box_fraction(box: Box, size: int | Sequence[int]) -> float:
     h, w = _hw(size)
     x0, y0, x1, y1 = _box(box, (h, w))
     return (x1 - x0) * (y1 - y0) / (h * w)
+
+
+def prior_scores(boxes: Sequence[Sequence[Box]], side: int, sigmas: Sequence[float], fold: np.ndarray,
+                 chunk: int = 256) -> dict[str, np.ndarray]:
+    """Every score of ``multi_box_scores`` for the image-blind centred Gaussian prior, per image: image ``i`` is
+    scored with ``centre_prior(side, sigmas[fold[i]])`` (one sigma for all, or one per fold of a cross-fit)."""
+    fold = np.asarray(fold)
+    out: dict[str, np.ndarray] = {}
+    for f, sigma in enumerate(sigmas):
+        prior = centre_prior(side, sigma)
+        idx = np.flatnonzero(fold == f)
+        for s in range(0, len(idx), chunk):
+            part = idx[s:s + chunk]
+            maps = np.broadcast_to(prior, (len(part), *prior.shape))
+            for k, v in multi_box_scores(maps, [boxes[i] for i in part], True).items():
+                if k not in out:
+                    out[k] = np.zeros((len(boxes), *v.shape[1:]), dtype=v.dtype)
+                out[k][part] = v
+    return out
 
 
 def size_bucket(box: Box, size: int | Sequence[int]) -> str:

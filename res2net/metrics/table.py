@@ -25,8 +25,8 @@ class Metric:
     ``source``: where the per-image value comes from: "logits" (the prediction), "map" (a registered CAM scored
     against the boxes) or "erf" (noise-input ERFs, no images). ``at_branches``: map metrics also scored at each
     branch of a block. ``best_threshold``: per image a hit per MaxBoxAcc threshold, summarised at the best
-    threshold rather than as a plain mean of images. ``scale``: factor from the mean to the reported value
-    (top-1 in points).
+    threshold rather than as a plain mean of images. ``hit``: the per-image value is a hit or miss (stored as a
+    boolean), not a score. ``scale``: factor from the mean to the reported value (top-1 in points).
     """
 
     name: str
@@ -37,6 +37,7 @@ class Metric:
     source: str
     at_branches: bool = False
     best_threshold: bool = False
+    hit: bool = False
     scale: float = 1.0
     digits: int = DIGITS
 
@@ -56,20 +57,20 @@ class Metric:
 # The minimum effects were fixed before any result: about the run-to-run spread of one model, and a change a
 # reader would notice; below one a difference is "no meaningful difference".
 METRIC_TABLE: tuple[Metric, ...] = (
-    Metric("top1", "top-1 accuracy (points)", "accuracy", None, 1.0, "logits", scale=100.0),
+    Metric("top1", "top-1 accuracy (points)", "accuracy", None, 1.0, "logits", hit=True, scale=100.0),
     Metric("energy", "energy inside the box", "concentration",
            "share of the map's mass on the object: high when the map is focused on it (Wang et al. 2020)",
            0.02, "map", at_branches=True),
     Metric("pointing", "pointing game hit rate", "concentration",
            "the map's peak (plateau centroid) on the object, 15/224 of the longer side tolerance",
-           0.03, "map", at_branches=True),
+           0.03, "map", at_branches=True, hit=True),
     Metric("coverage", "coverage of the box", "coverage",
            f"share of the box where the map is >= {COVERAGE_THRESHOLD} x its max: how much of the object it covers",
            0.03, "map"),
     Metric("maxboxacc", "MaxBoxAcc", "coverage",
            "share of images whose thresholded-map box has IoU >= 0.5 with the object box, at the best threshold "
            "(Choe et al., CVPR 2020): the map spans the whole object, not just a part",
-           0.03, "map", best_threshold=True),
+           0.03, "map", best_threshold=True, hit=True),
     Metric("erf_radius", "50% ERF radius (px)", "receptive field",
            "half-side of the centred square holding half the ERF mass (Luo et al. 2016)", 1.0, "erf"),
 )

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 
+from res2net.data.tiny_imagenet import default_data_dir
 from res2net.evaluation.distributed import batch_ranges, done_batches, read_shards, shard_batches
 from res2net.evaluation.results import ROW_COLUMNS, image_scores_path, load_image_scores, load_results
 
@@ -90,7 +91,7 @@ def test_rows_hold_every_image_per_run_and_results_validate(single):
               "layer3/output/maxboxacc_iou"):
         assert k in rows
     assert all(k in ROW_COLUMNS or k.count("/") == 2 for k in rows)  # every column is documented
-    res = load_results(single)
+    res = load_results(single).to_json()
     assert res["images"] == 23 and res["skipped"]["count"] == 0
     m = rows["model"] == MODELS[0]
     assert res["models"][MODELS[0]]["runs"][0]["top1"] == pytest.approx(100 * rows["correct"][m].mean(), abs=1e-4)
@@ -168,16 +169,18 @@ def test_shards_of_another_batching_are_refused_not_mixed(inet, single):
 
 def test_tables_are_recomputed_from_the_rows_alone(single):
     from res2net import create_model
-    from res2net.evaluation.pipeline import stage_taps, summarise_rows
+    from res2net.evaluation.protocol import stage_taps
+    from res2net.evaluation.summary import summarise_rows
     from res2net.models.zoo import label_set_wnids
 
     rows = load_image_scores(image_scores_path(single))
-    res = load_results(single)
+    res = load_results(single).to_json()
     entries = {n: {"scale": 1, "runs": [], "run_count": 1, "taps": stage_taps(create_model(n))} for n in MODELS}
-    again, _ = summarise_rows(rows, list(label_set_wnids("imagenet-1k")), MODELS[0], 64, entries)
+    again, _, _, _, sigmas = summarise_rows(rows, list(label_set_wnids("imagenet-1k")), entries,
+                                            {n: ["seed0"] for n in MODELS}, MODELS[0], 64)
     for key in ("localisation", "comparisons", "accuracy_by_size", "baselines"):
         assert json.loads(json.dumps(again[key])) == res[key], key
-    assert again["prior"]["sigmas_px"] == res["prior"]["sigmas_px"]
+    assert sigmas == res["prior"]["sigmas_px"]
 
 
 def test_one_process_without_torchrun_and_device_choice():
@@ -203,3 +206,32 @@ def test_more_ranks_than_batches_leaves_a_rank_idle_and_changes_nothing(inet, tm
     assert writers == {"shard-000-of-003", "shard-001-of-003"}
     assert three.read_bytes() == one.read_bytes()
     assert image_scores_path(three).read_bytes() == image_scores_path(one).read_bytes()
+
+
+def _family_args(out: Path) -> list[str]:
+    # 40 images in 4 batches of 10: two for each rank; no ERFs (--erf-inputs 0: none), a small knock-out study
+    return ["-m", "res2net.evaluate", "--models", *MODELS, "--seeds", "0", "--limit", "40", "--batch-size", "10",
+            "--erf-inputs", "0", "--knockout-images", "8", "--threads", "1", "--out", str(out)]
+
+
+@pytest.mark.skipif(not (default_data_dir() / "val.tar.gz").is_file(), reason="Tiny-ImageNet-100 val split absent")
+def test_embedded_family_under_torchrun_splits_batches_and_equals_one_process(tmp_path):
+    one, two = tmp_path / "one" / "r.json", tmp_path / "two" / "r.json"
+    r = subprocess.run([sys.executable, *_family_args(one)], env=_env(), capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                        *_family_args(two)], env=_env(), capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    for name in MODELS:  # each rank scored its own two batches of every run, into its own shard files
+        files = sorted(p.name for p in (two.with_suffix(".shards") / name / "seed0").iterdir())
+        assert files == ["shard-000-of-002-b0000000.npz", "shard-000-of-002-b0000001.npz",
+                         "shard-001-of-002-b0000002.npz", "shard-001-of-002-b0000003.npz"], files
+    assert r.stdout.count("wrote ") == 1  # rank 0 alone reports and writes
+    assert two.read_bytes() == one.read_bytes()
+    assert image_scores_path(two).read_bytes() == image_scores_path(one).read_bytes()
+    res = json.loads(one.read_text())
+    assert res["images"] == 40 and res["erf"] == [] and "no ERFs in this run" in res["caveats"][-1]
+    assert not [c for c in res["claims"] if c["section"] == "erf"]
+    scores = load_image_scores(image_scores_path(one))
+    assert scores["image_index"].tolist() == torch.linspace(0, 4999, 40).round().long().tolist()
+    assert scores[f"{MODELS[1]}/seed0/layer3.1/energy"].dtype == np.float16

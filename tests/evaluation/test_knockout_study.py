@@ -10,9 +10,11 @@ import torch
 
 import res2net
 import res2net.analysis.cam
+import res2net.geometry.registration
 from res2net.data.tiny_imagenet import default_data_dir, load_split
 from res2net.evaluation import knockout_study as K
-from res2net.evaluation import pipeline as ev
+from res2net.evaluation.protocol import MIN_EFFECT
+from res2net.evaluation.summary import stored
 from res2net.metrics import statistics as S
 
 NAMES = ["tiny_resnet26", "tiny_res2net26_4s"]
@@ -25,8 +27,8 @@ def study(one_thread) -> tuple[dict, dict]:
         pytest.skip("Tiny-ImageNet-100 absent")
     val = load_split("val")
     arrays = K.run_study(NAMES, SEEDS, default_data_dir(), val, "layer3", n_images=60, n_means=30, log=lambda m: None)
-    arrays = ev._stored(arrays)
-    return arrays, K.summarise_study(arrays, NAMES, SEEDS, val, "layer3", ev.MIN_EFFECT)
+    arrays = stored(arrays)
+    return arrays, K.summarise_study(arrays, NAMES, SEEDS, val, "layer3", MIN_EFFECT)
 
 
 def test_a_block_costs_at_most_branches_plus_one_passes(one_thread) -> None:
@@ -34,7 +36,7 @@ def test_a_block_costs_at_most_branches_plus_one_passes(one_thread) -> None:
     x = torch.randn(10, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     labels = torch.arange(10)
     boxes = np.tile(np.array([[8, 8, 40, 40]]), (10, 1))
-    res2net.analysis.cam.register(model, "layer3.1", torch.zeros(4, 4), 64)  # geometry probe, not an image pass
+    res2net.geometry.registration.register(model, "layer3.1", torch.zeros(4, 4), 64)  # geometry probe, no image
     seen = []
     h = model.register_forward_pre_hook(lambda m, i: seen.append(i[0].shape[0]))
     try:
@@ -190,7 +192,7 @@ def test_the_claims_page_shows_the_shipped_knockout_verdicts(one_thread) -> None
     from res2net.evaluation.results import load_results
 
     root = Path(__file__).resolve().parents[2]
-    res = load_results(root / "assets" / "results" / "tiny_imagenet_100.json")
+    res = load_results(root / "assets" / "results" / "tiny_imagenet_100.json").to_json()
     assert {c["model"] for c in res["knockout"]["claims"]} == {"tiny_res2net26_4s", "tiny_res2net26_8s"}
     at = AppTest.from_file(str(root / "dashboard" / "app.py"), default_timeout=300)
     at.session_state["device"] = "cpu"

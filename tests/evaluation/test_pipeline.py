@@ -12,8 +12,10 @@ import torch
 
 import res2net
 from res2net.data.tiny_imagenet import Split, default_data_dir, load_split
-from res2net.evaluation import pipeline as ev
+from res2net.evaluation import protocol as ev
+from res2net.evaluation.cli import main as evaluate_main
 from res2net.evaluation.results import image_scores_path, load_image_scores, load_results
+from res2net.evaluation.scoring import score_batch
 from res2net.metrics import boxes as L
 from res2net.metrics import statistics as S
 
@@ -69,24 +71,25 @@ def test_scores_match_a_hand_written_registered_gradcam(one_thread) -> None:
             m.running_mean.uniform_(-0.2, 0.2)
             m.running_var.uniform_(0.5, 2.0)
     split = _toy_split()
-    scores = ev.score_run(model, "tiny_res2net26_4s", split, torch.arange(len(split)))
-    mean, std = ev.normalizer("tiny_res2net26_4s", torch.device("cpu"))
-    x = (split.images.float() / 255.0 - mean) / std
     boxes = split.boxes.numpy().astype(int)
-    for tap, block, stride in (("layer2.1", model.layer2[1], 8), ("layer3.1", model.layer3[1], 16)):
+    scores = score_batch(model, split.images, split.labels, [[tuple(b)] for b in boxes.tolist()])
+    mean = torch.tensor(model.spec.mean).view(1, 3, 1, 1)
+    std = torch.tensor(model.spec.std).view(1, 3, 1, 1)
+    x = (split.images.float() / 255.0 - mean) / std
+    for stage, block, stride in (("layer2", model.layer2[1], 8), ("layer3", model.layer3[1], 16)):
         ref = _hand_registered_gradcam(model, block, stride, x, split.labels)
         energy = [m[y0:y1, x0:x1].sum() / m.sum() for m, (x0, y0, x1, y1) in zip(ref, boxes, strict=True)]
-        np.testing.assert_allclose(scores[f"{tap}/energy"], energy, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(scores[f"{stage}/output/energy"], energy, rtol=1e-4, atol=1e-5)
         cover = [(m[y0:y1, x0:x1] >= 0.5 * m.max()).mean() if m.max() > 0 else 0.0  # an all-zero map covers nothing
                  for m, (x0, y0, x1, y1) in zip(ref, boxes, strict=True)]
-        np.testing.assert_allclose(scores[f"{tap}/coverage"], cover, atol=1e-9)
-        assert scores[f"{tap}/maxboxacc"].shape == (len(split), len(L.BOXACC_THRESHOLDS))
-    assert "layer3.1.branch2/energy" in scores and "layer3.1.branch2/coverage" not in scores
+        np.testing.assert_allclose(scores[f"{stage}/output/coverage"], cover, atol=1e-9)
+        assert scores[f"{stage}/output/maxboxacc_iou"].shape == (len(split), len(L.BOXACC_THRESHOLDS))
+    assert "layer3/branch2/energy" in scores and "layer3/branch2/coverage" not in scores
 
 
 def test_subset_indices_are_even_and_cover_the_range() -> None:
-    assert ev.subset_indices(5000, 5).tolist() == [0, 1250, 2500, 3749, 4999]
-    assert ev.subset_indices(10, None).tolist() == list(range(10))
+    assert ev.even_indices(5000, 5).tolist() == [0, 1250, 2500, 3749, 4999]
+    assert ev.even_indices(10, None).tolist() == list(range(10)) == ev.even_indices(10, 12).tolist()
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +100,7 @@ def subset_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("eval") / "r.json"
     argv = ["--models", "tiny_resnet26", "tiny_res2net26_4s", "--seeds", "0", "1", "--limit", "120",
             "--erf-inputs", "3", "--erf-size", "96", "--out", str(out)]
-    assert ev.main(argv) == 0
+    assert evaluate_main(argv) == 0
     return out
 
 
@@ -105,20 +108,21 @@ def test_subset_run_reruns_byte_identically_with_two_workers(subset_run: Path, t
     again = tmp_path / "again.json"
     argv = ["--models", "tiny_resnet26", "tiny_res2net26_4s", "--seeds", "0", "1", "--limit", "120",
             "--erf-inputs", "3", "--erf-size", "96", "--workers", "2", "--out", str(again)]
-    assert ev.main(argv) == 0
+    assert evaluate_main(argv) == 0
     assert again.read_bytes() == subset_run.read_bytes()
     assert image_scores_path(again).read_bytes() == image_scores_path(subset_run).read_bytes()
 
 
 def test_subset_run_top1_and_buckets_recomputed_from_per_image_scores(subset_run: Path) -> None:
-    res = load_results(subset_run)
+    res = load_results(subset_run).to_json()
     scores = load_image_scores(image_scores_path(subset_run))
     val = load_split("val")
-    idx = ev.subset_indices(len(val), 120)
+    idx = ev.even_indices(len(val), 120)
     assert scores["image_index"].tolist() == idx.tolist()
     # top-1 of seed 1, independently
     model = res2net.create_model("tiny_res2net26_4s", pretrained=True, seed=1)
-    mean, std = ev.normalizer("tiny_res2net26_4s", torch.device("cpu"))
+    mean = torch.tensor(model.spec.mean).view(1, 3, 1, 1)
+    std = torch.tensor(model.spec.std).view(1, 3, 1, 1)
     with torch.no_grad():
         pred = model((val.images[idx].float() / 255.0 - mean) / std).argmax(1)
     correct = (pred == val.labels[idx]).numpy()
@@ -178,7 +182,7 @@ def _paired_interval(xa: np.ndarray, xb: np.ndarray, labels: np.ndarray, keep: n
 def test_subset_run_comparisons_and_claims_recomputed_from_per_image_scores(subset_run: Path) -> None:
     """Res2Net minus ResNet per bucket, all images and those both models classify correctly: the difference by hand
     from the stored per-image scores, the interval from the bootstrap of the same seed's runs paired image by image."""
-    res = load_results(subset_run)
+    res = load_results(subset_run).to_json()
     scores = load_image_scores(image_scores_path(subset_run))
     val = load_split("val")  # labels and boxes come from the dataset, by the stored image index
     idx = torch.as_tensor(scores["image_index"])
@@ -240,7 +244,7 @@ def _check_verdicts(res: dict) -> None:
 
 
 def test_subset_run_claims_follow_their_intervals(subset_run: Path) -> None:
-    res = load_results(subset_run)
+    res = load_results(subset_run).to_json()
     _check_verdicts(res)
     ids = {c["id"] for c in res["claims"]}
     assert {"top1-tiny_res2net26_4s", "energy-small-tiny_res2net26_4s", "pointing-small-tiny_res2net26_4s",
@@ -272,7 +276,7 @@ def test_subset_results_render_on_the_claims_page(subset_run: Path, monkeypatch:
 
 @pytest.mark.skipif(not RESULTS.is_file(), reason="assets/results/tiny_imagenet_100.json not generated yet")
 def test_shipped_results_agree_with_the_model_cards_and_the_rule() -> None:
-    res = load_results(RESULTS)
+    res = load_results(RESULTS).to_json()
     assert res["limit"] is None and res["images"] == 5000
     for name, entry in res["models"].items():
         assert entry["run_count"] >= 3, name

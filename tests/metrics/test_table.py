@@ -22,6 +22,7 @@ def test_lookup_and_groups():
     assert not T.metric("erf_radius").per_image_mean and T.metric("pointing").per_image_mean
     assert T.map_metrics() == ("energy", "pointing", "coverage", "maxboxacc")
     assert T.branch_metrics() == ("energy", "pointing")
+    assert [m.name for m in T.METRIC_TABLE if m.hit] == ["top1", "pointing", "maxboxacc"]
     with pytest.raises(KeyError, match="known: top1"):
         T.metric("iou")
 
