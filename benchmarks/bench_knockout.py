@@ -26,6 +26,7 @@ import res2net  # noqa: E402
 from res2net.analysis import cam
 from res2net.analysis.decompose import decompose  # noqa: E402
 from res2net.evaluation import knockout_study as knockout  # noqa: E402
+from res2net.geometry import registration
 
 
 def timed_pair(a, b, device: torch.device, repeats: int) -> tuple[float, float]:  # noqa: ANN001
@@ -50,7 +51,7 @@ def count_forwards(name: str, block: str, n: int, device: torch.device) -> tuple
     x = torch.randn(n, 3, 64, 64, device=device)
     labels = torch.arange(n, device=device) % 100
     boxes = np.tile(np.array([[8, 8, 48, 48]]), (n, 1))
-    cam.register(model, block, torch.zeros(4, 4), 64)  # the one-off geometry probe is not an image pass
+    registration.register(model, block, torch.zeros(4, 4), 64)  # the one-off geometry probe is not an image pass
     seen: list[int] = []
     h = model.register_forward_pre_hook(lambda m, i: seen.append(i[0].shape[0]))
     try:

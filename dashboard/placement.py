@@ -1,7 +1,7 @@
 """Maps placed where the model saw them, and scored against a box beside baselines that ignore the image.
 
 Every map a view draws, exports or scores goes through here: a tap's cell (i, j) is put at its receptive-field
-centre ``start + stride·(i, j)`` in model-input pixels (``res2net.analysis.cam.register``), never stretched over the
+centre ``start + stride·(i, j)`` in model-input pixels (``res2net.geometry.registration``), never stretched over the
 picture. No Streamlit here, so the views' numbers can be tested without running a page.
 """
 
@@ -14,8 +14,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from torch import nn
 
-from res2net.analysis import cam
-from res2net.data import images
+from res2net.geometry import registration
 from res2net.geometry.receptive_field import tap_rf_info
 from res2net.metrics import boxes as localize
 from res2net.viz import plots
@@ -25,11 +24,8 @@ REGISTERED_PREFIX = "registered/"  # .npz key prefix of the maps placed on the m
 
 
 def place(model: nn.Module, tap: str, raw: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """One tap's raw (h, w) map registered onto the (H, W) model input, float64 (``cam.register``'s rule)."""
-    rf = tap_rf_info(model, tap)
-    h, w = size
-    return cam.sample_at_centres(np.asarray(raw, dtype=np.float64), rf.start, rf.jump, np.arange(h),
-                                 np.arange(w)).numpy()
+    """One tap's raw (h, w) map registered onto the (H, W) model input, float64 (``registration.register``)."""
+    return registration.register(model, tap, np.asarray(raw, dtype=np.float64), size).numpy()
 
 
 def place_all(model: nn.Module, raw: Mapping[str, np.ndarray], size: tuple[int, int]) -> dict[str, np.ndarray]:
@@ -101,32 +97,25 @@ def localisation_caption(loc: Mapping[str, float | bool], tap_rule: str, sigma_n
 
 
 # ------------------------------------------------------------------------------------ maps on the user's photo
-def photo_map(model: nn.Module, tap: str, raw: np.ndarray, crop: images.CropBox, title: str, *,
+def photo_map(model: nn.Module, tap: str, raw: np.ndarray, crop: registration.CropBox, title: str, *,
               cells: bool = True, display_side: int = 160) -> plots.PhotoMap:
     """A tap's raw map ready to draw on the user's photo, cells at their receptive-field centres.
 
-    ``cells``: the raw grid, cell (i, j) at ``start + stride·(i, j)`` model-input px carried back through the
-    crop/resize (an affine map per axis). Otherwise the map sampled by ``cam.register_to_photo`` on a display grid
-    of at most ``display_side`` px a side (NaN where the model did not see the photo).
+    ``cells``: the raw grid, each cell at its receptive-field centre carried back onto the photo
+    (``registration.cells_on_photo``). Otherwise the map sampled by ``registration.register_to_photo`` on a display
+    grid of at most ``display_side`` px a side (NaN where the model did not see the photo).
     """
     w, h = crop.image_size
-    sx, sy = crop.scale
     if cells:
-        rf = tap_rf_info(model, tap)
-        # model-input pixel centre u (integers) -> photo pixel centre: (u + 0.5) / s + left - 0.5
-        x0 = (rf.start[1] + 0.5) / sx + crop.box[0] - 0.5
-        y0 = (rf.start[0] + 0.5) / sy + crop.box[1] - 0.5
-        left, top = crop.box[0] - 0.5, crop.box[1] - 0.5  # model-input edge -0.5 on the photo
-        seen = (left, top, left + crop.size / sx, top + crop.size / sy)
-        return plots.PhotoMap(np.asarray(raw, dtype=np.float64), x0, rf.jump[1] / sx, y0, rf.jump[0] / sy, title,
-                              seen)
+        c = registration.cells_on_photo(model, tap, crop)
+        return plots.PhotoMap(np.asarray(raw, dtype=np.float64), c.x0, c.dx, c.y0, c.dy, title, c.seen)
     f = min(1.0, display_side / max(w, h))
     ow, oh = max(1, round(w * f)), max(1, round(h * f))
-    grid = cam.register_to_photo(model, tap, np.asarray(raw, dtype=np.float64), crop, out_size=(ow, oh))
+    grid = registration.register_to_photo(model, tap, np.asarray(raw, dtype=np.float64), crop, out_size=(ow, oh))
     return plots.PhotoMap(grid, -0.5 + 0.5 * w / ow, w / ow, -0.5 + 0.5 * h / oh, h / oh, title)
 
 
-def grid_text(model: nn.Module, tap: str, raw: np.ndarray, crop: images.CropBox) -> str:
+def grid_text(model: nn.Module, tap: str, raw: np.ndarray, crop: registration.CropBox) -> str:
     """'4×4 map · one cell = 16 px of the 64 px input (≈ 75 px of the photo)': what a map's resolution is."""
     h, w = np.asarray(raw).shape[-2:]
     stride = tap_rf_info(model, tap).jump[0]

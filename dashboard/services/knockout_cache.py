@@ -28,7 +28,7 @@ def model_branch_means(name: str, device: str, weights: str) -> dict[str, torch.
     models, random init, no data)."""
     import res2net
 
-    if weights == "random" or res2net.get_spec(name).family != "embedded":
+    if weights == "random" or not res2net.get_spec(name).embedded:
         return None
     return cached.shared(("branch_means", name, device, weights), "Measuring branch means on training images",
                          lambda: _branch_means(name, device, weights))

@@ -4,6 +4,7 @@ Each method is a small pure function ``(activations, gradients) -> map`` in one 
 capture, targets and validation live once in ``tap_gradients``. Gradients are total gradients with respect
 to the tap tensors (a branch's path into the later branches counts), taken with ``torch.autograd.grad`` so
 no parameter ``.grad`` (state shared between threads) is touched. Maps stay raw; normalise only for display.
+Where a map lies on the input or the photo is geometry: ``res2net.geometry.registration``.
 """
 
 from __future__ import annotations
@@ -11,22 +12,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from numbers import Integral
-from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from res2net.geometry.registration import size_hw
 from res2net.models.taps import TapCapture, check_images, eval_mode, resolve_taps
-
-if TYPE_CHECKING:
-    from res2net.data.images import CropBox
 
 __all__ = [
     "CAM_METHODS", "METHODS", "TapGradients", "tap_gradients", "compute_cams", "cam_from", "resolve_targets",
-    "upsample", "normalize", "normalize_shared", "sample_at_centres", "register", "register_all", "register_to_photo",
-    "place_on_photo",
+    "upsample", "normalize", "normalize_shared",
 ]
 
 CamFn = Callable[[Tensor, Tensor], Tensor]
@@ -183,15 +179,6 @@ def compute_cams(
     return cams
 
 
-def _size(size: int | Sequence[int]) -> tuple[int, int]:
-    if isinstance(size, Integral):
-        size = (int(size), int(size))
-    size = tuple(int(s) for s in size)
-    if len(size) != 2 or min(size) < 1:
-        raise ValueError(f"size must be an int or (height, width) of positive ints, got {size}")
-    return size  # type: ignore[return-value]
-
-
 def _upsample_one(m: Tensor, size: tuple[int, int]) -> Tensor:
     if m.ndim not in (2, 3):
         raise ValueError(f"a map must have shape (h, w) or (N, h, w), got {tuple(m.shape)}")
@@ -204,9 +191,9 @@ def upsample(maps: Maps, size: int | Sequence[int]) -> Maps:
     """Bilinear resize (half-pixel centres, as cv2 and the grad-cam package) of a map, a batch or a dict of them.
 
     Not geometric: a stride-S tap's cell i sees the input centred at S*i, not at S*i + (S-1)/2. To place a map
-    on the input or the photo use ``register`` / ``register_to_photo``.
+    on the input or the photo use ``res2net.geometry.registration.register`` / ``register_to_photo``.
     """
-    hw = _size(size)
+    hw = size_hw(size)
     if isinstance(maps, Mapping):
         return {k: _upsample_one(v, hw) for k, v in maps.items()}
     return _upsample_one(maps, hw)
@@ -238,83 +225,3 @@ def normalize(maps: Maps, mode: str = "per_map") -> Maps:
 def normalize_shared(maps: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """One colour scale for every map in ``maps`` (e.g. all branches of a block, or one tap of several models)."""
     return normalize(maps, "shared")  # type: ignore[return-value]
-
-
-# ------------------------------------------------------------------------------------------- registration
-def _interp_axis(m: Tensor, idx: Tensor, dim: int) -> Tensor:
-    """Linear interpolation of ``m`` at fractional indices ``idx`` along ``dim``, clamped to the first/last cell."""
-    n = m.shape[dim]
-    c = idx.clamp(0, n - 1)
-    i0 = c.floor().long().clamp(max=n - 1)
-    i1 = (i0 + 1).clamp(max=n - 1)
-    t = (c - i0.to(c.dtype))
-    shape = [1] * m.ndim
-    shape[dim] = -1
-    t = t.reshape(shape).to(m.dtype)
-    return m.index_select(dim, i0) * (1 - t) + m.index_select(dim, i1) * t
-
-
-def sample_at_centres(maps: Tensor | np.ndarray, start: Sequence[float], jump: Sequence[float],
-                      ys: Tensor | np.ndarray, xs: Tensor | np.ndarray) -> Tensor:
-    """Values of (..., h, w) maps whose cell (i, j) sits at input point ``start + jump * (i, j)`` (y, x), sampled
-    bilinearly at input points (``ys`` x ``xs``, pixel centres at integers); beyond the outer cells the edge value.
-
-    The geometric core of registration: the cells are placed where their receptive fields are centred.
-    """
-    m = torch.as_tensor(maps)
-    m = m.double() if m.dtype == torch.float64 else m.float()
-    if m.ndim < 2:
-        raise ValueError(f"maps must have shape (..., h, w), got {tuple(m.shape)}")
-    y = torch.as_tensor(np.asarray(ys, dtype=np.float64)).reshape(-1)
-    x = torch.as_tensor(np.asarray(xs, dtype=np.float64)).reshape(-1)
-    iy = (y - float(start[0])) / float(jump[0])
-    ix = (x - float(start[1])) / float(jump[1])
-    return _interp_axis(_interp_axis(m, iy, m.ndim - 2), ix, m.ndim - 1)
-
-
-def _tap_geometry(model: nn.Module, tap: str) -> tuple[tuple[float, float], tuple[float, float]]:
-    from res2net.analysis.erf import tap_rf_info
-
-    rf = tap_rf_info(model, tap)
-    return rf.start, rf.jump
-
-
-def register(model: nn.Module, tap: str, maps: Tensor | np.ndarray, size: int | Sequence[int]) -> Tensor:
-    """A tap's (h, w) or (N, h, w) map placed on the (H, W) model input by its cells' receptive-field centres.
-
-    Cell (i, j) of ``tap`` sees the input centred at ``start + stride * (i, j)`` (from the op graph, e.g. 0 + 32 i
-    at ResNet-50's layer4); the map is interpolated between those centres, edge values beyond them.
-    """
-    start, jump = _tap_geometry(model, tap)
-    h, w = _size(size)
-    return sample_at_centres(maps, start, jump, np.arange(h), np.arange(w))
-
-
-def register_all(model: nn.Module, maps: Mapping[str, Tensor], size: int | Sequence[int]) -> dict[str, Tensor]:
-    """``register`` for every tap of a ``{tap: maps}`` dict (e.g. the output of ``compute_cams``)."""
-    return {t: register(model, t, m, size) for t, m in maps.items()}
-
-
-def place_on_photo(map_2d: Tensor | np.ndarray, start: Sequence[float], jump: Sequence[float], crop: CropBox,
-                   out_size: tuple[int, int] | None = None) -> np.ndarray:
-    """A (h, w) map whose cell (i, j) sits at model-input point ``start + jump * (i, j)``, sampled at each pixel
-    of a (width, height) display of the photo: float64, NaN where the model input did not show the photo."""
-    m = torch.as_tensor(map_2d)
-    if m.ndim != 2:
-        raise ValueError(f"expected a 2-D map, got shape {tuple(m.shape)}")
-    v, u = crop.display_coords(out_size)
-    out = sample_at_centres(m.double(), start, jump, v, u).numpy()
-    inside_y = (v >= -0.5) & (v <= crop.size - 0.5)
-    inside_x = (u >= -0.5) & (u <= crop.size - 0.5)
-    return np.where(inside_y[:, None] & inside_x[None, :], out, np.nan)
-
-
-def register_to_photo(model: nn.Module, tap: str, map_2d: Tensor | np.ndarray, crop: CropBox,
-                      out_size: tuple[int, int] | None = None) -> np.ndarray:
-    """A tap's (h, w) map placed on the user's photo through the preprocessing (``crop``: centre crop, resize, pad).
-
-    Returns a (height, width) float64 array at ``out_size`` = (width, height) (default: the photo's size), NaN
-    where the model input did not show the photo (outside a centre crop).
-    """
-    start, jump = _tap_geometry(model, tap)
-    return place_on_photo(map_2d, start, jump, crop, out_size)

@@ -4,7 +4,7 @@ resolution.
 These need one forward per channel (Score-CAM, Ablation-CAM) or an SVD of the activations (EigenCAM), so unlike
 ``res2net.analysis.cam`` they are computed one tap at a time. The package's own resize-and-normalise step is
 skipped: maps
-stay raw so that they can be registered like every other map (``cam.register``).
+stay raw so that they can be registered like every other map (``res2net.geometry.registration.register``).
 """
 
 from __future__ import annotations

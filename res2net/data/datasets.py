@@ -39,7 +39,7 @@ from res2net.data.tiny_imagenet import DataError, inclusive_to_exclusive, load_s
 from res2net.models.zoo import label_set_wnids
 
 __all__ = ["Record", "EvalDataset", "tiny_imagenet", "imagenet_val", "image_folder", "open_dataset",
-           "scale_boxes", "DATASET_KINDS", "IMAGE_SUFFIXES", "DataError", "ImageError"]
+           "scale_boxes", "DATASET_KINDS", "IMAGE_SUFFIXES", "DataError", "RecordError"]
 
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png", ".bmp", ".webp")
 DATASET_KINDS = ("tiny-imagenet-100", "imagenet-val", "folder")
@@ -47,8 +47,9 @@ DATASET_KINDS = ("tiny-imagenet-100", "imagenet-val", "folder")
 Box = tuple[int, int, int, int]
 
 
-class ImageError(DataError):
-    """One image cannot be decoded (corrupt, truncated, not an image); the evaluation skips and counts it."""
+class RecordError(DataError):
+    """One record of a dataset cannot be scored (its image cannot be decoded, or every box lies outside it); the
+    evaluation skips and counts it. A user's photo that cannot be used raises ``images.ImageError`` instead."""
 
 
 @dataclass(frozen=True)
@@ -79,14 +80,14 @@ class EvalDataset:
     def load(self, i: int, side: int) -> tuple[torch.Tensor, list[Box]]:
         """Image ``i`` as uint8 (3, side, side), resized with no crop, and its boxes scaled to that grid.
 
-        Raises ``ImageError`` for an image that cannot be decoded or whose boxes all lie outside it."""
+        Raises ``RecordError`` for an image that cannot be decoded or whose boxes all lie outside it."""
         rec = self.records[i]
         assert self.decode is not None
         pixels, (w, h) = self.decode(rec)
         # boxes from a file that states no image size (LOC csv, boxes.csv) are clipped here, as XML boxes were
         boxes = [b for b in (_clip(b, (w, h)) for b in rec.boxes) if b is not None]
         if not boxes:
-            raise ImageError(f"every box lies outside the image ({w}x{h} px)")  # counted like indexing's skips
+            raise RecordError(f"every box lies outside the image ({w}x{h} px)")  # counted like indexing's skips
         if pixels.shape[:2] != (side, side):
             pixels = np.asarray(Image.fromarray(pixels).resize((side, side), Image.BILINEAR))
         return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))), scale_boxes(boxes, (w, h), side)
@@ -112,7 +113,7 @@ def _decode_file(rec: Record) -> tuple[np.ndarray, tuple[int, int]]:
             rgb = im.convert("RGB")
             return np.asarray(rgb, dtype=np.uint8), rgb.size
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
-        raise ImageError(f"{rec.source}: cannot be decoded as an image ({type(e).__name__}: {e})") from e
+        raise RecordError(f"{rec.source}: cannot be decoded as an image ({type(e).__name__}: {e})") from e
 
 
 def _clip(box: Box, size: tuple[int, int] | None) -> Box | None:

@@ -3,8 +3,8 @@
 ``load_image`` accepts bytes, a path or a file object and returns an RGB ``PIL.Image`` plus the warnings
 and notes a user should see; every way a file can be unusable raises a specific ``ImageError`` subclass
 whose message says why. ``preprocess`` reproduces torchvision's ``Resize(resize) → CenterCrop(size) →
-ToTensor → Normalize`` (and two aspect-preserving alternatives), and ``crop_box`` says which region of
-the photo the tensor shows, so maps computed on the tensor can be drawn back onto the photo.
+ToTensor → Normalize`` (and two aspect-preserving alternatives); which region of the photo the tensor shows
+(``CropBox``, to draw maps back onto the photo) is geometry: ``res2net.geometry.registration.crop_box``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import io
 import math
 import os
 import struct
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -22,13 +21,15 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from res2net.analysis.cam import place_on_photo, sample_at_centres
+from res2net.geometry.registration import PREPROCESS_MODES, crop_box, pad_layout, resized_size
+from res2net.models.preprocessing import mean_std, normalize
+from res2net.models.zoo import as_spec
 
 __all__ = [
     "ImageError", "EmptyFileError", "FileTooLargeError", "NotAnImageError", "UnsupportedImageError",
     "CorruptImageError", "TruncatedImageError", "DecompressionBombError", "ImageTooSmallError",
-    "LoadedImage", "load_image", "to_rgb", "PREPROCESS_MODES", "CropBox", "crop_box", "preprocess",
-    "preprocess_warnings", "denormalize", "resize_map", "map_to_image", "demo_images", "demo_classes",
+    "LoadedImage", "load_image", "to_rgb", "PREPROCESS_MODES", "preprocess", "preprocess_warnings", "denormalize",
+    "demo_images", "demo_classes",
     "DEFAULT_MAX_BYTES", "DEFAULT_MAX_PIXELS", "MIN_SIDE", "ASPECT_WARN",
 ]
 
@@ -36,15 +37,15 @@ DEFAULT_MAX_BYTES = 25 * 2**20  # 25 MiB
 DEFAULT_MAX_PIXELS = 40_000_000  # 40 megapixels: ~120 MB once decoded to RGB
 MIN_SIDE = 8  # below this a photo carries no usable content for any model here
 ASPECT_WARN = 3.0  # long/short side ratio above which a centre crop keeps at most a third of the photo
-PREPROCESS_MODES = ("center_crop", "resize", "pad")
 _MAX_INTERMEDIATE = 16_000_000  # pixels of the resized photo above which only the crop region is resampled
 WHITE = (255, 255, 255)
 
 
 # --------------------------------------------------------------------------------------------------- errors
 class ImageError(ValueError):
-    """A file that cannot be used as an input image; ``message`` is meant for the user, ``detail`` (the decoder's
-    own words, when there are any) for whoever investigates; ``str()`` gives both."""
+    """A user's file that cannot be used as an input image (a dataset's unusable record is a
+    ``datasets.RecordError``); ``message`` is meant for the user, ``detail`` (the decoder's own words, when there are
+    any) for whoever investigates; ``str()`` gives both."""
 
     def __init__(self, message: str, detail: str | None = None) -> None:
         super().__init__(message if detail is None else f"{message} [{detail}]")
@@ -408,100 +409,6 @@ _MODE_NAMES = {"1": "1-bit black-and-white", "P": "palette", "YCbCr": "YCbCr", "
 
 
 # ------------------------------------------------------------------------------------------ preprocessing
-@dataclass(frozen=True)
-class CropBox:
-    """The region of the photo, in its pixel coordinates, that the (size x size) tensor shows.
-
-    ``box`` = (left, top, right, bottom) may reach outside the photo (mode 'pad'); the mapping from photo to
-    tensor is ``u = (x - left) * size / (right - left)`` (same for y), pixel edges at integer coordinates.
-    """
-
-    box: tuple[float, float, float, float]
-    size: int
-    image_size: tuple[int, int]
-    mode: str
-
-    @property
-    def scale(self) -> tuple[float, float]:
-        """Tensor pixels per photo pixel along x and y."""
-        left, top, right, bottom = self.box
-        return self.size / (right - left), self.size / (bottom - top)
-
-    def to_tensor(self, x: float, y: float) -> tuple[float, float]:
-        """Photo coordinates → tensor coordinates."""
-        sx, sy = self.scale
-        return (x - self.box[0]) * sx, (y - self.box[1]) * sy
-
-    def to_image(self, u: float, v: float) -> tuple[float, float]:
-        """Tensor coordinates → photo coordinates."""
-        sx, sy = self.scale
-        return self.box[0] + u / sx, self.box[1] + v / sy
-
-    def box_to_tensor(self, box: Sequence[float]) -> tuple[float, float, float, float]:
-        """A (left, top, right, bottom) box on the photo in tensor coordinates, clipped to the tensor."""
-        (x0, y0), (x1, y1) = self.to_tensor(box[0], box[1]), self.to_tensor(box[2], box[3])
-        c = lambda t: float(min(max(t, 0.0), self.size))
-        return c(x0), c(y0), c(x1), c(y1)
-
-    def display_coords(self, out_size: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Model-input coordinates (pixel centres at integers) of the centres of a (width, height) display of the
-        photo (default: the photo's own pixels): (rows, columns)."""
-        w, h = self.image_size
-        ow, oh = out_size or (w, h)
-        left, top, right, bottom = self.box
-        u = ((np.arange(ow) + 0.5) * w / ow - left) * self.size / (right - left) - 0.5
-        v = ((np.arange(oh) + 0.5) * h / oh - top) * self.size / (bottom - top) - 0.5
-        return v, u
-
-    @property
-    def valid(self) -> tuple[float, float, float, float]:
-        """The part of the tensor that shows the photo (not padding), in tensor coordinates."""
-        return self.box_to_tensor((0, 0, *self.image_size))
-
-
-def _spec(spec_or_name):  # noqa: ANN001, ANN202
-    if isinstance(spec_or_name, str):
-        from res2net.models.zoo import get_spec
-
-        return get_spec(spec_or_name)
-    return spec_or_name
-
-
-def _resized_size(w: int, h: int, resize: int) -> tuple[int, int]:
-    """torchvision ``Resize(int)``: the shorter side becomes ``resize``, the longer keeps the aspect (truncated)."""
-    if w <= h:
-        return resize, int(resize * h / w)
-    return int(resize * w / h), resize
-
-
-def _pad_layout(w: int, h: int, s: int) -> tuple[tuple[int, int], tuple[int, int]]:
-    """Size of the photo fitted inside s x s (aspect kept) and its offset in the padded square."""
-    k = s / max(w, h)
-    nw, nh = max(1, round(w * k)), max(1, round(h * k))
-    return (nw, nh), ((s - nw) // 2, (s - nh) // 2)
-
-
-def crop_box(image_size: tuple[int, int], spec_or_name, mode: str = "center_crop") -> CropBox:  # noqa: ANN001
-    """Which region of a (width, height) photo the model's tensor shows under ``mode``."""
-    if mode not in PREPROCESS_MODES:
-        raise ValueError(f"unknown preprocessing mode {mode!r}; choose one of {', '.join(PREPROCESS_MODES)}")
-    spec = _spec(spec_or_name)
-    w, h = image_size
-    s = spec.input_size
-    if mode == "resize":
-        return CropBox((0.0, 0.0, float(w), float(h)), s, (w, h), mode)
-    if mode == "pad":
-        (nw, nh), (ox, oy) = _pad_layout(w, h, s)
-        fx, fy = w / nw, h / nh
-        return CropBox((-ox * fx, -oy * fy, (s - ox) * fx, (s - oy) * fy), s, (w, h), mode)
-    rw, rh = _resized_size(w, h, spec.resize)
-    if rw < s or rh < s:
-        raise ValueError(f"{spec.name}: resize {spec.resize} is smaller than the crop {s}")
-    left, top = int(round((rw - s) / 2.0)), int(round((rh - s) / 2.0))  # torchvision CenterCrop
-    fx, fy = w / rw, h / rh
-    return CropBox((left * fx, top * fy, (left + s) * fx, (top + s) * fy), s, (w, h), mode)
-
-
 def preprocess(image: Image.Image, spec_or_name, *, mode: str = "center_crop") -> torch.Tensor:  # noqa: ANN001
     """The model input (1, 3, S, S) float32 for an RGB image, with the model's mean/std.
 
@@ -510,38 +417,36 @@ def preprocess(image: Image.Image, spec_or_name, *, mode: str = "center_crop") -
     photo to S x S; 'pad' fits it inside S x S keeping the aspect and pads with zeros (the mean
     colour once normalised).
     """
-    spec = _spec(spec_or_name)
+    spec = as_spec(spec_or_name)
     if image.mode != "RGB":
         image = to_rgb(image)
     cb = crop_box(image.size, spec, mode)
     s = spec.input_size
     if mode == "pad":
-        (nw, nh), (ox, oy) = _pad_layout(*image.size, s)
+        (nw, nh), (ox, oy) = pad_layout(*image.size, s)
         out = Image.new("RGB", (s, s))
         out.paste(image.resize((nw, nh), Image.Resampling.BILINEAR), (ox, oy))
     elif mode == "resize":
         out = image.resize((s, s), Image.Resampling.BILINEAR)
     else:
-        rw, rh = _resized_size(*image.size, spec.resize)
+        rw, rh = resized_size(*image.size, spec.resize)
         if rw * rh <= _MAX_INTERMEDIATE:  # bit-exact torchvision: resize everything, then crop
             left, top = int(round((rw - s) / 2.0)), int(round((rh - s) / 2.0))
             out = image.resize((rw, rh), Image.Resampling.BILINEAR).crop((left, top, left + s, top + s))
         else:  # resample only the cropped region (same filter; may differ by one grey level from rounding)
             out = image.resize((s, s), Image.Resampling.BILINEAR, box=cb.box)
-    a = np.asarray(out, dtype=np.float32) / 255.0
-    mean = np.asarray(spec.mean, dtype=np.float32)
-    std = np.asarray(spec.std, dtype=np.float32)
-    a = (a - mean) / std
+    pixels = torch.from_numpy(np.ascontiguousarray(np.asarray(out, dtype=np.uint8).transpose(2, 0, 1)))[None]
+    x = normalize(pixels, spec)  # the one normalisation training and evaluation use too
     if mode == "pad":  # padding is the mean colour: exactly zero after normalisation
-        inside = np.zeros((s, s, 1), dtype=bool)
-        inside[oy:oy + nh, ox:ox + nw] = True
-        a = np.where(inside, a, np.float32(0.0))
-    return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))[None]
+        inside = torch.zeros(1, 1, s, s, dtype=torch.bool)
+        inside[..., oy:oy + nh, ox:ox + nw] = True
+        x = torch.where(inside, x, torch.zeros((), dtype=x.dtype))
+    return x
 
 
 def preprocess_warnings(image_size: tuple[int, int], spec_or_name, mode: str = "center_crop") -> list[str]:  # noqa: ANN001
     """What a user should know about how this photo reaches this model (content cut off, strong upscaling)."""
-    spec = _spec(spec_or_name)
+    spec = as_spec(spec_or_name)
     cb = crop_box(image_size, spec, mode)
     w, h = image_size
     out = []
@@ -564,7 +469,7 @@ def preprocess_warnings(image_size: tuple[int, int], spec_or_name, mode: str = "
 
 def denormalize(tensor: torch.Tensor, spec_or_name) -> np.ndarray:  # noqa: ANN001
     """A normalised (1,3,H,W) or (3,H,W) tensor back to a uint8 (H, W, 3) array for display."""
-    spec = _spec(spec_or_name)
+    spec = as_spec(spec_or_name)
     t = tensor.detach().to("cpu", torch.float32)
     if t.dim() == 4:
         if t.shape[0] != 1:
@@ -572,43 +477,9 @@ def denormalize(tensor: torch.Tensor, spec_or_name) -> np.ndarray:  # noqa: ANN0
         t = t[0]
     if t.dim() != 3 or t.shape[0] != 3:
         raise ValueError(f"expected a (3, H, W) tensor, got shape {tuple(tensor.shape)}")
-    a = t.numpy().transpose(1, 2, 0) * np.asarray(spec.std, np.float32) + np.asarray(spec.mean, np.float32)
+    mean, std = mean_std(spec)
+    a = (t[None] * std + mean)[0].numpy().transpose(1, 2, 0)
     return np.clip(np.rint(a * 255.0), 0, 255).astype(np.uint8)
-
-
-# ------------------------------------------------------------------------------- maps back on the photo
-def _half_pixel(cells: int, pixels: int) -> tuple[float, float]:
-    """(start, jump) of ``cells`` spread evenly over ``pixels`` (half-pixel centres, align_corners=False)."""
-    jump = pixels / cells
-    return (jump - 1) / 2, jump
-
-
-def resize_map(map_2d: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bilinearly resize a (h, w) map to ``size`` = (height, width), pixel centres aligned (align_corners=False).
-
-    Not geometric: to place a tap's map where its cells see the input, use ``res2net.analysis.cam.register``.
-    """
-    m = np.asarray(map_2d, dtype=np.float64)
-    if m.ndim != 2:
-        raise ValueError(f"expected a 2-D map, got shape {m.shape}")
-    (h, w), (oh, ow) = m.shape, size
-    (sy, jy), (sx, jx) = _half_pixel(h, oh), _half_pixel(w, ow)
-    return sample_at_centres(m, (sy, sx), (jy, jx), np.arange(oh), np.arange(ow)).numpy()
-
-
-def map_to_image(map_2d: np.ndarray, crop: CropBox, out_size: tuple[int, int] | None = None) -> np.ndarray:
-    """A map computed on the tensor, its cells spread evenly over it, resampled onto the photo: (height, width)
-    array, NaN where it has no value.
-
-    ``out_size`` = (width, height) of the display (default: the photo's size); the tensor region is located
-    with ``crop``, so centre crops leave NaN margins and padded inputs drop their padding. A tap's map belongs
-    where its receptive fields are centred instead: ``res2net.analysis.cam.register_to_photo``.
-    """
-    m = np.asarray(map_2d, dtype=np.float64)
-    if m.ndim != 2:
-        raise ValueError(f"expected a 2-D map, got shape {m.shape}")
-    (sy, jy), (sx, jx) = _half_pixel(m.shape[0], crop.size), _half_pixel(m.shape[1], crop.size)
-    return place_on_photo(m, (sy, sx), (jy, jx), crop, out_size)
 
 
 # ------------------------------------------------------------------------------------------- demo images

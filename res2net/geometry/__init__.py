@@ -1,4 +1,9 @@
-"""Geometry: receptive fields and the one registration of maps onto the input and the user's photo.
+"""Geometry: where a tap's cells lie on the model input and on the user's photo.
 
-May import res2net.models.
+- ``receptive_field``: each tap's receptive field (size, stride, centre of cell 0) from the op graph the model runs,
+  found once per model.
+- ``registration``: the one registration, cell (i, j) at ``start + stride·(i, j)``: maps placed on the input (torch,
+  and the evaluation's numpy batch path) and carried through the preprocessing (``CropBox``) onto the photo.
+
+May import res2net.models only.
 """

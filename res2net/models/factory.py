@@ -79,7 +79,7 @@ def model_info(name: str) -> dict:
             "interpolation": "bilinear",
         },
     }
-    if spec.family == "embedded":
+    if spec.embedded:
         from res2net.models.weights import read_model_card
 
         card = read_model_card(name)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from functools import cache
+from dataclasses import dataclass
+from functools import cache, partial
 from pathlib import Path
 
 from torch import nn
@@ -19,8 +19,8 @@ from res2net.models.blocks import Bottle2neck, Bottleneck
 from res2net.models.dla import dla60_res2net, dla60_res2next
 from res2net.models.nets import ResNetTrunk
 
-__all__ = ["WeightSource", "ModelSpec", "MODELS", "TABLE", "register", "get_spec", "list_models", "ASSETS_DIR",
-           "LABEL_SETS", "label_set_wnids", "spec_of"]
+__all__ = ["WeightSource", "ModelSpec", "MODELS", "TABLE", "add_model", "get_spec", "as_spec", "list_models",
+           "ASSETS_DIR", "LABEL_SETS", "label_set_wnids", "spec_of"]
 
 ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -53,7 +53,7 @@ class ModelSpec:
     """Everything the package knows about a model besides its weights' values."""
 
     name: str
-    family: str  # 'res2net', 'resnet', 'dla' or 'embedded'
+    family: str  # 'res2net', 'resnet', 'dla' or 'embedded': the group the Models page lists it under
     builder: Callable[..., nn.Module]
     weights: tuple[WeightSource, ...]
     licence: str
@@ -62,12 +62,17 @@ class ModelSpec:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     num_classes: int = 1000
+    scale: int = 1  # branches per block: Res2Net's s (1 for a ResNet/ResNeXt block)
     reported_top1: float | None = None
     reported_top5: float | None = None
     accuracy_source: str = ""
     description: str = ""
-    extra: dict = field(default_factory=dict)
     label_set: str = "imagenet-1k"  # which classes the outputs are, in order (see LABEL_SETS)
+
+    @property
+    def embedded(self) -> bool:
+        """Trained by this project: its weights ship in ``assets/`` (no release to download), one file per run."""
+        return any(w.url is None and w.asset is not None for w in self.weights)
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -108,17 +113,6 @@ def spec_of(model: nn.Module) -> ModelSpec | None:
     return spec if isinstance(spec, ModelSpec) else None
 
 
-MODELS: dict[str, ModelSpec] = {}
-
-
-def register(spec: ModelSpec) -> ModelSpec:
-    """Add a row to the table (name clashes are a programming error)."""
-    if spec.name in MODELS:
-        raise ValueError(f"model {spec.name!r} is already registered")
-    MODELS[spec.name] = spec
-    return spec
-
-
 def get_spec(name: str) -> ModelSpec:
     """The row for ``name``; an unknown name lists the valid ones."""
     try:
@@ -127,16 +121,19 @@ def get_spec(name: str) -> ModelSpec:
         raise KeyError(f"unknown model {name!r}; available: {', '.join(sorted(MODELS))}") from None
 
 
+def as_spec(spec_or_name: ModelSpec | str) -> ModelSpec:
+    """``spec_or_name`` itself, or the row of the model of that name."""
+    return get_spec(spec_or_name) if isinstance(spec_or_name, str) else spec_or_name
+
+
 def list_models(family: str | None = None) -> list[str]:
     """Registered model names, optionally of one family."""
     return [n for n, s in MODELS.items() if family is None or s.family == family]
 
 
 def _trunk(block: type, layers: list[int], **kw: object) -> Callable[..., nn.Module]:
-    def build(num_classes: int = 1000, **extra: object) -> nn.Module:
-        return ResNetTrunk(block, layers, num_classes=num_classes, **{**kw, **extra})
-
-    return build
+    """``ResNetTrunk(block, layers, **kw)``, called by the factory with ``num_classes`` (and any override)."""
+    return partial(ResNetTrunk, block, layers, **kw)
 
 
 def _release_sources(release_file: str) -> tuple[WeightSource, ...]:
@@ -165,7 +162,10 @@ EMBEDDED_LAYERS = [2, 2, 2, 2]
 
 def _row(name: str, family: str, build: Callable[..., nn.Module], acc: tuple[float, float] | None = None,
          release: str | None = None, **kw: object) -> ModelSpec:
-    """One table row as keywords; the family fills in weight sources, licence and where accuracy comes from."""
+    """One table row as keywords; the family fills in weight sources, licence and where accuracy comes from, and a
+    trunk's own ``scale`` argument is the row's scale."""
+    if isinstance(build, partial):
+        kw.setdefault("scale", build.keywords.get("scale", 1))
     if family in ("res2net", "dla"):
         kw.update(weights=_release_sources(release), licence=RES2NET_LICENCE, accuracy_source=_PAPER)
     elif family == "resnet":
@@ -183,7 +183,7 @@ def _row(name: str, family: str, build: Callable[..., nn.Module], acc: tuple[flo
 
 def _embedded(name: str, block: type, **kw: object) -> ModelSpec:
     scale = int(kw.get("scale", 1))
-    return _row(name, "embedded", _trunk(block, EMBEDDED_LAYERS, **EMBEDDED_TRUNK, **kw), extra={"scale": scale},
+    return _row(name, "embedded", _trunk(block, EMBEDDED_LAYERS, **EMBEDDED_TRUNK, **kw),
                 description=f"Embedded {'ResNet' if scale == 1 else f'Res2Net s={scale}'} trained on "
                             "Tiny-ImageNet-100")
 
@@ -219,10 +219,19 @@ TABLE: tuple[ModelSpec, ...] = (
     _embedded("tiny_res2net26_2s", Bottle2neck, base_width=48, scale=2),
     _embedded("tiny_res2net26_4s", Bottle2neck, base_width=26, scale=4),
     _embedded("tiny_res2net26_8s", Bottle2neck, base_width=14, scale=8),
-    _row("dla60_res2net", "dla", dla60_res2net, (78.47, 94.20), "res2net_dla60_4s-d88db7f9.pth",
+    _row("dla60_res2net", "dla", dla60_res2net, (78.47, 94.20), "res2net_dla60_4s-d88db7f9.pth", scale=4,
          description="Res2Net-DLA-60: DLA-60 aggregation trees with 28w x 4s Res2Net blocks"),
-    _row("dla60_res2next", "dla", dla60_res2next, (78.45, 94.14), "res2next_dla60_4s-d327927b.pth",
+    _row("dla60_res2next", "dla", dla60_res2next, (78.45, 94.14), "res2next_dla60_4s-d327927b.pth", scale=4,
          description="Res2NeXt-DLA-60: DLA-60 aggregation trees with 4s Res2NeXt blocks (cardinality 8)"),
 )
-for _spec in TABLE:
-    register(_spec)
+MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in TABLE}  # every lookup by name reads this
+if len(MODELS) != len(TABLE):
+    raise ValueError("two rows of TABLE share a model name")
+
+
+def add_model(spec: ModelSpec) -> ModelSpec:
+    """Add a model row at run time (a variant built in a notebook); name clashes are a programming error."""
+    if spec.name in MODELS:
+        raise ValueError(f"model {spec.name!r} is already in the table")
+    MODELS[spec.name] = spec
+    return spec

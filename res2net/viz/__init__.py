@@ -1,4 +1,5 @@
-"""Figures (plotly, matplotlib) from arrays and results; no Streamlit.
+"""Figures (plotly, matplotlib) from arrays and result records; no Streamlit.
 
-May import res2net.models, geometry, analysis, metrics, data and evaluation.results.
+May import res2net.models, geometry, analysis, metrics and data; not evaluation (which sits beside viz): results
+reach the figures as plain records.
 """

@@ -2,9 +2,10 @@
 
 Nothing here imports Streamlit. Every heatmap sets its colour scale and its zmin/zmax explicitly, so what a
 colour means never depends on a template; models keep one colour everywhere (``model_color``). Maps drawn on a
-picture must already have the picture's shape: where a tap's cells lie is geometry (``res2net.analysis.cam.register``),
-not something a figure may guess by stretching a low-resolution map over the image. The PNG is
-drawn with matplotlib's object API (``Figure`` + Agg canvas), never pyplot, so it is safe in server threads.
+picture must already have the picture's shape: where a tap's cells lie is geometry
+(``res2net.geometry.registration.register``), not something a figure may guess by stretching a low-resolution map
+over the image. The PNG is drawn with matplotlib's object API (``Figure`` + Agg canvas), never pyplot, so it is
+safe in server threads.
 """
 
 from __future__ import annotations
@@ -95,8 +96,9 @@ def overlay(
 ) -> np.ndarray:
     """A heat map blended over an RGB uint8 photo; NaN leaves the photo bare.
 
-    ``cam_2d`` must have the photo's (H, W): place a tap's map first (``cam.register`` onto the model input,
-    ``cam.register_to_photo`` onto the photo), since stretching it would shift stride-S cells by (S - 1) / 2 px.
+    ``cam_2d`` must have the photo's (H, W): place a tap's map first (``registration.register`` onto the model
+    input, ``registration.register_to_photo`` onto the photo), since stretching it would shift stride-S cells by
+    (S - 1) / 2 px.
     ``vmax`` (and ``vmin``) fix the colour scale, so several overlays can share one; by default 0..max of this map.
     """
     from matplotlib import colormaps
@@ -129,7 +131,8 @@ def _check_placed(cam: np.ndarray, height: int, width: int) -> None:
     if cam.shape != (height, width):
         raise ValueError(
             f"the map is {cam.shape[0]}x{cam.shape[1]} but the picture is {height}x{width}: place the map on the "
-            "picture first (res2net.analysis.cam.register for the model input, cam.register_to_photo for the photo)")
+            "picture first (res2net.geometry.registration.register for the model input, register_to_photo for the "
+            "photo)")
 
 
 # --------------------------------------------------------------------------------------------- CAM grids
@@ -152,7 +155,7 @@ def cam_grid_figure(
 ) -> go.Figure:
     """Side-by-side CAMs: each photo with its map as a semi-transparent heatmap, and an optional box.
 
-    Each map has its photo's (H, W), already placed (``cam.register``); pixel (y, x) of the map colours pixel
+    Each map has its photo's (H, W), already placed (``registration.register``); pixel (y, x) of the map colours pixel
     (y, x) of the photo. ``shared_scale`` puts every map on one zmin/zmax (magnitudes comparable across
     models/branches); otherwise each panel has its own scale and colour bar. ``box`` = (x0, y0, x1, y1) in photo
     pixels, one for all panels or one per panel.
@@ -270,7 +273,7 @@ def erf_heatmap(
 ) -> go.Figure:
     """An ERF map (input-sized, non-negative) as a heatmap; ``log`` shows log10 over ``decades`` below the peak.
 
-    ``centre`` = (y, x) input coordinates of the unit's receptive-field centre (``erf.tap_rf_info(...).centre``)
+    ``centre`` = (y, x) input coordinates of the unit's receptive-field centre (``tap_rf_info(...).centre``)
     marks it with a cross; ``rf_size`` = (height, width) adds its theoretical receptive field as a dashed square.
     """
     z = np.asarray(erf_map, dtype=np.float64)
@@ -466,8 +469,8 @@ def cam_panel_png(
     """A publication PNG of side-by-side overlays: one column per model, one row per map kind (block, branches).
 
     ``maps`` is one map per column, or a list of rows each with one map per column (``None`` leaves a panel
-    empty, marked n/a), each at its column's image shape (placed with ``cam.register``). A shared scale gets one
-    colour bar; per-map scales get one each. ``box``: one (x0, y0, x1, y1) for all columns or one per column.
+    empty, marked n/a), each at its column's image shape (placed with ``registration.register``). A shared scale gets
+    one colour bar; per-map scales get one each. ``box``: one (x0, y0, x1, y1) for all columns or one per column.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.cm import ScalarMappable

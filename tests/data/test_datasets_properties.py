@@ -54,7 +54,7 @@ def _scored(kind: str, root: Path, side: int) -> object:
         return ("skipped", "no image" if "no image can be scored" in str(e) else str(e))
     try:
         return ds.load(0, side)[1]
-    except datasets.ImageError:
+    except datasets.RecordError:
         return ("skipped", "no image")
 
 

@@ -17,7 +17,9 @@ from torch import nn
 
 import res2net
 from res2net.analysis import cam
-from res2net.data.images import crop_box
+from res2net.geometry import registration
+from res2net.geometry.receptive_field import tap_rf_info
+from res2net.geometry.registration import cell_index, crop_box, register_maps, sample_at_centres
 
 
 def _symmetric(model: nn.Module) -> nn.Module:
@@ -69,7 +71,7 @@ def _offsets(name: str, hw: tuple[int, int] = HW, taps: list[str] | None = None)
     for t in taps:
         impulse = torch.zeros(capture.activations[t].shape[-2:], dtype=torch.float64)
         impulse[cells[t]] = 1.0
-        placed = cam.register(model, t, impulse, hw).numpy()
+        placed = registration.register(model, t, impulse, hw).numpy()
         peak = np.unravel_index(int(np.argmax(placed)), placed.shape)
         assert placed[peak] == pytest.approx(1.0), t
         out[t] = (peak[0] - centroids[t][0], peak[1] - centroids[t][1])
@@ -90,7 +92,7 @@ def test_registration_is_not_the_half_pixel_resize():
     model = res2net.create_model("tiny_resnet26")
     impulse = torch.zeros(2, 2)
     impulse[0, 0] = 1.0
-    placed = cam.register(model, "layer4.1", impulse, 64)
+    placed = registration.register(model, "layer4.1", impulse, 64)
     assert placed[0, 0] == 1.0 and placed[0, 31] == pytest.approx(1 - 31 / 32)  # cell 0 at 0, cell 1 at 32
     assert placed[40, 40] == 0.0  # beyond the last centre: the last cell's value
     half = cam.upsample(impulse, 64)
@@ -105,7 +107,7 @@ def test_register_to_photo_follows_the_centre_crop():
     crop = crop_box((200, 100), "tiny_resnet26")
     spec = res2net.get_spec("tiny_resnet26")
     assert spec.resize == 64 and spec.input_size == 64
-    out = cam.register_to_photo(model, "layer3.1", impulse, crop)
+    out = registration.register_to_photo(model, "layer3.1", impulse, crop)
     assert out.shape == (100, 200)
     # model-input pixel centre (16, 32) -> input edge coordinate (16.5, 32.5) -> photo (x, y)
     fx = 100 / 64
@@ -156,3 +158,51 @@ def test_registration_dla60_res2net_main_path(one_thread):
         level = int(t.split(".")[0].removeprefix("level"))
         bound = sum(2.0 ** (k - 2) for k in range(2, level + 1))
         assert -bound - 0.5 <= dy <= 0.5 and -bound - 0.5 <= dx <= 0.5, (t, dy, dx, bound)
+
+
+def test_register_maps_places_every_tap_as_register_does():
+    """The numpy batch path (the evaluation's) gives the torch path's maps bit for bit, at every tap."""
+    from res2net.analysis.cam import compute_cams
+
+    torch.manual_seed(0)
+    model = res2net.create_model("tiny_res2net26_4s")
+    taps = res2net.tap_names(model)
+    cams = compute_cams(model, torch.randn(3, 3, 64, 64), taps=taps)
+    for t in taps:
+        rf = tap_rf_info(model, t)
+        want = registration.register(model, t, cams[t], 64).double().numpy()
+        assert register_maps(cams[t], rf.start, rf.jump, (64, 64)).tobytes() == want.tobytes(), t
+    m = torch.rand(2, 5, 7)  # fractional centres, a non-square image, cells beyond both edges
+    want = sample_at_centres(m, (-3.5, 1.5), (9.0, 6.0), np.arange(50), np.arange(37)).double().numpy()
+    assert register_maps(m, (-3.5, 1.5), (9.0, 6.0), (50, 37)).tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize(("start", "jump"), [((0.0, 0.0), (16.0, 16.0)), ((3.0, 1.0), (4.0, 8.0)),
+                                             ((1.5, 2.5), (3.0, 5.0))])
+def test_both_paths_put_cell_i_at_start_plus_jump_times_i(start, jump):
+    """Cell (i, j) sits at start + jump·(i, j): its index there is exactly (i, j), and sampling a random map at the
+    centres of its cells gives each cell's own value back, on the torch path and on the numpy path alike."""
+    h, w = 5, 4
+    i, j = np.arange(h), np.arange(w)
+    ys, xs = start[0] + jump[0] * i, start[1] + jump[1] * j  # the centres, written out here
+    assert (cell_index(ys, start[0], jump[0]) == i).all() and (cell_index(xs, start[1], jump[1]) == j).all()
+    m = torch.rand(2, h, w)
+    torch_path = sample_at_centres(m, start, jump, ys, xs)
+    assert torch.equal(torch_path, m)
+    if all(float(v).is_integer() for v in (*start, *jump)):  # centres on whole pixels: the numpy path samples them
+        size = (int(ys[-1]) + 1, int(xs[-1]) + 1)
+        numpy_path = register_maps(m, start, jump, size)
+        assert (numpy_path[:, ys.astype(int)][:, :, xs.astype(int)] == m.double().numpy()).all()
+
+
+def test_registered_model_cells_sit_at_their_receptive_field_centres():
+    """Through a model: an impulse at cell (i, j) of a tap peaks, once registered, at ``RFInfo.centre(i, j)``."""
+    model = res2net.create_model("tiny_resnet26")
+    for tap in ("layer2.1", "layer3.1"):
+        rf = tap_rf_info(model, tap)
+        for cell in ((0, 0), (1, 2), (3, 1)):
+            impulse = torch.zeros(4 if tap == "layer3.1" else 8, 4 if tap == "layer3.1" else 8, dtype=torch.float64)
+            impulse[cell] = 1.0
+            placed = registration.register(model, tap, impulse, 64).numpy()
+            assert placed[tuple(int(c) for c in rf.centre(*cell))] == 1.0, (tap, cell)
+

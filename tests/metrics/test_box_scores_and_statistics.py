@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import res2net
-from res2net.analysis import cam
+from res2net.geometry import registration
 from res2net.metrics import boxes as L
 from res2net.metrics import statistics as S
 
@@ -20,7 +20,7 @@ def test_centred_plateau_peak_hits_a_centred_small_box() -> None:
     assert L.pointing_game(m, (30, 30, 34, 34), tolerance=0.0)
     # a layer4 map of the embedded models is 2x2 at 64 px: its registered plateau lies beyond the last centre
     model = res2net.create_model("tiny_resnet26")
-    bottom = cam.register(model, "layer4.1", torch.tensor([[0.0, 0.0], [1.0, 1.0]]), 64).numpy()
+    bottom = registration.register(model, "layer4.1", torch.tensor([[0.0, 0.0], [1.0, 1.0]]), 64).numpy()
     assert L.peak_location(bottom) == (47.5, 31.5)  # rows 32..63, all columns
     assert L.pointing_game(bottom, (24, 40, 40, 56), tolerance=0.0)  # a box centred low in the image
     assert not L.pointing_game(bottom, (24, 8, 40, 24), tolerance=0.0)  # the same box high up

@@ -209,3 +209,34 @@ def test_embedded_family_is_matched_within_five_percent():
         params, macs = measure(name)
         assert abs(params / base_params - 1) <= 0.05, f"{name}: {params} vs {base_params} parameters"
         assert abs(macs / base_macs - 1) <= 0.05, f"{name}: {macs} vs {base_macs} MACs"
+
+
+@pytest.mark.parametrize("name", res2net.list_models())
+def test_spec_facts_match_the_built_model(name):
+    """A row's scale, classes and input size are what the built model has; embedded rows ship their weights."""
+    spec = res2net.get_spec(name)
+    model = res2net.create_model(name)
+    blocks = res2net.block_infos(model)
+    assert spec.scale == max(len(b.branch_taps) for b in blocks)
+    with torch.no_grad():
+        logits = model.eval()(torch.zeros(1, 3, 64, 64))  # global pooling: a small input shows the head's width
+    assert logits.shape == (1, spec.num_classes) == (1, len(spec.classes))
+    assert spec.embedded == name.startswith("tiny_")  # the four trained here, 64 px Tiny-ImageNet-100 inputs
+    if spec.embedded:
+        assert spec.input_size == 64 and all(w.url is None for w in spec.weights)
+        assert (res2net.models.zoo.ASSETS_DIR / spec.weights[0].asset).is_file()
+    else:
+        assert spec.input_size == 224 and all(w.url for w in spec.weights)
+
+
+def test_add_model_adds_a_row_and_refuses_a_clash(monkeypatch):
+    from dataclasses import replace
+
+    from res2net.models import zoo
+
+    monkeypatch.setattr(zoo, "MODELS", dict(zoo.MODELS))
+    row = replace(zoo.get_spec("tiny_resnet26"), name="tiny_resnet26_copy")
+    assert zoo.add_model(row) is row and zoo.get_spec("tiny_resnet26_copy") is row
+    with pytest.raises(ValueError, match="already in the table"):
+        zoo.add_model(row)
+    assert len(zoo.TABLE) == len(set(s.name for s in zoo.TABLE))
