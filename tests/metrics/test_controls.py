@@ -76,8 +76,10 @@ def test_centre_containing_boxes_by_hand() -> None:
                       [31, 31, 33, 33],  # 2x2 around the centre
                       [0, 0, 64, 64],
                       [40, 0, 64, 64],  # right half only
-                      [0, 31, 64, 33]])  # a thin horizontal band through the centre
-    assert C.contains_centre(boxes, 64).tolist() == [False, True, True, False, True]
+                      [0, 31, 64, 33],  # a thin horizontal band through the centre
+                      [0, 0, 32, 64], [32, 0, 64, 64],  # left and right halves: the centre on their border
+                      [0, 0, 64, 32], [0, 32, 64, 64]])  # top and bottom halves
+    assert C.contains_centre(boxes, 64).tolist() == [False, True, True, False, True, False, False, False, False]
     # non-square (H, W) = (20, 40): centre (x, y) = (20, 10)
     assert C.contains_centre(np.array([[19, 9, 21, 11], [19, 11, 21, 15]]), (20, 40)).tolist() == [True, False]
 

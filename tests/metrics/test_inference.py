@@ -246,3 +246,23 @@ def test_verdicts_do_not_change_across_bootstrap_seeds() -> None:
                 assert max(j.interval.mc_error_low, j.interval.mc_error_high) < 0.1 * claims[0][1].se
     assert verdicts[0] == verdicts[1] == verdicts[2]
     assert len(set(verdicts[0])) >= 3  # a family with several kinds of verdict, not all one word
+
+
+def test_per_run_keep_masks_match_each_runs_own_subset() -> None:
+    """A subset that differs by run (e.g. images both models get right in that run): each run's estimate and own
+    squared SE are those of its kept images alone; a class with no kept image in any run is not a cluster."""
+    rng = np.random.default_rng(4)
+    labels = np.repeat(np.arange(8), 5)
+    d = rng.normal(0, 1, (3, labels.size))
+    keep = rng.random((3, labels.size)) < 0.7
+    keep[:, labels == 7] = False
+    theta, cov, g = I.cluster_covariance(d, labels, keep)
+    assert g == 7
+    compared = 0
+    for r in range(3):
+        own = I.weights_evidence(d[r][keep[r]], labels[keep[r]])
+        if np.unique(labels[keep[r]]).size == g:  # the same clusters: the same CR1 factor
+            assert (theta[r], cov[r, r]) == pytest.approx((own.estimate, own.se**2))
+            compared += 1
+        assert theta[r] == pytest.approx(d[r][keep[r]].mean())
+    assert compared >= 2
