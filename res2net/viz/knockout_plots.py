@@ -67,30 +67,52 @@ def interaction_figure(interactions: Sequence[Any], block: str, metric: str, min
     return fig
 
 
+def _span(values: Sequence[float | None], lows: Sequence[float | None], highs: Sequence[float | None]
+          ) -> tuple[float, float]:
+    """(lowest, highest) of the values and their interval ends."""
+    got = [v for v in (*values, *lows, *highs) if v is not None]
+    return (min(got), max(got)) if got else (0.0, 1.0)
+
+
 def scale_sweep_figure(sweep: Any, title: str = "") -> go.Figure:
-    """Top-1, energy, coverage and ERF radius against s, intervals over runs; the paper's top-1 beside ours."""
+    """Top-1 (ours, then the paper's), energy, coverage and ERF radius against s, intervals over runs.
+
+    Both top-1 panels span the same number of points (the wider of the two, centred on each one's values), so the
+    slopes of ours and the paper's can be compared by eye even though the levels differ."""
     rows = list(sweep.rows)
     s = [r.scale for r in rows]
-    panels = (("top1", "top-1 (%)"), ("energy", "energy in box"), ("coverage", "coverage"),
-              ("erf_radius_50", "50% ERF radius (px)"))
-    fig = make_subplots(rows=1, cols=5, subplot_titles=[*(p[1] for p in panels), "paper: ImageNet top-1 (%)"])
-    for k, (key, _) in enumerate(panels, start=1):
+    panels = (("top1", "top-1 %, ours"), ("energy", "energy in box"), ("coverage", "coverage"),
+              ("erf_radius_50", "ERF r50 (px)"))
+    fig = make_subplots(rows=1, cols=5, horizontal_spacing=0.05,
+                        subplot_titles=[panels[0][1], "top-1 %, paper", *(p[1] for p in panels[1:])])
+    spans = {}
+    for k, (key, _) in enumerate(panels):
+        col = 1 if k == 0 else k + 2
         vals = [getattr(r, key) for r in rows]
         y = [None if v is None else v.mean for v in vals]
         hi = [0 if v is None or v.high is None else v.high - v.mean for v in vals]
         lo = [0 if v is None or v.low is None else v.mean - v.low for v in vals]
         fig.add_trace(go.Scatter(x=s, y=y, mode="markers+lines", name="ours (Tiny-ImageNet-100)",
-                                 showlegend=k == 1, line={"color": "#1f77b4"},
+                                 showlegend=k == 0, line={"color": "#1f77b4"},
                                  error_y={"type": "data", "symmetric": False, "array": hi, "arrayminus": lo}),
-                      row=1, col=k)
+                      row=1, col=col)
+        if key == "top1":
+            spans["ours"] = _span(y, [v.low if v else None for v in vals], [v.high if v else None for v in vals])
     paper = [(r.scale, r.paper_top1) for r in rows if r.paper_top1 is not None]
     if paper:
         fig.add_trace(go.Scatter(x=[p[0] for p in paper], y=[p[1] for p in paper], mode="markers+lines",
                                  name="paper (ImageNet, Res2Net-50)", line={"color": "#d62728", "dash": "dash"}),
-                      row=1, col=5)
+                      row=1, col=2)
+        spans["paper"] = _span([p[1] for p in paper], [], [])
+        width = 1.1 * max(hi - lo for lo, hi in spans.values()) or 1.0
+        for col, (lo, hi) in zip((1, 2), (spans["ours"], spans["paper"]), strict=True):
+            mid = (lo + hi) / 2
+            fig.update_yaxes(range=[mid - width / 2, mid + width / 2], row=1, col=col)
     fig.update_xaxes(type="log", tickvals=s, title="scale s")
-    fig.update_layout(title=title or "The scale sweep: s = 1 (ResNet), 2, 4, 8", height=360,
-                      margin={"l": 10, "r": 10, "t": 70, "b": 10}, legend={"orientation": "h", "y": -0.25})
+    fig.update_annotations(font={"size": 12})
+    fig.update_layout(title={"text": title or "The scale sweep: s = 1 (ResNet), 2, 4, 8", "font": {"size": 15}},
+                      height=360, margin={"l": 10, "r": 10, "t": 80, "b": 10},
+                      legend={"orientation": "h", "y": -0.25})
     return fig
 
 

@@ -18,7 +18,9 @@ MODELS = ("tiny_resnet26", "tiny_res2net26_4s")
 
 
 def _claim(cid: str, section: str, metric: str, verdict: str, est: float, low: float, high: float) -> dict:
-    return {"id": cid, "section": section, "paper": f"statement of {cid} (paper, Table 9)", "metric": metric,
+    # ids as the evaluation writes them: <metric>-<bucket>-<model>[-both-correct]
+    return {"id": cid.replace("-x", f"-{MODELS[1]}"), "section": section,
+            "paper": f"statement of {cid} (paper, Table 9)", "metric": metric,
             "model": MODELS[1], "layer": "layer3 output (layer3.1)", "subset": "all", "family": "confirmatory",
             "estimate": est, "low95": low, "high95": high, "low": low - 0.05, "high": high + 0.05,
             "level": 0.9875, "min_effect": 0.02, "verdict": verdict, "runs": 3, "images": 1241,
@@ -47,13 +49,20 @@ def constructed() -> dict:
             "touches_border": i == 3, "area_ratio_20_published": 0.1, "area_ratio_20_scale_free": 0.05,
             "area_ratio_50_published": 0.2, "area_ratio_50_scale_free": 0.1, "inputs": 16, "size": 256, "runs": 3}
            for m in MODELS for w in ("trained", "random init") for i in range(4 if m == MODELS[1] else 1)]
+    erf += [{**erf[0], "model": m, "weights": w, "tap": "layer3.1", "group": "output", "branch": None,
+             "radius_50": 13.0 + 2 * (m == MODELS[1])} for m in MODELS for w in ("trained", "random init")]
     claims = [
         _claim("top1-x", "accuracy", "top1: top-1 accuracy (points)", "supported", 2.2, 1.1, 3.3),
         _claim("energy-small-x", "localisation", "energy: energy inside the box", "contradicted", -0.05, -0.08,
                -0.03),
         _claim("coverage-large-x", "localisation", "coverage: coverage of the box", "no meaningful difference",
                0.001, -0.01, 0.012),
-        _claim("erf-branches-x", "erf", "erf_radius: 50% ERF radius (px)", "inconclusive", 1.5, -0.5, 3.5),
+        {**_claim("erf-branches-x", "erf", "erf_radius: 50% ERF radius (px)", "inconclusive", 1.5, -0.5, 3.5),
+         "layer": "layer3.1.branch0 -> layer3.1.branch2", "min_effect": 1.0},
+        {**_claim("erf-block-x", "erf", "erf_radius: 50% ERF radius (px)", "supported", 2.0, 1.5, 2.5),
+         "layer": "layer3.1", "min_effect": 1.0},
+        {**_claim("maxboxacc-large-x", "localisation", "maxboxacc: MaxBoxAcc", "inconclusive", 0.01, -0.02, 0.04),
+         "min_effect": 0.03},
         {**_claim("energy-small-x-both-correct", "localisation", "energy: energy inside the box", "inconclusive",
                   0.01, -0.01, 0.03), "family": "exploratory", "subset": "both correct", "level": 0.95},
     ]
@@ -73,7 +82,8 @@ def constructed() -> dict:
         "size_buckets": {},
         "metrics": metrics,
         "baselines": {b: {"images": 40, "uniform_energy": 0.2, "prior_energy": 0.31, "prior_pointing": 0.9,
-                          "prior_coverage": 0.7, "prior_maxboxacc": 0.4} for b in ("small", "medium", "large", "all")},
+                          "prior_coverage": 0.7, "prior_maxboxacc": 1.0 if b == "large" else 0.4}
+                      for b in ("small", "medium", "large", "all")},  # the prior's MaxBoxAcc saturates on large
         "prior": {"sigma_px": 16.7, "fitted_on": "50000 train boxes", "pointing": "always the centre"},
         "localisation": loc, "comparisons": cmp_rows,
         "accuracy_by_size": [{"model": m, "bucket": "small", "kind": "top1", "mean": 40.0, "low": 38.0,
@@ -111,25 +121,93 @@ def _text(at: AppTest) -> str:
     return " ".join(parts)
 
 
+def _figures(at: AppTest) -> dict[str, dict]:
+    """The page's plotly figures by their widget key (the key ends the element id)."""
+    out = {}
+    for e in at.get("plotly_chart"):
+        out[e.proto.id.rsplit("-", 1)[-1]] = json.loads(e.proto.spec)
+    return out
+
+
+def _forest_markers(fig: dict) -> list[dict]:
+    """The forest plot's estimate markers (one trace per claim)."""
+    return [t for t in fig["data"] if t.get("mode") == "markers"]
+
+
 def test_every_section_and_every_verdict_is_shown(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     at = _page(monkeypatch, tmp_path, constructed())
     headers = [h.value for h in at.header]
-    assert headers == ["1 · Accuracy", "2 · Localisation by object size", "3 · Receptive fields"]
+    assert headers == ["1 · Accuracy", "2 · Localisation by object size", "3 · Receptive fields",
+                       "4 · Branch knock-out and the scale sweep"]
     text = _text(at)
     for verdict in VERDICTS:
         assert verdict in text, verdict
     for cid, shown in (("top1-x", "2.20"), ("energy-small-x", "-0.050"), ("coverage-large-x", "0.001"),
                        ("erf-branches-x", "1.5")):
         assert shown in text, cid
-    assert "[1.10, 3.30]" in text  # the unadjusted 95% interval
-    assert "[1.05, 3.35] at 98.8%" in text  # the Holm-level interval the verdict used, with its level
-    assert "centred Gaussian prior: 0.31" in text and "caveat of erf-branches-x" in text
+    assert "2.20 [1.05, 3.35] at 98.8%" in text  # the Holm-level interval the verdict used, with its level
+    assert "caveat of erf-branches-x" in text and "statement of top1-x" in text  # the paper's words, folded
     assert "exploratory" in text and "CAVEAT-RUNS" in text and "layer3" in text
     counts = {m.label.split(": ", 1)[-1]: m.value for m in at.metric}  # after the icon
-    assert counts == {"supported": "1", "contradicted": "1", "no meaningful difference": "1",
-                      "inconclusive": "1"}  # the exploratory claim is not counted
+    assert counts == {"supported": "2", "contradicted": "1", "no meaningful difference": "1",
+                      "inconclusive": "2"}  # the exploratory claim is not counted
     assert "inconclusive (exploratory)" in text
-    assert len(at.get("plotly_chart")) >= 2  # localisation by size and the ERF bars
+    figures = _figures(at)
+    assert {"claims_forest", "claims_loc", "claims_erf_layer3.1"} <= set(figures)
+    # the forest plot's thin whisker of top1-x is its unadjusted 95% interval, in units of d (d = 0.02 here)
+    whiskers = [t for t in figures["claims_forest"]["data"] if t.get("mode") == "lines"
+                and t["y"][0] == "top-1 · s=4" and t["line"]["width"] == 1]
+    assert [pytest.approx(v) for v in whiskers[0]["x"]] == [1.1 / 0.02, 3.3 / 0.02]
+
+
+def test_forest_plot_has_one_row_per_claim_with_its_family_and_verdict(monkeypatch: pytest.MonkeyPatch,
+                                                                       tmp_path: Path) -> None:
+    res = constructed()
+    at = _page(monkeypatch, tmp_path, res)
+    markers = _forest_markers(_figures(at)["claims_forest"])
+    assert len(markers) == len(res["claims"])  # one row per claim
+    assert len({m["y"][0] for m in markers}) == len(res["claims"])  # each on its own row
+    by_row = {m["y"][0]: m for m in markers}
+    energy = by_row["energy in box, small objects · s=4"]
+    assert energy["x"] == [pytest.approx(-0.05 / 0.02)]  # in units of d
+    assert energy["marker"]["symbol"] == "circle" and energy["name"] == "contradicted · confirmatory"
+    both = by_row["energy in box, small objects (both correct) · s=4"]
+    assert both["marker"]["symbol"] == "circle-open" and both["name"].endswith("exploratory")
+    assert by_row["ERF branch 0 → branch 2 · s=4"]["name"].startswith("inconclusive")
+    colours = {m["name"].split(" · ")[0]: m["marker"]["color"] for m in markers}
+    assert len(set(colours.values())) == len(colours) == 4  # one colour per verdict
+    band = [s for s in _figures(at)["claims_forest"]["layout"]["shapes"] if s["type"] == "rect"]
+    assert [(b["x0"], b["x1"]) for b in band] == [(-1, 1)]  # the ±d band
+
+
+def test_every_table_row_names_its_claim_and_shows_values_beside_the_baselines(monkeypatch: pytest.MonkeyPatch,
+                                                                               tmp_path: Path) -> None:
+    at = _page(monkeypatch, tmp_path, constructed())
+    tables = [t.value for t in at.table]
+    erf = next(t for t in tables if "ERF" in " ".join(t["claim"]))
+    claims = list(erf["claim"])
+    # the two ERF statements are two rows, each named, not one metric label
+    assert any("grows from branch 0 to branch 2" in c for c in claims)
+    assert any("larger than the ResNet's" in c for c in claims)
+    assert len(set(claims)) == len(claims)
+    loc = next(t for t in tables if "centre prior" in t.columns)
+    row = loc[loc["claim"].str.startswith("energy in box higher on small")].iloc[0]
+    assert row["values"] == "0.500 → 0.500"  # ResNet → Res2Net, absolute, at the verdict stage
+    assert row["centre prior"] == "0.310" and row["uniform map"] == "0.200"
+    assert row["minus prior"] == "+0.190 → +0.190"
+
+
+def test_a_saturated_metric_is_flagged(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    at = _page(monkeypatch, tmp_path, constructed())
+    loc = next(t.value for t in at.table if "centre prior" in t.value.columns)
+    flags = dict(zip(loc["claim"], loc["flags"], strict=True))
+    maxbox = next(v for k, v in flags.items() if k.startswith("MaxBoxAcc higher on large"))
+    assert "saturated (prior 1)" in maxbox  # the prior's MaxBoxAcc is 1.0 on large objects
+    # coverage on large objects: the prior scores 0.7, below 1 - d: not saturated, but it beats both models
+    coverage = next(v for k, v in flags.items() if k.startswith("coverage higher on large"))
+    assert "saturated" not in coverage and "neither beats the prior" in coverage
+    energy = next(v for k, v in flags.items() if k.startswith("energy in box higher on small"))
+    assert "saturated" not in energy and "neither" not in energy  # 0.5 beats the prior's 0.31
 
 
 def test_claims_without_a_section_show_that_it_is_empty(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -155,7 +233,7 @@ def test_results_validation_names_what_is_missing() -> None:
         validate_results(res)
     res = constructed()
     del res["claims"][0]["verdict"]
-    with pytest.raises(ResultsError, match="top1-x.*verdict"):
+    with pytest.raises(ResultsError, match=f"top1-{MODELS[1]}.*verdict"):
         validate_results(res)
     assert "claims" in field_docs(Results) and "verdict" in field_docs(Claim)
 
@@ -197,8 +275,9 @@ def test_localisation_metrics_are_the_metric_tables_map_metrics_the_file_describ
     at = _page(monkeypatch, tmp_path, res)
     expected = [res["metrics"][m.name]["label"] for m in METRIC_TABLE if m.source == "map"]
     assert at.selectbox(key="claims_metric").options == expected and "MaxBoxAcc" in expected
-    concentration = next(m.value for m in at.markdown if m.value.startswith("Concentration ("))
-    assert "**energy inside the box**, **pointing game hit rate**) tests" in concentration
+    kinds = at.selectbox(key="claims_metric").help
+    assert "Concentration: energy inside the box, pointing game hit rate (" in kinds
+    assert "Coverage: coverage of the box, MaxBoxAcc (" in kinds
     del res["metrics"]["maxboxacc"]  # a file that does not describe a metric is not asked for it
     at = _page(monkeypatch, tmp_path, res)
     assert at.selectbox(key="claims_metric").options == expected[:-1]
