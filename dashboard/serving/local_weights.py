@@ -131,7 +131,7 @@ def _candidate(name: str, filename: str, folder: Path) -> Path:
     """Where a file is checked: a file named like a release keeps its name, so that the library checks its hash."""
     import res2net
 
-    released = {w.filename for w in res2net.get_spec(name).weights}
+    released = {w.filename for w in res2net.get_spec(name).checkpoints}
     return folder / (Path(filename).name if Path(filename).name in released else "checked.pth")
 
 

@@ -116,11 +116,11 @@ def touches_border(m: np.ndarray, centre: tuple[float, float], level: float = 0.
     return bool(r >= room)
 
 
-def radius_samples(per_input: np.ndarray, centre: tuple[float, float], level: float, weights: np.ndarray,
+def radius_samples(per_input: np.ndarray, centre: tuple[float, float], level: float, resample_weights: np.ndarray,
                    kind: str = "square") -> np.ndarray:
-    """``mass_radius`` of the weighted mean of per-input contribution maps (N, H, W) for each row of ``weights``
-    (B, N): the bootstrap of an ERF radius over inputs. Pixels are summed per distance from the centre once, so
-    each resample only accumulates one value per distinct radius."""
+    """``mass_radius`` of the weighted mean of per-input contribution maps (N, H, W) for each row of
+    ``resample_weights`` (B, N): the bootstrap of an ERF radius over inputs. Pixels are summed per distance from the
+    centre once, so each resample only accumulates one value per distinct radius."""
     x = np.asarray(per_input, dtype=np.float64)
     n, h, w = x.shape
     cheb, eucl = _distances((h, w), centre)
@@ -130,7 +130,7 @@ def radius_samples(per_input: np.ndarray, centre: tuple[float, float], level: fl
     starts = np.r_[0, np.flatnonzero(ds[1:] != ds[:-1]) + 1]
     radii = ds[starts]
     rings = np.add.reduceat(x.reshape(n, -1)[:, order], starts, axis=1)  # (N, distinct distances)
-    wts = np.atleast_2d(np.asarray(weights, dtype=np.float64))
+    wts = np.atleast_2d(np.asarray(resample_weights, dtype=np.float64))
     cum = np.cumsum(wts @ rings, axis=1)
     total = cum[:, -1:]
     ok = cum >= level * total * (1 - 1e-12)

@@ -72,7 +72,7 @@ def model_info(name: str) -> dict:
         "licence": spec.licence,
         "weights": [
             {"label": w.label, "url": w.url, "filename": w.filename, "sha256": w.sha256, "asset": w.asset}
-            for w in spec.weights
+            for w in spec.checkpoints
         ],
         "preprocessing": {
             "resize": spec.resize, "crop": spec.input_size, "mean": list(spec.mean), "std": list(spec.std),

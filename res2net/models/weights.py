@@ -1,6 +1,11 @@
 """Resolve, download, verify, cache and strictly load model weights; every failure is specific and loses nothing.
 
-Where weights come from, first match wins:
+Words used here: a model's *weights* are its trained parameters; a *checkpoint* is a file holding them (a state
+dict); a *checkpoint source* (``ModelSpec.checkpoints``) says where one can come from; a model's *weight status*
+(``weight_status``) says where its checkpoint would be found right now. (Bootstrap resample weights live in
+``res2net.metrics``, and a dashboard's "trained"/"random" choice is which weights a model is built with.)
+
+Where a checkpoint comes from, first match wins:
 
 1. a local override: the ``weights_path=`` argument of :func:`load_pretrained` (a file, or a directory holding
    the model's source file names), else the ``RES2NET_WEIGHTS`` environment variable (same meaning; a file there
@@ -45,7 +50,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from res2net.models.zoo import ASSETS_DIR, MODELS, OFFICIAL, ModelSpec, WeightSource, get_spec
+from res2net.models.zoo import ASSETS_DIR, MODELS, OFFICIAL, CheckpointSource, ModelSpec, get_spec
 
 __all__ = [
     "WeightsError", "WeightsUnavailableError", "HashMismatchError", "CorruptCheckpointError",
@@ -151,11 +156,11 @@ def _verify_once(path: Path, expected: str | None) -> str | None:
 
 
 def _registered_filenames() -> dict[str, str]:
-    return {w.filename: name for name, s in MODELS.items() for w in s.weights}
+    return {w.filename: name for name, s in MODELS.items() for w in s.checkpoints}
 
 
 def _candidate_names(spec: ModelSpec) -> list[str]:
-    names = [w.filename for w in spec.weights]
+    names = [w.filename for w in spec.checkpoints]
     names += [f"{spec.name}.pth", f"{spec.name}.pt"]
     return list(dict.fromkeys(names))
 
@@ -185,19 +190,20 @@ def resolve_local(spec: ModelSpec, weights_path: str | os.PathLike | None = None
 
 
 def _expected_hash_for(spec: ModelSpec, path: Path) -> str | None:
-    for w in spec.weights:
+    for w in spec.checkpoints:
         if w.filename == path.name and w.sha256:
             return w.sha256
     return None
 
 
-def _mirror_sources(spec: ModelSpec) -> list[WeightSource]:
+def _mirror_sources(spec: ModelSpec) -> list[CheckpointSource]:
     bases = [b.strip() for b in os.environ.get(ENV_MIRROR, "").split(",") if b.strip()]
-    released = [w for w in spec.weights if w.url]
+    released = [w for w in spec.checkpoints if w.url]
     if not bases or not released:
         return []
     ref = released[0]
-    return [WeightSource(b.rstrip("/") + "/" + ref.filename, ref.filename, ref.sha256, f"mirror {b}") for b in bases]
+    return [CheckpointSource(b.rstrip("/") + "/" + ref.filename, ref.filename, ref.sha256, f"mirror {b}")
+            for b in bases]
 
 
 def embedded_asset(name: str, seed: int = 0) -> str:
@@ -249,10 +255,10 @@ def weight_status(name: str | ModelSpec) -> str:
             return "local"
     except WeightsError:
         pass
-    embedded = [w for w in spec.weights if w.url is None and w.asset]
+    embedded = [w for w in spec.checkpoints if w.url is None and w.asset]
     if embedded:
         return "embedded" if any((ASSETS_DIR / w.asset).is_file() for w in embedded) else "embedded-missing"
-    if any((cache_dir() / w.filename).is_file() for w in spec.weights):
+    if any((cache_dir() / w.filename).is_file() for w in spec.checkpoints):
         return "cached"
     return "downloadable"
 
@@ -309,7 +315,7 @@ def _response_socket(response: object) -> socket.socket | None:
     return sock if isinstance(sock, socket.socket) else None
 
 
-def _download(source: WeightSource, dest: Path, progress: Progress | None, timeout: float,
+def _download(source: CheckpointSource, dest: Path, progress: Progress | None, timeout: float,
               deadline: float = DEFAULT_DEADLINE) -> None:
     """Stream ``source.url`` to a temp file beside ``dest`` while hashing; rename only if complete and matching.
 
@@ -386,9 +392,9 @@ def _describe(exc: BaseException) -> str:
 
 
 def _fetch(spec: ModelSpec, progress: Progress | None, timeout: float,
-           deadline: float = DEFAULT_DEADLINE) -> tuple[Path, WeightSource]:
+           deadline: float = DEFAULT_DEADLINE) -> tuple[Path, CheckpointSource]:
     """A verified file for ``spec`` from the cache or the network, with the source it stands for."""
-    sources = _mirror_sources(spec) + [w for w in spec.weights if w.url]
+    sources = _mirror_sources(spec) + [w for w in spec.checkpoints if w.url]
     if not sources:
         raise WeightsUnavailableError(f"{spec.name} has no downloadable weight source")
     folder = cache_dir()
@@ -535,7 +541,7 @@ def load_checkpoint_file(model: nn.Module, path: str | os.PathLike, spec: ModelS
     return model
 
 
-def _load_embedded(model: nn.Module, spec: ModelSpec, source: WeightSource, seed: int = 0) -> None:
+def _load_embedded(model: nn.Module, spec: ModelSpec, source: CheckpointSource, seed: int = 0) -> None:
     path = ASSETS_DIR / (source.asset if seed == 0 else embedded_asset(spec.name, seed))
     if not path.is_file():
         shipped = embedded_seeds(spec.name)
@@ -572,7 +578,7 @@ def load_pretrained(
     ``model`` is unchanged.
     """
     spec = get_spec(spec) if isinstance(spec, str) else spec
-    embedded = [w for w in spec.weights if w.url is None and w.asset]
+    embedded = [w for w in spec.checkpoints if w.url is None and w.asset]
     if seed not in (None, 0):
         if not embedded:
             raise ValueError(f"{spec.name} has one released set of weights; seed= picks a training run of an "
@@ -583,7 +589,7 @@ def load_pretrained(
     local = resolve_local(spec, weights_path)
     if local is not None:
         return load_checkpoint_file(model, local, spec)
-    if embedded and not any(w.url for w in spec.weights):
+    if embedded and not any(w.url for w in spec.checkpoints):
         _load_embedded(model, spec, embedded[0])
         return model
     path, source = _fetch(spec, callback, timeout, resolve_deadline(deadline))

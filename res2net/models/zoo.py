@@ -19,7 +19,7 @@ from res2net.models.blocks import Bottle2neck, Bottleneck
 from res2net.models.dla import dla60_res2net, dla60_res2next
 from res2net.models.nets import ResNetTrunk
 
-__all__ = ["WeightSource", "ModelSpec", "MODELS", "TABLE", "add_model", "get_spec", "as_spec", "list_models",
+__all__ = ["CheckpointSource", "ModelSpec", "MODELS", "TABLE", "add_model", "get_spec", "as_spec", "list_models",
            "ASSETS_DIR", "LABEL_SETS", "label_set_wnids", "spec_of"]
 
 ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets"
@@ -35,7 +35,7 @@ EMBEDDED_LICENCE = "MIT (this project); trained on Tiny-ImageNet-100, whose Imag
 
 
 @dataclass(frozen=True)
-class WeightSource:
+class CheckpointSource:
     """Where one checkpoint file can come from: a URL, or a file shipped in ``assets/``.
 
     ``sha256`` is the full digest or the prefix torch.hub puts in file names (``NAME-<prefix>.pth``).
@@ -55,7 +55,7 @@ class ModelSpec:
     name: str
     family: str  # 'res2net', 'resnet', 'dla' or 'embedded': the group the Models page lists it under
     builder: Callable[..., nn.Module]
-    weights: tuple[WeightSource, ...]
+    checkpoints: tuple[CheckpointSource, ...]  # where its parameter file can come from, in order
     licence: str
     input_size: int = 224
     resize: int = 256
@@ -72,7 +72,7 @@ class ModelSpec:
     @property
     def embedded(self) -> bool:
         """Trained by this project: its weights ship in ``assets/`` (no release to download), one file per run."""
-        return any(w.url is None and w.asset is not None for w in self.weights)
+        return any(w.url is None and w.asset is not None for w in self.checkpoints)
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -136,17 +136,17 @@ def _trunk(block: type, layers: list[int], **kw: object) -> Callable[..., nn.Mod
     return partial(ResNetTrunk, block, layers, **kw)
 
 
-def _release_sources(release_file: str) -> tuple[WeightSource, ...]:
+def _release_sources(release_file: str) -> tuple[CheckpointSource, ...]:
     """The official Res2Net release and its timm mirror (Res2Net, Res2NeXt and the DLA variants)."""
     prefix = release_file.rsplit("-", 1)[1].split(".")[0]
     return (
-        WeightSource(OFFICIAL + release_file, release_file, prefix, "official Res2Net release"),
-        WeightSource(TIMM_RELEASE + release_file, release_file, prefix, "timm GitHub release mirror"),
+        CheckpointSource(OFFICIAL + release_file, release_file, prefix, "official Res2Net release"),
+        CheckpointSource(TIMM_RELEASE + release_file, release_file, prefix, "timm GitHub release mirror"),
     )
 
 
-def _torchvision_sources(release_file: str) -> tuple[WeightSource, ...]:
-    return (WeightSource(TORCHVISION + release_file, release_file, release_file.rsplit("-", 1)[1][:-4],
+def _torchvision_sources(release_file: str) -> tuple[CheckpointSource, ...]:
+    return (CheckpointSource(TORCHVISION + release_file, release_file, release_file.rsplit("-", 1)[1][:-4],
                          "torchvision IMAGENET1K_V1"),)
 
 
@@ -167,12 +167,12 @@ def _row(name: str, family: str, build: Callable[..., nn.Module], acc: tuple[flo
     if isinstance(build, partial):
         kw.setdefault("scale", build.keywords.get("scale", 1))
     if family in ("res2net", "dla"):
-        kw.update(weights=_release_sources(release), licence=RES2NET_LICENCE, accuracy_source=_PAPER)
+        kw.update(checkpoints=_release_sources(release), licence=RES2NET_LICENCE, accuracy_source=_PAPER)
     elif family == "resnet":
-        kw.update(weights=_torchvision_sources(release), licence=TORCHVISION_LICENCE,
+        kw.update(checkpoints=_torchvision_sources(release), licence=TORCHVISION_LICENCE,
                   accuracy_source=_TORCHVISION_ACC)
     else:
-        kw.update(weights=(WeightSource(None, f"{name}.pth", None, "embedded (assets/weights)",
+        kw.update(checkpoints=(CheckpointSource(None, f"{name}.pth", None, "embedded (assets/weights)",
                                         asset=f"weights/{name}.pth"),),
                   licence=EMBEDDED_LICENCE, input_size=64, resize=64, num_classes=100,
                   label_set="tiny-imagenet-100", accuracy_source="this project's model card (Tiny-ImageNet-100 val)")

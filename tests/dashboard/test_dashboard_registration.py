@@ -26,9 +26,9 @@ from streamlit.testing.v1 import AppTest
 import res2net
 from dashboard import placement
 from dashboard.services import cached
-from res2net.analysis import erf
 from res2net.data import images
 from res2net.data.tiny_imagenet import default_data_dir
+from res2net.geometry import receptive_field, registration
 from res2net.viz import plots
 
 REPO = Path(__file__).resolve().parents[2]
@@ -242,14 +242,14 @@ def test_compare_draws_and_exports_the_registered_map(monkeypatch: pytest.Monkey
     raw = np.zeros((4, 4))
     raw[1, 2] = 1.0
     np.testing.assert_array_equal(cells, raw)
-    crop = images.crop_box(images.load_image(images.demo_images()["grace_hopper"].read_bytes()).image.size,
+    crop = registration.crop_box(images.load_image(images.demo_images()["grace_hopper"].read_bytes()).image.size,
                            "tiny_resnet26")
     x, y = crop.to_image(32 + 0.5, 16 + 0.5)  # model-input pixel (16, 32) -> photo (pixel centres at integers)
     cy, cx = _centres(heat)
     assert (cy[1], cx[2]) == pytest.approx((y - 0.5, x - 0.5))
     assert (cy[2] - cy[1], cx[2] - cx[1]) == pytest.approx((16 / crop.scale[1], 16 / crop.scale[0]))  # a cell: 16 px
     at.radio(key="compare_display").set_value("smooth").run()
-    smooth, heat = _figure_map(at)  # 'smooth': the map sampled (cam.register_to_photo) on a display grid
+    smooth, heat = _figure_map(at)  # 'smooth': the map sampled (registration.register_to_photo) on a display grid
     k = np.unravel_index(int(np.nanargmax(smooth)), smooth.shape)
     cy, cx = _centres(heat)
     assert (cy[k[0]], cx[k[1]]) == pytest.approx((y - 0.5, x - 0.5), abs=cx[1] - cx[0])
@@ -289,6 +289,11 @@ def _figure_map(at: AppTest, k: int = 0) -> tuple[np.ndarray, dict]:
     return _array(heat["z"]), heat
 
 
+def _unlabelled(caption: str) -> str:
+    """A caption without the "`model`: " label that names whose numbers it gives."""
+    return caption.split(": ", 1)[1] if caption.startswith("`") and "`: " in caption else caption
+
+
 def test_compare_with_a_box_scores_the_registered_map_beside_its_baselines(monkeypatch: pytest.MonkeyPatch) -> None:
     """A 64 px image with a box around the registered peak (16, 32) that a half-pixel peak (23.5, 39.5) misses."""
     _impulse_cams(monkeypatch, "tiny_resnet26", "layer3.1", (1, 2))
@@ -312,7 +317,7 @@ def test_compare_with_a_box_scores_the_registered_map_beside_its_baselines(monke
                 f"{g[y0:y1, x0:x1].sum() / g.sum():.2f}) · pointing game hit (always the centre: miss) · coverage "
                 f"of the box {(ref[y0:y1, x0:x1] >= 0.5).mean():.2f} (centre prior "
                 f"{(g[y0:y1, x0:x1] >= 0.5 * g.max()).mean():.2f}).")
-    lines = [c.value for c in at.caption if c.value.startswith("Energy in box")]
+    lines = [_unlabelled(c.value) for c in at.caption if _unlabelled(c.value).startswith("Energy in box")]
     assert len(lines) == 1 and lines[0].startswith(expected), (lines, expected)
     assert "16·(i,j)" in lines[0] and note in lines[0]
     rows = {r["tap"]: r for r in csv.DictReader(io.StringIO(_downloads(seen)["Numbers (CSV)"].decode()))}
@@ -327,7 +332,7 @@ def test_compare_val_image_caption_has_the_fitted_baselines() -> None:
     at.run()
     at.radio(key="compare_source").set_value("Tiny-ImageNet-100 val").run()
     _no_exception(at)
-    lines = [c.value for c in at.caption if c.value.startswith("Energy in box")]
+    lines = [_unlabelled(c.value) for c in at.caption if _unlabelled(c.value).startswith("Energy in box")]
     assert len(lines) == 2, lines  # one per model
     for line in lines:
         assert "uniform map" in line and "centre prior" in line and "always the centre" in line
@@ -335,7 +340,7 @@ def test_compare_val_image_caption_has_the_fitted_baselines() -> None:
     z, heat = _figure_map(at)
     import res2net
 
-    rf = erf.tap_rf_info(res2net.create_model("tiny_resnet26", pretrained=False), "layer2.1")
+    rf = receptive_field.tap_rf_info(res2net.create_model("tiny_resnet26", pretrained=False), "layer2.1")
     assert z.shape == (8, 8)  # the default block's cells, each drawn at its receptive-field centre on the photo
     cy, cx = _centres(heat)  # interior cells: at start + stride·i on the 64 px photo (= the model input)
     assert (cy[1], cy[2] - cy[1], cx[1], cx[2] - cx[1]) == (rf.start[0] + rf.jump[0], rf.jump[0],
@@ -362,7 +367,7 @@ def test_scales_overlays_the_registered_branch_map(monkeypatch: pytest.MonkeyPat
     i, j = np.unravel_index(int(np.argmax(z)), z.shape)
     # the peak cell is drawn centred where model-input pixel (y 32, x 16) lies on the photo: where the registered
     # map peaks (tent(32, 16)), not where a half-pixel resize would put it (39.5, 23.5)
-    crop = images.crop_box(images.load_image(images.demo_images()["grace_hopper"].read_bytes()).image.size,
+    crop = registration.crop_box(images.load_image(images.demo_images()["grace_hopper"].read_bytes()).image.size,
                            "tiny_res2net26_4s")
     x, y = crop.to_image(16 + 0.5, 32 + 0.5)
     cy, cx = _centres(branch2)
@@ -390,7 +395,8 @@ def test_erf_view_marks_the_units_receptive_field_centre() -> None:
     expected = [(n, t) for n in models for t in taps[n]]
     assert len(grids) == 2 and len(marks) == len(rects) == len(expected) == 5 + 2
     for mark, rect, (n, t) in zip(marks, rects, expected, strict=True):
-        assert (_array(mark["y"])[0], _array(mark["x"])[0]) == (32, 32) == erf.tap_rf_info(models[n], t).centre(2, 2)
-        side = erf.theoretical_rf(models[n], t)
+        centre = receptive_field.tap_rf_info(models[n], t).centre(2, 2)
+        assert (_array(mark["y"])[0], _array(mark["x"])[0]) == (32, 32) == centre
+        side = receptive_field.theoretical_rf(models[n], t)
         assert (rect["x0"], rect["x1"], rect["y0"], rect["y1"]) == (32 - side / 2, 32 + side / 2,
                                                                    32 - side / 2, 32 + side / 2)

@@ -208,7 +208,7 @@ def test_the_server_accepts_every_released_weights_file_and_images_keep_their_ow
     from res2net.data import images
 
     cap = _server_upload_cap_mb() * 2**20
-    released = [n for n in res2net.list_models() if any(w.url for w in res2net.get_spec(n).weights)]
+    released = [n for n in res2net.list_models() if any(w.url for w in res2net.get_spec(n).checkpoints)]
     assert released
     sizes = {}
     for n in released:
@@ -273,7 +273,7 @@ def test_a_file_named_like_a_release_with_other_content_is_refused_for_its_hash(
     from dashboard.serving import local_weights
 
     name = "res2net50_26w_4s"
-    release = res2net.get_spec(name).weights[0].filename
+    release = res2net.get_spec(name).checkpoints[0].filename
     with torch.device("meta"):
         shapes = {k: v.shape for k, v in res2net.create_model(name, pretrained=False).state_dict().items()}
     data = _saved({k: torch.zeros(s) for k, s in shapes.items()})  # fits the model, but is not the release

@@ -223,10 +223,10 @@ def test_spec_facts_match_the_built_model(name):
     assert logits.shape == (1, spec.num_classes) == (1, len(spec.classes))
     assert spec.embedded == name.startswith("tiny_")  # the four trained here, 64 px Tiny-ImageNet-100 inputs
     if spec.embedded:
-        assert spec.input_size == 64 and all(w.url is None for w in spec.weights)
-        assert (res2net.models.zoo.ASSETS_DIR / spec.weights[0].asset).is_file()
+        assert spec.input_size == 64 and all(w.url is None for w in spec.checkpoints)
+        assert (res2net.models.zoo.ASSETS_DIR / spec.checkpoints[0].asset).is_file()
     else:
-        assert spec.input_size == 224 and all(w.url for w in spec.weights)
+        assert spec.input_size == 224 and all(w.url for w in spec.checkpoints)
 
 
 def test_add_model_adds_a_row_and_refuses_a_clash(monkeypatch):

@@ -31,7 +31,7 @@ from res2net.models.weights import (
     WeightsError,
     WeightsUnavailableError,
 )
-from res2net.models.zoo import WeightSource, get_spec
+from res2net.models.zoo import CheckpointSource, get_spec
 
 NAME = "tiny_res2net26_4s"
 
@@ -200,9 +200,9 @@ def _unchanged(model: torch.nn.Module, before: dict[str, torch.Tensor]) -> bool:
 
 def _spec(base: str, ckpt: Checkpoint, folders: tuple[str, ...] = ("a", "b")):
     labels = ["official"] + [f"mirror {i}" for i in range(1, len(folders))]
-    sources = tuple(WeightSource(f"{base}/{d}/{ckpt.filename}", ckpt.filename, ckpt.sha[:8], label)
+    sources = tuple(CheckpointSource(f"{base}/{d}/{ckpt.filename}", ckpt.filename, ckpt.sha[:8], label)
                     for d, label in zip(folders, labels, strict=True))
-    return dataclasses.replace(get_spec(NAME), weights=sources)
+    return dataclasses.replace(get_spec(NAME), checkpoints=sources)
 
 
 def _publish(srv: _State, ckpt: Checkpoint, folders: tuple[str, ...] = ("a", "b")) -> None:
@@ -433,9 +433,9 @@ def test_no_network_names_every_url_and_where_to_put_the_file(source):
     with pytest.raises(WeightsUnavailableError) as info:
         weights.load_pretrained(_fresh(), spec, timeout=2.0)
     err, msg = info.value, str(info.value)
-    for w in spec.weights:
+    for w in spec.checkpoints:
         assert w.url in msg
-    assert [u for u, _ in err.attempts] == [w.url for w in spec.weights]
+    assert [u for u, _ in err.attempts] == [w.url for w in spec.checkpoints]
     assert ckpt.filename in msg
     assert str(weights.cache_dir() / ckpt.filename) in msg
     assert weights.ENV_WEIGHTS in msg
@@ -567,7 +567,7 @@ def test_env_directory_without_the_file_falls_back_to_download(srv, source, tmp_
 def test_env_file_of_another_registered_release_is_not_applied(srv, source, tmp_path, monkeypatch):
     _, ckpt = source
     _publish(srv, ckpt)
-    other = tmp_path / get_spec("res2net50_26w_4s").weights[0].filename
+    other = tmp_path / get_spec("res2net50_26w_4s").checkpoints[0].filename
     other.write_bytes(b"never read")
     monkeypatch.setenv(weights.ENV_WEIGHTS, str(other))
     weights.load_pretrained(_fresh(), _spec(srv.url, ckpt))
@@ -614,8 +614,8 @@ def test_create_model_pretrained_truncated_path(source, tmp_path):
 
 def _embedded_spec(path: Path):
     # an absolute asset path is kept as is when joined onto assets/ (pathlib semantics)
-    source = WeightSource(None, path.name, None, "embedded (assets/weights)", asset=str(path))
-    return dataclasses.replace(get_spec(NAME), weights=(source,))
+    source = CheckpointSource(None, path.name, None, "embedded (assets/weights)", asset=str(path))
+    return dataclasses.replace(get_spec(NAME), checkpoints=(source,))
 
 
 def test_embedded_missing_names_the_path_and_the_training_command(tmp_path):
