@@ -1,6 +1,6 @@
 """Tiny-ImageNet-100 reader: the archives decoded once into uint8 tensors, cached, with labels and object boxes.
 
-Layout read (see ``download_data.py`` to build it from the original Tiny ImageNet zip): ``train.tar.gz``
+Layout read (see ``res2net.data.download`` to build it from the original Tiny ImageNet zip): ``train.tar.gz``
 (``train/<wnid>/<file>.JPEG``), ``val.tar.gz`` (``val/<wnid>/<file>.JPEG``), ``wnids.txt`` (class index = line
 number), ``classes.tsv`` (wnid, ImageNet-1k index, names) and ``{train,val}_boxes.tsv`` (x0 y0 x1 y1, 64 px).
 
