@@ -353,10 +353,10 @@ def centre_prior_sigma(data_dir: str | None = None) -> tuple[float, str]:
         boxes = np.zeros((0, 4), dtype=np.int64)
     if not len(boxes):
         return CENTRE_PRIOR_SIGMA_FALLBACK, (
-            f"centre prior σ = {CENTRE_PRIOR_SIGMA_FALLBACK:g} px at 64 px, a fixed value: the Tiny-ImageNet-100 "
+            f"centre prior σ = {CENTRE_PRIOR_SIGMA_FALLBACK:.1f} px at 64 px, a fixed value: the Tiny-ImageNet-100 "
             "train boxes it is fitted on are not present")
     sigma = float(localize.fit_centre_prior_sigma(boxes, data.IMAGE_SIZE))
-    return sigma, f"centre prior σ = {sigma:g} px at 64 px, fitted on {len(boxes):,} Tiny-ImageNet-100 train boxes"
+    return sigma, f"centre prior σ = {sigma:.1f} px at 64 px, fitted on {len(boxes):,} Tiny-ImageNet-100 train boxes"
 
 
 # ---------------------------------------------------------------- data, names, status

@@ -12,7 +12,7 @@ from dashboard import charts, placement, state
 from dashboard import readable as readable_text
 from dashboard.services import cached, sources
 from dashboard.state import DEFAULT_PAIR, current_device, random_weights_notice, weights_mode
-from res2net.viz import erf_plots, plots
+from res2net.viz import branch_plots, erf_plots, plots
 
 NOISE_SIZES = (64, 128, 224, 256, 384, 512)
 DEFAULT_NOISE_SIZE = 256  # as the Claims' ERF study: the 99% mass of layer1-3 ERFs fits
@@ -60,6 +60,19 @@ log_scale = d3.toggle("Log colour scale", key="erf_log", help="log10 over four d
 positive = d4.toggle("Positive part only", key="erf_positive", help="RepLKNet's variant: the positive part of the "
                      "gradient instead of its absolute value.")
 
+
+
+def zoom_window(found: dict[str, dict]) -> float | None:
+    """Half-side (px) of the square around each unit that holds 99% of every ERF shown, with a margin; None when
+    that is most of the input anyway (or an ERF has no measurable radius)."""
+    radii = [e.metrics.get("radius_99_square", float("nan")) for r in found.values() for e in r["erf"].values()]
+    inputs = [r["input"] for r in found.values()]
+    if not radii or not all(np.isfinite(radii)):
+        return None
+    half = 1.25 * max(radii) + 4
+    return half if 2 * half < 0.75 * min(inputs) else None
+
+
 results: dict[str, dict] = {}
 bar = st.progress(0.0, text="Computing ERFs…")
 for k, n in enumerate(names):
@@ -74,7 +87,7 @@ for k, n in enumerate(names):
     out = cached.model_erf(n, lm.device, lm.weights, taps, data, n_noise, positive, noise_size if noise else None)
     if out.cpu_fallback:
         st.warning(f"`{n}`: the GPU ran out of memory, so this model ran on the CPU.")
-    titles = {t: info.branch_label(i) for i, t in enumerate(info.branch_taps)} | {block: "block output"}
+    titles = {t: branch_plots.branch_title(info, i) for i, t in enumerate(info.branch_taps)} | {block: "block output"}
     results[n] = {"erf": out.taps, "weights": lm.label, "taps": taps, "rf": cached.theoretical_rfs(n, taps),
                   "titles": titles, "input": noise_size if noise else res2net.get_spec(n).input_size}
 bar.empty()
@@ -86,6 +99,10 @@ if data is not None:
             col.image(cached.display_image(cached.model_input(data, n), n), caption=f"{n} input", width=160)
 
 top = erf_plots.shared_peak([e.map for r in results.values() for e in r["erf"].values()]) if scale == "shared" else None
+window = zoom_window(results)
+if window is not None:
+    st.caption(f"Maps zoomed to the central {2 * window:.0f} px, which hold 99% of every ERF's mass; the metrics "
+               "use the whole input.")
 rows = []
 for n, r in results.items():
     st.subheader(f"{n} · {r['weights']}")
@@ -96,7 +113,8 @@ for n, r in results.items():
             cut.append(title)
         panels.append(erf_plots.ErfPanel(e.map, title + (" · cut" if e.metrics.get("touches_border") else "")
                                          + f" · RF {r['rf'][t][0]} px", e.centre, e.rf_size))
-    charts.plotly_chart(erf_plots.erf_grid_figure(panels, shared_max=top, log=log_scale, per_row=PER_ROW),
+    charts.plotly_chart(erf_plots.erf_grid_figure(panels, shared_max=top, log=log_scale, per_row=PER_ROW,
+                                                  window=window),
                         key=f"erf_maps_{n}", width="stretch")
     if cut:
         st.warning(f"`{n}`: the ERF of {', '.join(cut)} fills the {r['input']} px input (99% of its mass reaches "
@@ -114,11 +132,11 @@ for n, r in results.items():
                      **{k: round(float(v), 3) for k, v in m.items() if isinstance(v, (int, float))}})
 
 st.subheader("Metrics")
-shown = [readable_text.rf_row(r["model"], r["tap"], r["theoretical RF (px)"], results[r["model"]]["rf"][r["tap"]][1],
-                              r["input (px)"], r, float("nan"), float("nan"))
+shown = [readable_text.rf_row(r["model"], results[r["model"]]["titles"][r["tap"]], r["theoretical RF (px)"],
+                              results[r["model"]]["rf"][r["tap"]][1], r["input (px)"], r, float("nan"), float("nan"))
          for r in rows]
-st.table([{k: v for k, v in row.items() if k not in ("energy share", "sparsity")} | {"weights": r["weights"]}
-          for row, r in zip(shown, rows, strict=True)])  # a plain table wraps: ten columns fit 1280 px
+st.table([{k: v for k, v in row.items() if k not in ("energy share", "sparsity")}
+          for row in shown])  # a plain table wraps: nine columns fit 1280 px; the weights head each model's maps
 with st.expander("What the columns mean"):
     st.markdown(readable_text.RF_TABLE_NOTE.replace("on this image", "on the inputs above") + " The CSV has every "
                 "metric (radial radii, RepLKNet's area ratios) under its code name.")

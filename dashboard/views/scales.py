@@ -11,15 +11,15 @@ import res2net
 from dashboard import charts, placement
 from dashboard import readable as readable_text
 from dashboard.services import cached, photos, sources
-from dashboard.state import DEFAULT_PAIR, branch_note, current_device, random_weights_notice, weights_mode
+from dashboard.state import BRANCH_NOTE, DEFAULT_PAIR, current_device, random_weights_notice, weights_mode
 from res2net.analysis import cam
-from res2net.data import images
-from res2net.viz import plots
+from res2net.geometry import registration
+from res2net.viz import branch_plots, plots
 
-st.title("Scales")
-st.caption("Inside one block: what each branch responds to and how far it sees, beside the same block of the "
-           "baseline. Only normal blocks are hierarchical (multi-scale); stage blocks run their branches in parallel.")
-branch_note()
+st.title("Scales", help="Only normal blocks are hierarchical (multi-scale); stage blocks run their branches in "
+         "parallel. A ResNet bottleneck has one 3×3 path, drawn as its own reference.\n\n" + BRANCH_NOTE)
+st.caption("Inside one block, branch by branch: what each branch responds to and how far it sees, beside the same "
+           "block of the baseline.")
 
 
 def gallery() -> None:
@@ -72,16 +72,13 @@ block = c3.selectbox("Block", blocks, index=blocks.index((readable or normal or 
                           "least 8×8.")
 e1, e2, e3 = st.columns(3)
 fmap_scale = e1.radio("Feature-map colour scale", ["local", "branch", "global"], horizontal=True, key="scales_fscale",
-                      help="local: each channel its own scale; branch: one per branch; global: one for the block.")
+                      help="local: each map its own range, from its minimum to its maximum; branch: one scale per "
+                           "branch (row); global: one scale for every map of the block. Raw activations on hover.")
 alpha = e2.slider("CAM opacity", 0.0, 1.0, 0.5, 0.05, key="scales_alpha")
 method = e3.selectbox("CAM method", list(cam.METHODS), key="scales_method")
 photo = photos.rgb(source.data)
 rf_rows: list[dict] = []
-FMAP_SCALE_NOTES = {
-    "local": "One colour bar under the maps, read on each map's own range: from its minimum to its maximum.",
-    "branch": "One colour bar per branch (row), shared by its maps.",
-    "global": "One colour bar under the maps, shared by every map of the block.",
-}
+points: dict[str, list[branch_plots.BranchPoint]] = {"energy_share": [], "sparsity": []}  # charts by RF
 n_top = 3  # channels per branch: at half the page width (1280 px window) each map stays above 96 px
 
 
@@ -100,9 +97,9 @@ def show(model_name: str, col, side: str) -> dict | None:  # noqa: ANN001
                     f"{cached.weights_label(lm)}")
         cams = cached.model_cams(source.data, model_name, lm.device, lm.weights, method, None)
         feats = cached.block_features(source.data, model_name, lm.device, lm.weights, block)
-        labels = [info.branch_label(i) for i in range(info.num_branches)]
+        labels = [branch_plots.branch_title(info, i) for i in range(info.num_branches)]
         st.markdown("**Per-branch CAM**" if info.num_branches > 1 else "**CAM of the 3×3 path**")
-        crop = images.crop_box(image.image.size, model_name)
+        crop = registration.crop_box(image.image.size, model_name)
         pm = [placement.photo_map(lm.model, t, cams.maps[t], crop, lab) for t, lab in zip(info.branch_taps, labels,
                                                                                            strict=True)]
         lo, hi = placement.colour_range([cams.maps[t] for t in info.branch_taps])
@@ -110,8 +107,11 @@ def show(model_name: str, col, side: str) -> dict | None:  # noqa: ANN001
                                                    per_row=2, panel_height=240,
                                                    photo_uri=photos.photo_uri(source.data)),
                         key=f"scales_cam_{side}", width="stretch")
-        st.caption(f"{placement.grid_text(lm.model, info.branch_taps[0], cams.maps[info.branch_taps[0]], crop)}; "
-                   "each cell drawn at its receptive-field centre on the photo; the branches share one colour scale.")
+        grid = placement.grid_text(lm.model, info.branch_taps[0], cams.maps[info.branch_taps[0]], crop)
+        if min(cams.maps[info.branch_taps[0]].shape[-2:]) <= 4:  # the caveat that matters most: say it loudly
+            st.warning(f"Coarse maps: {grid}. Pick an earlier block for finer maps.", icon=":material/grid_4x4:")
+        else:
+            st.caption(f"{grid}; cells at their receptive-field centres; one colour scale for the branches.")
         st.markdown(f"**Top {n_top} channels by energy** per branch")
         stats = feats.stats
         pairs = list(zip(labels, info.branch_taps, strict=True))
@@ -120,11 +120,13 @@ def show(model_name: str, col, side: str) -> dict | None:  # noqa: ANN001
         charts.plotly_chart(plots.feature_maps_figure(channel_maps, scale=fmap_scale, channel_labels=channel_labels,
                                                   title=f"{model_name} · {block} ({fmap_scale} colour scale)"),
                         key=f"scales_fm_{model_name}", width="stretch")
-        st.caption(FMAP_SCALE_NOTES[fmap_scale] + " Raw activations on hover.")
         rfs = cached.theoretical_rfs(model_name, tuple(info.branch_taps))
         erfs = cached.model_erf(model_name, lm.device, lm.weights, tuple(info.branch_taps), source.data, 0, False)
         size = res2net.get_spec(model_name).input_size
-        for lab, tap in zip(labels, info.branch_taps, strict=True):
+        for i, (lab, tap) in enumerate(zip(labels, info.branch_taps, strict=True)):
+            kind = branch_plots.branch_kind(i, info.num_branches, info.kind == "res2net")
+            for metric, pts in points.items():
+                pts.append(branch_plots.BranchPoint(model_name, kind, rfs[tap][0], stats[tap][metric], lab))
             rf_rows.append(readable_text.rf_row(model_name, lab, rfs[tap][0], rfs[tap][1], size,
                                                 erfs.taps[tap].metrics, stats[tap]["energy_share"],
                                                 stats[tap]["sparsity"]))
@@ -132,15 +134,24 @@ def show(model_name: str, col, side: str) -> dict | None:  # noqa: ANN001
 
 
 left, right = st.columns(2)
-per_model = {n: st_ for n, col, side in ((name, left, "model"), (base, right, "baseline"))
-             if (st_ := show(n, col, side)) is not None}
+shown = [n for n, col, side in ((name, left, "model"), (base, right, "baseline")) if show(n, col, side) is not None]
 if rf_rows:
     st.markdown(f"**Receptive fields of `{block}`** (theoretical: from the module graph; effective: ERF on this image)")
     st.table(rf_rows)  # a plain table wraps its headers and cells: eleven columns fit 1280 px without scrolling
-    st.caption(readable_text.RF_TABLE_NOTE)
-if per_model:
+    with st.expander("What the columns mean"):
+        st.markdown(readable_text.RF_TABLE_NOTE)
+if shown:
+    sizes = {res2net.get_spec(n).input_size for n in shown}
+    rf_title = (f"theoretical receptive field (px of the {sizes.pop()} px input)" if len(sizes) == 1
+                else "theoretical receptive field (px of each model's input)")
     b1, b2 = st.columns(2)
-    b1.plotly_chart(plots.grouped_branch_bars(per_model, "energy_share", title="Energy share per branch"),
-                    key="scales_energy", width="stretch")
-    b2.plotly_chart(plots.grouped_branch_bars(per_model, "sparsity", title="Sparsity per branch (|a| ≤ 1% of max)"),
-                    key="scales_sparsity", width="stretch")
+    energy = [p for p in points["energy_share"] if p.kind != "path"]  # one path holds all of its block's energy
+    if energy:
+        with b1:
+            charts.plotly_chart(branch_plots.branch_rf_figure(
+                energy, title="Energy share per branch (a ResNet's one path: 1)", value_title="energy share",
+                rf_title=rf_title), key="scales_energy", width="stretch")
+    with b2:
+        charts.plotly_chart(branch_plots.branch_rf_figure(
+            points["sparsity"], title="Sparsity per branch (|a| ≤ 1% of max)", value_title="sparsity",
+            rf_title=rf_title), key="scales_sparsity", width="stretch")

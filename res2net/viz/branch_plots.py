@@ -75,9 +75,10 @@ def branch_rf_figure(points: Sequence[BranchPoint], *, title: str, value_title: 
     models = list(dict.fromkeys(p.model for p in points))
     has_identity = any(p.kind == "identity" for p in points)
     cols = 2 if has_identity else 1
+    last = {"pool" if "pool" in p.label else "identity" for p in points if p.kind == "identity"}
     fig = make_subplots(rows=1, cols=cols, shared_yaxes=True, column_widths=[0.8, 0.2] if has_identity else [1.0],
                         horizontal_spacing=0.03,
-                        subplot_titles=["conv branches by receptive field", "identity / pool"][:cols])
+                        subplot_titles=["conv branches by receptive field", " / ".join(sorted(last))][:cols])
     for model in models:
         colour = model_color(model)
         conv = sorted((p for p in points if p.model == model and p.kind == "conv"), key=lambda p: p.rf)

@@ -36,18 +36,21 @@ def shared_peak(maps: Sequence[np.ndarray]) -> float:
 
 
 def erf_grid_figure(panels: Sequence[ErfPanel], *, shared_max: float | None, log: bool = False,
-                    decades: float = 4.0, per_row: int = 5, panel_height: int = 230, title: str = "") -> go.Figure:
-    """ERF maps in a grid with one colour bar. ``shared_max``: the top of a scale shared by every map (pass
-    ``shared_peak`` of all maps compared, across models too); None: each map divided by its own peak.
+                    decades: float = 4.0, per_row: int = 5, panel_height: int = 230, title: str = "",
+                    window: float | None = None) -> go.Figure:
+    """ERF maps in a grid of ``per_row`` columns (fewer maps leave columns empty, so panels of several figures have
+    one size) with one colour bar. ``shared_max``: the top of a scale shared by every map (pass ``shared_peak`` of
+    all maps compared, across models too); None: each map divided by its own peak.
 
-    ``log`` shows log10 over ``decades`` below the top. The cross marks the unit's receptive-field centre, the
-    dashed square its theoretical receptive field.
+    ``log`` shows log10 over ``decades`` below the top. ``window``: show only the square of this half-side (px)
+    around each unit's centre (the input's edge still bounds it). The cross marks the unit's receptive-field centre,
+    the dashed square its theoretical receptive field.
     """
     if not panels:
         raise ValueError("no ERF maps to draw")
     if shared_max is not None and not shared_max > 0:
         raise ValueError(f"shared_max must be positive, got {shared_max}")
-    cols = min(per_row, len(panels))
+    cols = per_row
     rows = -(-len(panels) // cols)
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=[p.title for p in panels], horizontal_spacing=0.02,
                         vertical_spacing=0.12 / rows if rows > 1 else 0.0)
@@ -84,9 +87,16 @@ def erf_grid_figure(panels: Sequence[ErfPanel], *, shared_max: float | None, log
                 sy, sx = (float(v) for v in p.rf_size)
                 fig.add_shape(type="rect", x0=cx - sx / 2, x1=cx + sx / 2, y0=cy - sy / 2, y1=cy + sy / 2,
                               line={"color": "#FFFFFF", "width": 1, "dash": "dash"}, row=r + 1, col=c + 1)
-        fig.update_xaxes(range=[-0.5, w - 0.5], constrain="domain", showticklabels=False, row=r + 1, col=c + 1)
-        fig.update_yaxes(range=[h - 0.5, -0.5], scaleanchor=f"x{'' if k == 0 else k + 1}", constrain="domain",
-                         showticklabels=False, row=r + 1, col=c + 1)
+        x_range, y_range = [-0.5, w - 0.5], [h - 0.5, -0.5]
+        if window is not None:
+            cy, cx = (h - 1) / 2, (w - 1) / 2
+            if p.centre is not None:
+                cy, cx = (float(v) for v in p.centre)
+            x_range = [max(-0.5, cx - window), min(w - 0.5, cx + window)]
+            y_range = [min(h - 0.5, cy + window), max(-0.5, cy - window)]
+        axis = {"constrain": "domain", "showticklabels": False, "ticks": "", "showgrid": False, "zeroline": False}
+        fig.update_xaxes(range=x_range, **axis, row=r + 1, col=c + 1)
+        fig.update_yaxes(range=y_range, scaleanchor=f"x{'' if k == 0 else k + 1}", **axis, row=r + 1, col=c + 1)
     fig.update_annotations(font={"size": 12})
     fig.update_layout(title={"text": title} if title else None, height=panel_height * rows + (50 if title else 30),
                       margin={"l": 4, "r": 4, "t": 50 if title else 30, "b": 4})

@@ -86,3 +86,109 @@ def test_a_small_erf_input_is_flagged_and_offers_a_larger_size() -> None:
     _clean(at)
     notes = [w.value for w in at.warning if "fills the 64 px input" in w.value]
     assert len(notes) == 2 and all("choose a larger input size" in n for n in notes), [w.value for w in at.warning]
+
+
+def _flat(node: object) -> list[object]:
+    """Every element under ``node`` in page order (folds included)."""
+    if isinstance(node, Block):
+        return [e for child in node.children.values() for e in _flat(child)]
+    return [node]
+
+
+def _branch_order_shown(at: AppTest) -> bool:
+    return any("Branch order" in str(getattr(e, "value", "")) for e in _flat(at.main))
+
+
+def _by_rf(spec: dict) -> tuple[list[dict], list[dict], list[dict]]:
+    """A by-receptive-field chart's conv lines, identity marks (own panel) and one-path stars."""
+    data = spec["data"]
+    lines = [t for t in data if "lines" in t.get("mode", "")]
+    ident = [t for t in data if t.get("marker", {}).get("symbol") == "diamond-open"]
+    stars = [t for t in data if t.get("marker", {}).get("symbol") == "star"]
+    return lines, ident, stars
+
+
+def test_scales_compares_branches_by_receptive_field_with_the_resnet_path_as_a_reference() -> None:
+    import res2net
+    from res2net.geometry import receptive_field
+
+    at = _app("scales")
+    assert at.selectbox(key="scales_model").value == "tiny_res2net26_4s"
+    block = at.selectbox(key="scales_block").value
+    charts = {s["layout"]["title"]["text"]: s for s in _specs(at) if s["layout"].get("title")}
+    sparsity = next(s for t, s in charts.items() if t.startswith("Sparsity per branch"))
+    lines, ident, stars = _by_rf(sparsity)
+    model = res2net.create_model("tiny_res2net26_4s")
+    rfs = [receptive_field.theoretical_rf(model, f"{block}.branch{i}") for i in range(3)]
+    assert [(t["name"], list(_array(t["x"]))) for t in lines] == [("tiny_res2net26_4s", rfs)]  # conv branches only
+    assert len(ident) == 1 and ident[0]["xaxis"] == "x2" and "lines" not in ident[0]["mode"]  # the identity apart
+    base = res2net.create_model("tiny_resnet26")
+    assert [(t["name"], list(_array(t["x"]))) for t in stars] == [
+        ("tiny_resnet26: 3×3 path", [receptive_field.theoretical_rf(base, f"{block}.branch0")])]
+    energy = next(s for t, s in charts.items() if t.startswith("Energy share per branch"))
+    assert not _by_rf(energy)[2]  # a one-path block's share is 1 by definition: no point to compare
+    assert not _branch_order_shown(at) and "Branch order" in at.title[0].proto.help
+    assert len(_words(at.main)) <= MAX_WORDS
+
+
+def test_knockout_shows_the_table_first_then_cell_maps_with_a_difference_and_opens_the_study_on_its_model() -> None:
+    at = _app("knockout")
+    assert not _branch_order_shown(at) and "Branch order" in at.title[0].proto.help
+    maps = [s for s in _specs(at) if any(t["type"] == "image" for t in s["data"])]
+    titles = [a["text"] for s in maps for a in s["layout"]["annotations"]]
+    assert titles == ["layer3.1 · intact", "layer4.1 · intact"]  # nothing removed yet: no intact beside intact
+    assert any("Tick branches" in i.value for i in at.info)
+    assert any("`layer3.1` maps are 4×4 cells" in w.value for w in at.warning)  # the caveat, not a grey caption
+    assert at.selectbox(key="ko_study_model").value == at.selectbox(key="ko_model").value
+
+    at.checkbox(key="ko_branch_tiny_res2net26_4s_layer3.1_0").check().run()
+    _clean(at)
+    order = [e.type for e in _flat(at.main) if e.type in ("table", "plotly_chart")]
+    assert order[0] == "table"  # the probability change first ...
+    rows = at.table[0].value
+    assert {"p intact", "p knocked out", "change"} <= set(rows.columns)
+    maps = [s for s in _specs(at) if any(t["type"] == "image" for t in s["data"])]
+    heat = {a["text"]: t for s in maps for a, t in zip(s["layout"]["annotations"],
+                                                        [t for t in s["data"] if t["type"] == "heatmap"], strict=True)}
+    assert list(heat) == ["layer3.1 · intact", "layer3.1 · without branch 0", "layer3.1 · knocked out − intact",
+                          "layer4.1 · intact", "layer4.1 · without branch 0", "layer4.1 · knocked out − intact"]
+    for tap in ("layer3.1", "layer4.1"):
+        intact, after, diff = (heat[f"{tap} · {k}"] for k in ("intact", "without branch 0", "knocked out − intact"))
+        assert all(t["zsmooth"] is False for t in (intact, after, diff))  # cells, not a smooth 720 px picture
+        assert (intact["zmin"], intact["zmax"]) == (after["zmin"], after["zmax"])  # one scale for before and after
+        assert _array(intact["z"]).shape in ((4, 4), (2, 2))
+        change = _array(after["z"]) - _array(intact["z"])
+        np.testing.assert_allclose(_array(diff["z"]), change)
+        assert diff["zmin"] == -diff["zmax"] == -float(np.abs(change).max())  # centred at no change
+        assert diff["showscale"] and diff["colorbar"]["title"]["text"] == "change"
+    assert len(_words(at.main)) <= MAX_WORDS
+
+
+def test_knockout_study_places_branches_by_receptive_field_and_joins_no_identity_to_a_conv_branch() -> None:
+    from dashboard.services import cached
+
+    res = cached.results()
+    if res is None or res.knockout is None:
+        import pytest
+
+        pytest.skip("the shipped results file has no knock-out study")
+    at = _app("knockout", knockout_source="Upload")  # no image: the study alone
+    spec = next(s for s in _specs(at) if "harm on large minus harm on small" in s["layout"].get("title", {}).get(
+        "text", ""))
+    lines, ident, stars = _by_rf(spec)
+    for t in lines:  # each line: one model's conv branches, in order of receptive field
+        x = list(_array(t["x"]))
+        assert x == sorted(x) and t["xaxis"] == "x" and not t["name"].startswith("tiny_resnet")
+        assert "identity" not in " ".join(t["text"])
+    assert ident and all(t["xaxis"] == "x2" for t in ident)
+    assert [t["name"] for t in stars] == ["tiny_resnet26: 3×3 path"]
+    assert [s for s in spec["layout"]["shapes"] if s["type"] == "rect"]  # the ±d band
+
+
+def test_the_centre_priors_sigma_is_printed_to_a_tenth_of_a_pixel(tmp_path: Path) -> None:
+    from dashboard.services import cached
+
+    for folder in (None, str(tmp_path)):  # fitted on the train boxes when present; the fixed fallback without
+        sigma, note = cached.centre_prior_sigma(folder)
+        assert f"σ = {sigma:.1f} px at 64 px" in note, note
+        assert not re.search(r"σ = \d+\.\d{2,}", note), note

@@ -40,7 +40,7 @@ def test_identity_branches_sit_apart_and_the_resnet_path_is_a_star_with_a_refere
     assert (star.name, list(star.x), list(star.y), star.mode) == ("tiny_resnet26: 3×3 path", [11], [0.30], "markers")
     levels = [s for s in fig.layout.shapes if s.type == "line" and s.y0 == s.y1]
     assert [s.y0 for s in levels] == [0.30]
-    assert [a.text for a in fig.layout.annotations][:2] == ["conv branches by receptive field", "identity / pool"]
+    assert [a.text for a in fig.layout.annotations][:2] == ["conv branches by receptive field", "identity"]
 
 
 def test_a_band_marks_no_meaningful_difference_and_one_panel_suffices_without_identity() -> None:

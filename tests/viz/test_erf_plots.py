@@ -65,3 +65,14 @@ def test_grid_wraps_after_per_row_panels_and_refuses_nothing_to_draw() -> None:
         erf_grid_figure([], shared_max=None)
     with pytest.raises(ValueError, match="positive"):
         erf_grid_figure([ErfPanel(np.ones((2, 2)), "z")], shared_max=0.0)
+
+
+def test_panels_keep_one_size_across_figures_and_a_window_zooms_on_the_unit() -> None:
+    m = np.full((64, 64), 1 / 64**2)
+    two = erf_grid_figure([ErfPanel(m, "a"), ErfPanel(m, "b")], shared_max=None, per_row=5)
+    five = erf_grid_figure([ErfPanel(m, str(k)) for k in range(5)], shared_max=None, per_row=5)
+    assert two.layout.xaxis.domain == five.layout.xaxis.domain  # two maps take two of five columns, not the width
+    zoom = erf_grid_figure([ErfPanel(m, "a", (32.0, 20.0)), ErfPanel(m, "b", (60.0, 60.0))], shared_max=None,
+                           window=10)
+    assert list(zoom.layout.xaxis.range) == [10.0, 30.0] and list(zoom.layout.yaxis.range) == [42.0, 22.0]
+    assert list(zoom.layout.xaxis2.range) == [50.0, 63.5] and list(zoom.layout.yaxis2.range) == [63.5, 50.0]
