@@ -1,0 +1,57 @@
+"""Rules of the scale sweep, written down first and then tested on per-run values with a known trend and with none:
+what "top-1 rises with s" means."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from res2net.evaluation import knockout_study as K
+
+SEEDS = [0, 1, 2]
+
+
+def _sweep(top1_by_scale: dict[int, list[float]], order: list[int] | None = None) -> dict:
+    """The sweep of models named m<s> at scales s, each with these per-run top-1 values (given in ``order`` of s)."""
+    res: dict = {"models": {}, "erf": []}
+    arrays = {}
+    for s, runs in top1_by_scale.items():
+        name = f"m{s}"
+        res["models"][name] = {"scale": s, "runs": [{"top1": t} for t in runs],
+                               "taps": {"layer3": {"output": "layer3.1"}}}
+        for sd in SEEDS:
+            arrays[f"{name}/seed{sd}/layer3.1/energy"] = np.array([0.4, 0.5])
+            arrays[f"{name}/seed{sd}/layer3.1/coverage"] = np.array([0.5, 0.6])
+    names = [f"m{s}" for s in (order or list(top1_by_scale))]
+    return K.scale_sweep(res, arrays, names, SEEDS, "layer3")
+
+
+def test_top1_rises_with_s_when_each_larger_s_has_a_higher_mean_over_runs() -> None:
+    """Rule: "top-1 rises with s" holds when, models sorted by s, each model's mean top-1 over its runs is above the
+    previous one's (strictly); the order the models are named in does not matter."""
+    rising = {1: [50.0, 51.0, 49.0], 2: [52.0, 51.5, 52.5], 4: [55.0, 54.0, 56.0], 8: [55.5, 55.5, 55.6]}
+    out = _sweep(rising, order=[8, 1, 4, 2])
+    assert [r["scale"] for r in out["rows"]] == [1, 2, 4, 8]
+    assert out["top1_rises_with_s"] is True
+    # the means rise although single runs fall: run 0 of s=2 is below run 1 of s=1, ...
+    assert _sweep({1: [50.0, 60.0, 55.0], 2: [54.0, 58.0, 56.0]})["top1_rises_with_s"] is True
+
+
+@pytest.mark.parametrize("top1", [
+    {1: [52.0, 52.0, 52.0], 2: [52.0, 52.0, 52.0], 4: [52.0, 52.0, 52.0]},  # no trend at all
+    {1: [50.0, 50.0, 50.0], 2: [56.0, 56.0, 56.0], 4: [53.0, 53.0, 53.0]},  # up, then down
+    {1: [50.0, 51.0, 52.0], 2: [53.0, 53.0, 53.0], 4: [53.0, 53.0, 53.0]},  # up, then flat: not strictly rising
+    {1: [50.0, 50.0, 65.0], 2: [54.0, 54.0, 54.0]},  # the median rises, the mean (55 -> 54) falls
+    {1: [56.0, 56.0, 56.0], 2: [54.0, 54.0, 54.0], 4: [52.0, 52.0, 52.0]},  # falling
+])
+def test_no_rise_without_a_strictly_rising_mean(top1: dict[int, list[float]]) -> None:
+    """Rule: a flat, falling or non-monotone sequence of means is not a rise (nor is a rise of the median alone)."""
+    assert _sweep(top1, order=sorted(top1, reverse=True))["top1_rises_with_s"] is False
+
+
+def test_the_papers_trend_is_read_from_its_scale_ablation_in_order_of_s() -> None:
+    """Rule: the paper's top-1 (ImageNet, its scale ablation) is reported beside each s it has, and judged by the same
+    rule; scales the paper lacks are left out of its trend."""
+    out = _sweep({8: [50.0] * 3, 1: [50.0] * 3, 3: [50.0] * 3, 2: [50.0] * 3})
+    assert [r["paper_top1"] for r in out["rows"]] == [76.15, K.paper_scale_top1()[2], None, K.paper_scale_top1()[8]]
+    assert out["paper_top1_rises_with_s"] is True and out["top1_rises_with_s"] is False
