@@ -281,3 +281,41 @@ def test_localisation_metrics_are_the_metric_tables_map_metrics_the_file_describ
     del res["metrics"]["maxboxacc"]  # a file that does not describe a metric is not asked for it
     at = _page(monkeypatch, tmp_path, res)
     assert at.selectbox(key="claims_metric").options == expected[:-1]
+
+
+def test_an_upload_gets_its_own_message_and_clears_the_previous_one(monkeypatch: pytest.MonkeyPatch,
+                                                                     tmp_path: Path) -> None:
+    at = _page(monkeypatch, tmp_path, constructed())
+    at.selectbox(key="claims_file").set_value("Upload a results file…").run()
+    uploader = at.get("file_uploader")[0]
+    assert list(uploader.proto.type) == []  # no type filter in the browser: a .txt reaches our own check
+    uploader.upload("broken.json", b"{", "application/json")
+    at.run()
+    assert [e.value for e in at.error if "broken.json is not a JSON file" in e.value]
+    at.get("file_uploader")[0].upload("notes.txt", b"some notes", "text/plain")
+    at.run()
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and "notes.txt is not a results file" in errors[0], errors  # the old one is gone
+    at.get("file_uploader")[0].upload("ok.json", json.dumps(constructed()).encode(), "application/json")
+    at.run()
+    assert not at.error and "1 · Accuracy" in [h.value for h in at.header]
+
+
+def test_erf_branches_are_placed_by_receptive_field_with_the_resnet_path_apart(monkeypatch: pytest.MonkeyPatch,
+                                                                               tmp_path: Path) -> None:
+    from res2net.geometry.receptive_field import theoretical_rf
+    from res2net.models.factory import create_model
+
+    at = _page(monkeypatch, tmp_path, constructed())
+    fig = _figures(at)["claims_erf_layer3.1"]
+    traces = {t["name"]: t for t in fig["data"]}
+    conv, path = traces[MODELS[1]], traces[f"{MODELS[0]}: 3×3 path"]
+    model = create_model(MODELS[1], pretrained=False)
+    # conv branches 0..2 of the s=4 block at their receptive fields in px, not at their indices
+    assert conv["x"] == [theoretical_rf(model, f"layer3.1.branch{i}") for i in range(3)]
+    assert conv["y"] == [10.0, 11.0, 12.0] and conv["x"][0] > 2 and conv["x"] == sorted(conv["x"])
+    assert path["marker"]["symbol"] == "star" and path["x"] == [theoretical_rf(create_model(MODELS[0]),
+                                                                                 "layer3.1.branch0")]
+    identity = traces[f"{MODELS[1]}: identity"]  # branch 3 stands apart, in its own panel
+    assert identity["xaxis"] == "x2" and identity["y"] == [13.0]
+    assert fig["layout"]["shapes"][0]["y0"] == 10.0  # the ResNet path's level: a reference line across
