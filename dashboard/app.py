@@ -37,7 +37,7 @@ def sidebar() -> None:
                  format_func=lambda d: {"auto": "auto", "cpu": "CPU", "cuda": "GPU"}[d],
                  help="auto uses the GPU when one is present.")
         st.caption(f"Running on **{state.current_device()}**.")
-        st.radio("Weights", ["trained", "random"], key="weights_mode", horizontal=True,
+        st.radio("Weights", ["trained", "random"], key="weights_mode", horizontal=True, bind="query-params",
                  format_func=lambda w: "trained" if w == "trained" else "random init",
                  help="Random-init models are useful for receptive-field studies and always work offline.")
         st.markdown("**Weights status**")

@@ -40,10 +40,3 @@ def map_faithfulness(data: bytes, name: str, device: str, weights: str, method: 
 
     return cached.shared(key, f"Deletion and insertion curves of {name}", compute)
 
-
-def faithfulness_caption(f: faithfulness.Faithfulness) -> str:
-    """One line: both areas beside their random-order references, and which way is better."""
-    return (f"Faithfulness (Petsiuk et al. 2018; {len(f.fractions) - 1} steps, removed pixels set to the mean "
-            f"colour): deletion AUC **{f.deletion_auc:.3f}** (random order {f.random_deletion_auc:.3f}; lower is "
-            f"better) · insertion AUC **{f.insertion_auc:.3f}** (random order {f.random_insertion_auc:.3f}; higher "
-            "is better).")

@@ -1,7 +1,9 @@
-"""Compare CAMs: one image, two or more models side by side, any tap, with each block's per-branch CAMs below."""
+"""Compare CAMs: one image, up to four models, one row each (maps first), each block's branches below, then the
+checks and the Res2Net − ResNet difference. Every choice stays when the page changes and is in the URL."""
 
 from __future__ import annotations
 
+import re
 import textwrap
 from functools import partial
 
@@ -9,76 +11,95 @@ import numpy as np
 import streamlit as st
 
 import res2net
-from dashboard import charts, placement
-from dashboard.services import cached, one_tap, photos, sources
-from dashboard.state import DEFAULT_PAIR, branch_note, current_device, random_weights_notice, weights_mode
+from dashboard import placement, readable
+from dashboard.services import cached, photos, sources
+from dashboard.state import DEFAULT_PAIR, current_device, random_weights_notice, weights_mode
+from dashboard.views import compare_grid
 from res2net.analysis import cam, gradient_free
 from res2net.data import images
+from res2net.viz import compare as compare_viz
 from res2net.viz import plots
 
-SANITY_NAME = "Model-randomisation sanity check (Adebayo et al., 2018)"
-UNTRAINED_BADGE = ":orange-badge[untrained · random init]"
-
+INTRO = ("Class activation maps at any block or branch of several models for the same image. All taps of a model "
+         "come from one forward and one backward pass; opacity, colour scale and tap changes only redraw. Each map "
+         "cell is drawn where it looks: cell (i, j) of a stride-S tap at its receptive-field centre start + S·(i, j) "
+         "on the model input, carried back onto your photo. Settings stay when you change page, and the address "
+         "bar holds the view, so a link reopens it.")
+KEEP = dict(persist_state="session", bind="query-params")  # every view setting: kept across pages, in the URL
+SHORT = {"scorecam": "Score-CAM", "ablationcam": "Ablation-CAM", "eigencam": "EigenCAM"}
 
 
 def method_label(m: str) -> str:
-    return f"{gradient_free.LABELS[m]} (gradient-free, one tap at a time)" if m in gradient_free.METHODS else m
+    return f"{SHORT[m]} ⁽¹ᵗᵃᵖ⁾" if m in SHORT else m
 
 
-st.title("Compare CAMs")
-st.caption("Class activation maps at any block or branch of several models for the same image. All taps of a "
-           "model come from one forward and one backward pass; opacity, colour scale and tap changes only redraw. "
-           "Each map cell is drawn where it looks: cell (i, j) of a stride-S tap at its receptive-field centre "
-           "start + S·(i, j) on the model input, carried back onto your photo.")
-branch_note()
+def settle(key: str, options: list, fallback: object) -> None:
+    """Put ``fallback`` into a kept widget whose value (from another page visit, the URL or other models) is not
+    among its ``options``, so that what the box shows is always what is drawn."""
+    value = st.session_state.get(key)
+    if isinstance(fallback, list):  # a list starts from the widget's default or the address's values
+        if value is not None and [v for v in value if v in options] != list(value):
+            st.session_state[key] = [v for v in value if v in options]
+        return
+    if value is None:  # opened from a link: the address names the value (kept when valid)
+        value = st.query_params.get(key)
+    if value not in options:
+        st.session_state[key] = fallback
 
-source = sources.pick_image("compare")
+
+st.title("Compare CAMs", help=INTRO)
+top = st.columns([1, 1.25])
+with top[0]:
+    source = sources.pick_image("compare")
+with top[1]:
+    names = st.multiselect("Models", res2net.list_models(), default=list(DEFAULT_PAIR), max_selections=4,
+                           key="compare_models", select_all=False, wrap=True,
+                           help="Up to four. The embedded models work offline; ImageNet weights download on demand.",
+                           **KEEP)
 image = sources.validated(source)
 if image is None:
     st.stop()
-demo_class = images.demo_classes().get(source.label, "") if source.label in images.demo_images() else ""
-if demo_class is None:
-    st.caption(f"Demo photo `{source.label}`: none of the models' classes (an out-of-distribution example).")
-elif demo_class:
-    st.caption(f"Demo photo `{source.label}`: shows a **{demo_class}**, one of the embedded models' classes.")
-
-names = st.multiselect("Models", res2net.list_models(), default=list(DEFAULT_PAIR), max_selections=4,
-                       key="compare_models",
-                       help="The embedded models work offline; ImageNet weights download on demand.")
 if not names:
     st.info("Pick at least one model (two or more to compare).")
     st.stop()
 
-c1, c2, c3, c4 = st.columns(4)
-method = c1.selectbox("Method", list(cam.METHODS), key="compare_method")
-more_methods = c2.multiselect("Also show", [m for m in cam.METHODS if m != method] + list(gradient_free.METHODS),
-                              max_selections=3, key="compare_more_methods", format_func=method_label,
-                              help="Further CAM methods at the same tap, side by side. Gradient-based ones cost one "
-                                   "forward and backward per model; the gradient-free ones (Score-CAM, Ablation-CAM: "
-                                   "one forward per channel; EigenCAM: an SVD) are computed one tap at a time.")
-mode = c3.selectbox("Preprocessing", list(images.PREPROCESS_MODES), key="compare_mode",
-                    help="center_crop: the models' own (resize, centre crop); resize: squeeze the whole photo; "
-                         "pad: fit it inside the square.")
-target_mode = c4.radio("Target class", ["top-1 (or a clicked row)", "one class for all"], key="compare_target_mode",
-                       help="Tick a row of a model's top-5 table to explain that class instead of its top-1.")
-common = sorted(set.intersection(*(set(cached.class_names(n)) for n in names)))
-target_name = None
-if target_mode == "one class for all":
-    if not common:
-        st.warning("These models share no class; using each model's top-1.")
-    else:
-        target_name = st.selectbox("Class", common, key="compare_class")
-faith = st.toggle("Faithfulness check per map (deletion / insertion)", key="compare_faith",
-                  help="Removes the pixels each main map ranks highest and watches the target's probability fall "
-                       "(and the reverse), beside random pixel orders: a few batched forward passes per map.")
-sanity = st.toggle(SANITY_NAME, key="compare_sanity",
-                   help="Shows, under each trained model, the same map from the same architecture with random "
-                        "weights (same target class). A map that looks the same without training says more about "
-                        "the architecture and the image than about what the model learned.")
+with st.sidebar:
+    st.markdown("**Compare settings**")
+    mode = st.selectbox("Preprocessing", list(images.PREPROCESS_MODES), key="compare_mode",
+                        help="center_crop: the models' own (resize, centre crop); resize: squeeze the whole photo; "
+                             "pad: fit it inside the square.", **KEEP)
+    target_mode = st.radio("Target class", ["top-1 (or a clicked row)", "one class for all"],
+                           key="compare_target_mode",
+                           help="Tick a row of a model's top-5 table to explain that class instead of its top-1.",
+                           **KEEP)
+    common = sorted(set.intersection(*(set(cached.class_names(n)) for n in names)))
+    target_name = None
+    if target_mode == "one class for all":
+        if not common:
+            st.warning("These models share no class; using each model's top-1.")
+        else:
+            settle("compare_class", common, common[0])
+            target_name = st.selectbox("Class", common, key="compare_class", **KEEP)
+    display = st.radio("Display", ["cells", "smooth"], key="compare_display", horizontal=True,
+                       help="cells: each map cell as a flat square at its receptive-field centre (what the model "
+                            "computed); smooth: interpolated between the cell centres.", **KEEP)
+    alpha = st.slider("Opacity", 0.0, 1.0, 0.5, 0.05, key="compare_alpha", **KEEP)
+    cmap = st.selectbox("Colormap", list(plots.COLORMAPS), key="compare_cmap", **KEEP)
+    faith = st.toggle("Faithfulness curves", key="compare_faith", help=readable.FAITHFULNESS_HELP, **KEEP)
+    sanity = st.toggle("Sanity check (Adebayo et al., 2018)", key="compare_sanity", help=readable.SANITY_HELP, **KEEP)
+
+c1, c2, c3, c4, c5 = st.columns([1.05, 1.6, 1.05, 1.05, 1.0])
+method = c1.selectbox("Method", list(cam.METHODS), key="compare_method", **KEEP)
+also = [m for m in cam.METHODS if m != method] + list(gradient_free.METHODS)
+settle("compare_more_methods", also, [])
+more_methods = c2.multiselect(
+    "Also show", also, max_selections=3, key="compare_more_methods", format_func=method_label, select_all=False,
+    wrap=True,
+    help="Up to three more methods at the same tap, each in its own column of the grid (its own colour scale: "
+         "methods are in different units). ⁽¹ᵗᵃᵖ⁾: gradient-free, computed one tap at a time (Score-CAM, Ablation-CAM: "
+         "one forward per channel, on request; EigenCAM: an SVD).", **KEEP)
 
 loaded = {n: cached.load_model(n, weights_mode(), current_device()) for n in names}
-for n, lm in loaded.items():
-    random_weights_notice(n, lm.note, "compare")
 
 
 def untrained(n: str) -> bool:
@@ -99,53 +120,28 @@ def target_for(n: str) -> int | None:
     return None if untrained(n) else clicked_target(n)
 
 
-results = {}
-for n, lm in loaded.items():
-    results[n] = cached.model_cams(source.data, n, lm.device, lm.weights, method, target_for(n), mode)
-    if results[n].cpu_fallback:
-        st.warning(f"`{n}`: the GPU ran out of memory, so this model ran on the CPU.")
-extra = {(n, m): cached.model_cams(source.data, n, loaded[n].device, loaded[n].weights, m, results[n].target,
-                                   mode) for n in names for m in more_methods if m in cam.METHODS}
-randomised = {n: cached.model_cams(source.data, n, loaded[n].device, "random", method, results[n].target, mode)
-              for n in names if sanity and not untrained(n)}
-random_models = {n: cached.load_model(n, "random", current_device()).model for n in randomised}
-
-crops = {n: images.crop_box(image.image.size, n, mode) for n in names}
-photo = photos.rgb(source.data)
-photo_uri = photos.photo_uri(source.data)
-sizes_note = sorted({(crops[n].size, crops[n].mode) for n in names})
-H, W = photo.shape[:2]
-for size, how in sizes_note:
-    who = ", ".join(f"`{n}`" for n in names if crops[n].size == size)
-    verb = {"center_crop": "resized and centre-cropped", "resize": "resized (squeezed)", "pad": "padded and resized"}
-    st.caption(f"Your photo ({W}×{H} px) was {verb.get(how, how)} to the model's {size}×{size} px input for {who}; "
-               "maps are computed there and drawn back in the photo's own pixel frame (sent to the browser at most "
-               f"{photos.DISPLAY_SIDE} px a side).")
-for n in names:
-    for w in images.preprocess_warnings(image.image.size, n, mode):
-        st.caption(f"`{n}`: {w}")
-
+results = {n: cached.model_cams(source.data, n, lm.device, lm.weights, method, target_for(n), mode)
+           for n, lm in loaded.items()}
 infos = {n: {i.name: i for i in res2net.block_infos(loaded[n].model)} for n in names}
 blocks = placement.sorted_blocks({n: list(infos[n]) for n in names})
 map_sizes = {n: {b: tuple(results[n].maps[b].shape[-2:]) for b in infos[n]} for n in names}
-default = placement.default_block(blocks, map_sizes)
-
-d1, d2, d3, d4, d5, d6 = st.columns([1.2, 1, 0.9, 1, 0.9, 0.9])
-block = d1.selectbox("Block", blocks, index=blocks.index(default), key="compare_block",
-                     help="Listed in network order. The default is the deepest block whose maps are at least 8×8.")
+settle("compare_block", blocks, placement.default_block(blocks, map_sizes))
+block = c3.selectbox("Block", blocks, key="compare_block",
+                     help="Listed in network order. The default is the deepest block whose maps are at least 8×8.",
+                     **KEEP)
 with_block = [n for n in names if block in infos[n]]
 max_branches = max((infos[n][block].num_branches for n in with_block), default=1)
-tap_kind = d2.selectbox("Tap", ["block output"] + [f"branch {i}" for i in range(max_branches)]
-                        if max_branches > 1 else ["block output"], key="compare_tap")
-display = d3.radio("Display", ["cells", "smooth"], key="compare_display",
-                   help="cells: each map cell as a flat square at its receptive-field centre (what the model "
-                        "computed); smooth: interpolated between the cell centres.")
-alpha = d4.slider("Opacity", 0.0, 1.0, 0.5, 0.05, key="compare_alpha")
-scale = d5.radio("Colour scale", ["per map", "shared"], key="compare_scale",
-                 help="Shared: one colour scale for every trained model's map on the page, so raw magnitudes stay "
-                      "comparable. Untrained models keep their own scale.")
-cmap = d6.selectbox("Colormap", list(plots.COLORMAPS), key="compare_cmap")
-cells = display == "cells"
+taps = ["block output"] + ([f"branch {i}" for i in range(max_branches)] if max_branches > 1 else [])
+settle("compare_tap", taps, "block output")
+tap_kind = c4.selectbox("Tap", taps, key="compare_tap", **KEEP)
+scale = c5.radio("Colour scale", ["per map", "shared"], key="compare_scale",
+                 help="Shared: one colour scale for every trained model's map of the main method, so raw magnitudes "
+                      "stay comparable. Untrained models keep their own scale.", **KEEP)
+
+for n, lm in loaded.items():
+    random_weights_notice(n, lm.note, "compare")
+    if results[n].cpu_fallback:
+        st.warning(f"`{n}`: the GPU ran out of memory, so this model ran on the CPU.")
 
 
 def tap_for(n: str) -> str | None:
@@ -169,20 +165,26 @@ def why_missing(n: str) -> str:
     return f"`{block}` of `{n}` has {info.num_branches} branches: there is no {tap_kind}."
 
 
-shown = {n: [t for t in [tap_for(n)] + (infos[n][block].branch_taps if block in infos[n] else []) if t]
-         for n in names}
-shown = {n: list(dict.fromkeys(ts)) for n, ts in shown.items()}
+extra = {(n, m): cached.model_cams(source.data, n, loaded[n].device, loaded[n].weights, m, results[n].target, mode)
+         for n in names for m in more_methods if m in cam.METHODS}
+crops = {n: images.crop_box(image.image.size, n, mode) for n in names}
+photo = photos.rgb(source.data)
+shown = {n: list(dict.fromkeys(t for t in [tap_for(n)] + (infos[n][block].branch_taps if block in infos[n] else [])
+                               if t)) for n in names}
 placed = {n: placement.place_all(loaded[n].model, {t: results[n].maps[t] for t in shown[n]},
                                  results[n].picture.shape[:2]) for n in names}
 # the shared scale covers the trained models' raw maps of the main method only (an untrained model's magnitudes
 # would flatten every trained map, and other methods are in other units)
 trained_maps = [results[n].maps[t] for n in names if not untrained(n) for t in shown[n]]
-shared_range = placement.colour_range(trained_maps) if scale == "shared" and trained_maps else None
-
-
-def box_in_photo() -> tuple[float, float, float, float] | None:
-    """The ground-truth box in photo pixels (val images are the 64 px photos themselves)."""
-    return None if source.box is None else tuple(float(v) for v in source.box)
+seen = [placement.photo_map(loaded[n].model, block, results[n].maps[block], crops[n], "").seen
+        for n in with_block]
+grid = compare_grid.Grid(
+    source_data=source.data, names=names, loaded=loaded, results=results, infos=infos, crops=crops, photo=photo,
+    photo_uri=photos.photo_uri(source.data), box=None if source.box is None else tuple(float(v) for v in source.box),
+    method=method, mode=mode, block=block, tap_kind=tap_kind, cells=display == "cells", alpha=alpha, cmap=cmap,
+    shared_range=placement.colour_range(trained_maps) if scale == "shared" and trained_maps else None,
+    window=compare_viz.view_window((photo.shape[1], photo.shape[0]), [s for s in seen if s is not None]),
+    tap_for=tap_for, why_missing=why_missing, target_for=target_for)
 
 
 def box_in(n: str) -> tuple[float, float, float, float] | None:
@@ -208,103 +210,41 @@ def localisation(n: str, t: str) -> dict[str, float | bool] | None:
     return placement.localise(m, placement.pixel_box(box_in(n), m.shape), prior_sigma(n)[0])
 
 
-def figure(n: str, model, maps: dict, taps: list[str], titles: list[str], *, with_photo: bool, rng, key: str,
-           per_row: int = 4, colorbar: str = "CAM") -> None:  # noqa: ANN001
-    """Draw taps of one model on the photo, on one colour range (``rng`` None: the range of these maps)."""
-    lo, hi = rng or placement.colour_range([maps[t] for t in taps])
-    pm = [placement.photo_map(model, t, maps[t], crops[n], title, cells=cells) for t, title in zip(taps, titles,
-                                                                                                  strict=True)]
-    aspect = photo.shape[0] / photo.shape[1]
-    # panels about 300 px wide; two a row in a half-page column: less height, so narrow windows keep no blank band
-    panel = int(min(max(aspect * (300 if with_photo else 340 if per_row > 2 else 240), 180), 440))
-    fig = plots.maps_on_photo_figure(photo, pm, vmin=lo, vmax=hi, with_photo=with_photo, cells=cells, alpha=alpha,
-                                     colorscale=cmap, box=box_in_photo(), colorbar_title=colorbar, per_row=per_row,
-                                     panel_height=panel + 30, photo_uri=photo_uri)
-    charts.plotly_chart(fig, key=key, width="stretch")
+def localisation_line(n: str) -> str | None:
+    """Model ``n``'s main map against the box, beside its baselines (None without a box)."""
+    t = tap_for(n)
+    if source.box is None or t is None:
+        return None
+    return placement.localisation_caption(localisation(n, t), placement.geometry_text(loaded[n].model, t),
+                                          prior_sigma(n)[1])
 
 
-def gradient_free_panel(n: str, m: str, tap: str) -> None:
-    """A gradient-free map of ``tap``, computed on request (Score-CAM and Ablation-CAM run one forward per channel)."""
-    lm, r = loaded[n], results[n]
-    key = (source.data, n, lm.weights, m, tap, r.target, mode)
-    done = st.session_state.setdefault("compare_gradient_free_done", set())
-    if m != "eigencam" and key not in done:
-        if not st.button(f"Compute {gradient_free.LABELS[m]} at `{tap}`", key=f"compare_gf_{m}_{n}",
-                         help="One forward pass per channel of this tap: seconds for the embedded models, minutes "
-                              "for deep taps of ImageNet models on a CPU."):
-            return
-        done.add(key)
-    raw = one_tap.gradient_free_map(source.data, n, lm.device, lm.weights, m, tap, r.target, mode)
-    figure(n, lm.model, {tap: raw}, [tap], [f"{gradient_free.LABELS[m]} (one tap)"], with_photo=False, rng=None,
-           key=f"compare_{m}_{n}")
+compare_grid.model_rows(grid, extra, more_methods, localisation_line)
+demo_class = images.demo_classes().get(source.label, "") if source.label in images.demo_images() else ""
+notes = compare_grid.photo_notes(grid, image)
+if demo_class is None:
+    notes.insert(0, f"Demo photo `{source.label}`: none of the models' classes (an out-of-distribution example).")
+elif demo_class:
+    notes.insert(0, f"Demo photo `{source.label}`: shows a **{demo_class}**, one of the embedded models' classes.")
+warned: dict[str, list[str]] = {}
+for n in names:  # each warning names its model: said once, for every model it concerns
+    for w in images.preprocess_warnings(image.image.size, n, mode):
+        warned.setdefault(re.sub(rf"^{re.escape(n)}:\s*", "", w), []).append(f"`{n}`")
+notes += [f"{', '.join(who)}: {w}" for w, who in warned.items()]
+if scale == "shared" and any(untrained(n) for n in names):
+    notes.append("Untrained models keep their own colour scale (excluded from the shared scale).")
+for note in notes:
+    st.caption(note)
 
-
-cols = st.columns(len(names))
-for col, n in zip(cols, names, strict=True):
-    r, lm = results[n], loaded[n]
-    classes = cached.class_names(n)
-    with col:
-        st.subheader(n)
-        badge = (UNTRAINED_BADGE if untrained(n) else f":violet-badge[{lm.label}]" if lm.file is not None
-                 else ":green-badge[trained]")
-        st.markdown(f"{badge} · {lm.device} · {method}")
-        tap = tap_for(n)
-        if tap is None:
-            st.info(why_missing(n))
-        else:
-            scale_note = ("own colour scale (untrained: excluded from the shared scale)" if untrained(n) and
-                          scale == "shared" else "shared colour scale" if scale == "shared" else "its own colour scale")
-            figure(n, lm.model, r.maps, [tap], [f"{tap} · {method}"], with_photo=True,
-                   rng=None if untrained(n) else shared_range, key=f"compare_main_{n}")
-            target_txt = (f"target: {classes[r.target]}" if untrained(n) else
-                          f"target: {classes[r.target]} (p = {float(r.probs[r.target]):.3f})")
-            st.caption(f"{placement.grid_text(lm.model, tap, r.maps[tap], crops[n])} · {target_txt} · "
-                       f"{scale_note}.")
-            if faith:
-                st.caption(one_tap.faithfulness_caption(one_tap.map_faithfulness(
-                    source.data, n, lm.device, lm.weights, method, tap, target_for(n), mode)))
-            if source.box is not None:
-                st.caption(placement.localisation_caption(localisation(n, tap),
-                                                          placement.geometry_text(lm.model, tap), prior_sigma(n)[1]))
-            if more_methods:
-                for m in more_methods:
-                    if m in gradient_free.METHODS:
-                        gradient_free_panel(n, m, tap)
-                        continue
-                    em = extra[(n, m)].maps
-                    rng = None
-                    if scale == "shared" and not untrained(n):
-                        rng = placement.colour_range([extra[(k, m)].maps[t] for k in names if not untrained(k)
-                                                      for t in [tap_for(k)] if t])
-                    figure(n, lm.model, em, [tap], [f"{m}"], with_photo=False, rng=rng, key=f"compare_{m}_{n}")
-                st.caption(f"Other methods at `{tap}`, each on its own scale (shared across models when the colour "
-                           "scale is shared): different methods are in different units.")
-        if untrained(n):
-            st.caption("An untrained model's outputs are noise: no class probabilities are shown, and the target is "
-                       "the chosen class or its highest logit.")
-        else:
-            top = [int(k) for k in np.argsort(r.probs)[::-1][:5]]
-            st.session_state[f"compare_topk_classes_{n}"] = top
-            st.dataframe({"class": [classes[k] for k in top], "probability": [round(float(r.probs[k]), 4)
-                                                                             for k in top]},
-                         hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
-                         key=f"compare_topk_{n}")
-            st.caption("Tick a row's box to explain that class.")
-        if n in randomised and tap is not None:
-            rr = randomised[n]
-            figure(n, random_models[n], rr.maps, [tap], [f"{tap} · untrained"], with_photo=False, rng=None,
-                   key=f"compare_random_{n}")
-            st.caption(f"{UNTRAINED_BADGE} same architecture, random weights, same target — {SANITY_NAME}: a CAM "
-                       "that survives randomisation does not show what the model learned.")
-        info = infos[n].get(block)
-        if info is not None and info.num_branches > 1:
-            st.markdown(f"**Branches of `{block}`** ({info.stype} block)")
-            rng = shared_range if scale == "shared" and not untrained(n) else None
-            figure(n, lm.model, r.maps, info.branch_taps,
-                   [info.branch_label(i) for i in range(info.num_branches)], with_photo=False, rng=rng,
-                   key=f"compare_branches_{n}", per_row=2 if len(names) > 1 else 4)
-            st.caption(f"{placement.grid_text(lm.model, info.branch_taps[0], r.maps[info.branch_taps[0]], crops[n])}"
-                       " · the branches share one colour scale" + (" (the page's)." if rng else "."))
+compare_grid.branch_rows(grid)
+compare_grid.difference_section(grid, lambda n, t: cached.theoretical_rfs(n, (t,))[t][0])
+if faith:
+    compare_grid.faithfulness_section(grid)
+if sanity:
+    randomised = {n: cached.model_cams(source.data, n, loaded[n].device, "random", method, results[n].target, mode)
+                  for n in names if not untrained(n)}
+    compare_grid.sanity_section(grid, randomised,
+                                {n: cached.load_model(n, "random", current_device()).model for n in randomised})
 
 st.divider()
 rows = [
@@ -321,18 +261,18 @@ exported = {**maps, **{f"{placement.REGISTERED_PREFIX}{n}/{t}": m for n in names
             **{f"weights/{n}": np.array(loaded[n].label) for n in names}}
 if with_block:
     main = [tap_for(n) for n in with_block]
-    grid = [[placed[n][t] if t else None for n, t in zip(with_block, main, strict=True)]]
+    panel = [[placed[n][t] if t else None for n, t in zip(with_block, main, strict=True)]]
     labels = [tap_kind]
     for i in range(max(infos[n][block].num_branches for n in with_block)):
-        grid.append([placed[n][infos[n][block].branch_taps[i]]
-                     if infos[n][block].num_branches > 1 and i < infos[n][block].num_branches else None
-                     for n in with_block])
+        panel.append([placed[n][infos[n][block].branch_taps[i]]
+                      if infos[n][block].num_branches > 1 and i < infos[n][block].num_branches else None
+                      for n in with_block])
         labels.append(f"branch {i}")
     titles = [f"{n}{' [UNTRAINED]' if untrained(n) else ''}\n"
               + (textwrap.fill(loaded[n].label, 40) + "\n" if loaded[n].file else "")
               + f"{block} · target {cached.class_names(n)[results[n].target]}" for n in with_block]
     mixed = scale == "shared" and any(untrained(n) for n in with_block) and not all(untrained(n) for n in with_block)
-    png = partial(plots.cam_panel_png, [results[n].picture for n in with_block], grid, titles, row_labels=labels,
+    png = partial(plots.cam_panel_png, [results[n].picture for n in with_block], panel, titles, row_labels=labels,
                   shared_scale=scale == "shared" and not mixed, alpha=alpha, box=[box_in(n) for n in with_block],
                   suptitle=f"{method} · {mode}" + (" · untrained models marked [UNTRAINED]"
                                                    if any(untrained(n) for n in with_block) else "")

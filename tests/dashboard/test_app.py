@@ -33,6 +33,11 @@ def _app(page: str | None = None) -> AppTest:
     return at
 
 
+def _model_rows(at: AppTest) -> set[str]:
+    """The models that head a row of Compare's grid."""
+    return {m.value.split()[1] for m in at.markdown if m.value.startswith("##### ")}
+
+
 def _no_exception(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
     assert not [e for e in at.error if "failed:" in e.value], [e.value for e in at.error]  # the catch-all wrapper
@@ -116,9 +121,10 @@ def test_sidebar_offers_cpu_and_states_weights() -> None:
 def test_compare_default_demo_shows_overlays_for_both_models() -> None:
     at = _app()
     _no_exception(at)
-    assert {"tiny_resnet26", "tiny_res2net26_4s"} <= {s.value for s in at.subheader}
+    assert {"tiny_resnet26", "tiny_res2net26_4s"} <= _model_rows(at)
     assert len(at.get("plotly_chart")) >= 2  # the two main overlays at least
-    assert any("Branch order" in c.value for c in at.caption)
+    branches = [m for m in at.markdown if m.value.startswith("#### Branches of")]
+    assert branches and "Branch order" in branches[0].proto.help  # the convention, behind the header's info icon
 
 
 def test_compare_real_photo_upload_gives_overlays(photo: bytes) -> None:
@@ -215,9 +221,10 @@ def test_scales_shows_branches_of_both_models_and_states_branch_order() -> None:
     specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     captions = [a.get("text", "") for sp in specs if any(t.get("type") == "image" for t in sp["data"])
                 for a in sp["layout"].get("annotations", [])]  # titles of the per-branch CAM panels on the photo
-    assert sum(c.startswith("branch") for c in captions) == 4 + 1  # Res2Net s=4 branches + the ResNet 3x3 path
+    assert sum(c.startswith("branch") for c in captions) == 4  # Res2Net s=4 branches
+    assert captions.count("3×3 path") == 1  # the ResNet's one path, not a "branch 0"
     assert any("identity" in c for c in captions)
-    assert any("Branch order" in c.value for c in at.caption)
+    assert "Branch order" in at.title[0].proto.help  # behind the title's info icon
     assert len(at.get("plotly_chart")) >= 4  # feature maps per model, energy and sparsity bars
 
 
@@ -251,7 +258,7 @@ def test_imagenet_model_without_weights_says_why_and_keeps_working() -> None:
     models = at.multiselect(key="compare_models")
     models.set_value(["tiny_res2net26_4s", "resnet50"]).run()
     _no_exception(at)
-    assert "resnet50" in {s.value for s in at.subheader}
+    assert "resnet50" in _model_rows(at)
     if weight_status("resnet50") not in ("cached", "local"):
         notes = [w.value for w in at.warning if "resnet50" in w.value]
         assert len(notes) == 1, [w.value for w in at.warning]  # one short line ...

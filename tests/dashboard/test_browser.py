@@ -228,7 +228,7 @@ def test_upload_photo_renders_overlays(server: str, page) -> None:  # noqa: ANN0
     page.get_by_test_id("stFileUploaderDropzone").get_by_text(photos[0].name[:6]).wait_for(timeout=WAIT_MS)
     _settle(page, ".js-plotly-plot")
     assert page.locator(".js-plotly-plot").count() >= 2 + 1  # two overlays + the Res2Net branches
-    assert page.get_by_text("Branch order").count() >= 1
+    assert page.get_by_text("Branches of").count() >= 1
     _assert_clean(page, "compare_upload")
 
 
@@ -271,3 +271,105 @@ def test_clicking_a_top5_row_makes_its_class_the_target(server: str, fresh_page)
     after_map = page.evaluate(MAIN_MAP_JS)
     assert after_map != before_map, "the map did not change with the target"
     _assert_clean(page, "compare_row_click")
+
+
+def _models_box(pg):  # noqa: ANN001, ANN202
+    return pg.locator('[data-testid="stMultiSelect"]').filter(has_text="Models").first
+
+
+def _remove_every_model(pg) -> None:  # noqa: ANN001
+    """Remove the chosen models one by one with their tags' close buttons, as a user does."""
+    box = _models_box(pg)
+    while box.locator("[data-tag]").count():
+        n = box.locator("[data-tag]").count()
+        box.locator('[data-tag] button[aria-label^="Remove"]').first.click()
+        pg.wait_for_function("(n) => document.querySelectorAll("
+                             "'[data-testid=\"stMultiSelect\"] [data-tag]').length < n", arg=n, timeout=WAIT_MS)
+        _settle(pg)
+
+
+def _add_model(pg, name: str) -> None:  # noqa: ANN001
+    box = _models_box(pg)
+    box.locator("input").click()
+    box.locator("input").fill(name)
+    pg.get_by_role("option", name=name, exact=True).click()
+    pg.keyboard.press("Escape")
+
+
+def _selectbox_value(pg, label: str) -> str:  # noqa: ANN001
+    """What a select box shows (its combobox input's value)."""
+    return pg.locator(f'[data-testid="stSelectbox"] input[aria-label="{label}"]').first.input_value()
+
+
+def _drawn_block(pg) -> str:  # noqa: ANN001
+    """The block the page draws: the one its maps' titles name ("layer3.5 · …")."""
+    titles = pg.evaluate("() => [...document.querySelectorAll('.js-plotly-plot g.annotation')]"
+                         ".map(a => a.textContent)")
+    blocks = {t.split(" ·")[0] for t in titles if t.startswith("layer") and " · " in t}
+    return ",".join(sorted(blocks))
+
+
+def test_block_selector_names_the_drawn_block_after_model_changes(server: str, fresh_page) -> None:  # noqa: ANN001
+    """Remove both default models, add res2net50_26w_4s: the Block box reads the block the maps show; and again
+    after a model change that keeps the box on the page (add tiny_resnet26, remove res2net50_26w_4s)."""
+    page = fresh_page
+    page.goto(server)
+    _settle(page, ".js-plotly-plot")
+    _remove_every_model(page)
+    _add_model(page, "res2net50_26w_4s")
+    _settle(page, ".js-plotly-plot")
+    box_value = _selectbox_value(page, "Block")
+    assert box_value.startswith("layer"), box_value
+    assert _drawn_block(page) == box_value, (box_value, _drawn_block(page))
+    _assert_clean(page, "compare_block_after_model_change")
+    _add_model(page, "tiny_resnet26")
+    _settle(page, ".js-plotly-plot")
+    _models_box(page).locator('button[aria-label="Remove res2net50_26w_4s"]').click()
+    page.wait_for_function("() => !document.body.innerText.includes('res2net50_26w_4s ')", timeout=WAIT_MS)
+    _settle(page, ".js-plotly-plot")
+    assert _drawn_block(page) == _selectbox_value(page, "Block")
+
+
+MODEL_SETS = {3: ("tiny_resnet26", "tiny_res2net26_4s", "res2net50_26w_4s"),
+              4: ("tiny_resnet26", "tiny_res2net26_2s", "tiny_res2net26_4s", "tiny_res2net26_8s")}
+
+
+@pytest.mark.parametrize("count", sorted(MODEL_SETS))
+def test_three_and_four_models_keep_maps_readable(server: str, page, count: int) -> None:  # noqa: ANN001
+    """No map under 96 px, no overlapping titles, no clipped text or table, with 3 and 4 models (one row each)."""
+    page.set_viewport_size({"width": page.viewport_size["width"], "height": WINDOW_PX})
+    page.goto(server + "/?" + "&".join(f"compare_models={n}" for n in MODEL_SETS[count]))
+    _settle(page, ".js-plotly-plot")
+    rows = page.locator("h5").all_inner_texts()
+    assert [r.split()[0] for r in rows[:count]] == list(MODEL_SETS[count]), rows  # whole names, one row each
+    _assert_clean(page, f"compare_{count}_models")
+
+
+# The first screen: a heatmap drawn whole inside the window.
+MAP_ON_FIRST_SCREEN_JS = """(h) => [...document.querySelectorAll('.js-plotly-plot g.hm image')].some(i => {
+  const r = i.getBoundingClientRect(); return r.width >= 96 && r.top >= 0 && r.bottom <= h; })"""
+# An UNTRAINED watermark whose centre lies inside a drawn map.
+MARK_IN_MAP_JS = """() => [...document.querySelectorAll('.js-plotly-plot')].some(p => {
+  const maps = [...p.querySelectorAll('g.hm image')].map(i => i.getBoundingClientRect());
+  return [...p.querySelectorAll('g.annotation')].filter(a => a.textContent === 'UNTRAINED').some(a => {
+    const r = a.getBoundingClientRect(), x = (r.left + r.right) / 2, y = (r.top + r.bottom) / 2;
+    return maps.some(m => m.left < x && x < m.right && m.top < y && y < m.bottom); }); })"""
+
+
+def test_first_screen_at_1280x800_shows_a_map(server: str, browser) -> None:  # noqa: ANN001
+    pg = browser.new_page(viewport={"width": 1280, "height": 800})
+    try:
+        pg.goto(server)
+        _settle(pg, ".js-plotly-plot")
+        pg.screenshot(path=str(ARTIFACTS / "compare_first_screen_1280x800.png"))
+        assert pg.evaluate(MAP_ON_FIRST_SCREEN_JS, 800)
+    finally:
+        pg.close()
+
+
+def test_untrained_mark_is_visible_inside_the_plot(server: str, page) -> None:  # noqa: ANN001
+    page.set_viewport_size({"width": page.viewport_size["width"], "height": WINDOW_PX})
+    page.goto(server + "/?weights_mode=random+init")
+    _settle(page, ".js-plotly-plot")
+    assert page.evaluate(MARK_IN_MAP_JS)
+    _assert_clean(page, "compare_untrained")
