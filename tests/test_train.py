@@ -146,3 +146,19 @@ def test_shipped_weights_reproduce_card_top1(name: str, seed: int) -> None:
     top1 = 100.0 * correct / len(val)
     assert abs(top1 - card["top1"]) <= 0.1, (top1, card["top1"])  # the card measured the stored float16 values
     assert card["top1"] >= 40.0
+
+
+def test_evaluate_split_counts_top1_and_top5_of_the_spec_normalised_images() -> None:
+    from res2net.train import evaluate_split
+
+    torch.manual_seed(0)
+    model = res2net.create_model(MODEL).eval()
+    data = _toy_split(10)
+    mean = torch.tensor(model.spec.mean).view(1, 3, 1, 1)
+    std = torch.tensor(model.spec.std).view(1, 3, 1, 1)
+    with torch.no_grad():
+        top = model((data.images.float() / 255.0 - mean) / std).topk(5, 1).indices
+    data.labels[:4] = top[:4, 0]  # 4 right at top-1, 3 more within the top five, 3 wrong everywhere
+    data.labels[4:7] = top[4:7, 3]
+    data.labels[7:] = torch.tensor([k for k in range(100) if k not in top[7:].flatten().tolist()][:3])
+    assert evaluate_split(model, data, batch_size=3) == {"top1": 40.0, "top5": 70.0}
