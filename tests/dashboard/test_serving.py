@@ -83,10 +83,10 @@ def test_two_sessions_asking_the_same_thing_share_one_computation() -> None:
         return np.arange(4)
 
     got = []
-    first = threading.Thread(target=lambda: got.append(cache.get_or_compute("same", slow)))
+    first = threading.Thread(daemon=True, target=lambda: got.append(cache.get_or_compute("same", slow)))
     first.start()
     started.wait(10)
-    second = threading.Thread(target=lambda: got.append(cache.get_or_compute("same", slow)))
+    second = threading.Thread(daemon=True, target=lambda: got.append(cache.get_or_compute("same", slow)))
     second.start()
     time.sleep(0.2)
     release.set()
@@ -124,10 +124,11 @@ def test_a_computation_interrupted_by_its_session_is_taken_over_by_a_waiter() ->
         except _Rerun:
             outcome.append("owner interrupted")
 
-    first = threading.Thread(target=owner)
+    first = threading.Thread(daemon=True, target=owner)
     first.start()
     started.wait(10)
-    second = threading.Thread(target=lambda: outcome.append(cache.get_or_compute("k", lambda: np.arange(3))))
+    second = threading.Thread(daemon=True,
+                              target=lambda: outcome.append(cache.get_or_compute("k", lambda: np.arange(3))))
     second.start()
     time.sleep(0.2)
     release.set()
@@ -163,12 +164,12 @@ def test_gate_admits_in_arrival_order_and_tells_waiters_their_place() -> None:
         with gate.slot(places[name].append):
             order.append(name)
 
-    threads = [threading.Thread(target=first)]
+    threads = [threading.Thread(daemon=True, target=first)]
     threads[0].start()
     while gate.running == 0:
         time.sleep(0.01)
     for name in "bc":
-        threads.append(threading.Thread(target=later, args=(name,)))
+        threads.append(threading.Thread(daemon=True, target=later, args=(name,)))
         threads[-1].start()
         while gate.waiting < (1 if name == "b" else 2):
             time.sleep(0.01)
@@ -190,11 +191,11 @@ def test_gate_serves_earlier_page_runs_first() -> None:
             order.append(name)
 
     with gate.slot():
-        late = threading.Thread(target=ask, args=("late run", 5.0))
+        late = threading.Thread(daemon=True, target=ask, args=("late run", 5.0))
         late.start()
         while gate.waiting < 1:
             time.sleep(0.01)
-        early = threading.Thread(target=ask, args=("early run", 1.0))
+        early = threading.Thread(daemon=True, target=ask, args=("early run", 1.0))
         early.start()
         while gate.waiting < 2:
             time.sleep(0.01)
@@ -219,7 +220,7 @@ def test_a_waiter_that_gives_up_leaves_the_queue() -> None:
             raised.append(exc)
 
     with gate.slot():
-        other = threading.Thread(target=wait_in_another_session)
+        other = threading.Thread(daemon=True, target=wait_in_another_session)
         other.start()
         other.join(10)
         assert len(raised) == 1 and gate.waiting == 0
@@ -274,7 +275,8 @@ def test_a_session_waiting_for_the_gate_is_told_its_place(monkeypatch: pytest.Mo
     monkeypatch.setattr(cached.st, "empty", Placeholder)
     got = []
     with gate.slot():  # another session's analysis holds the only slot
-        waiter = threading.Thread(target=lambda: got.append(cached.shared(("t", 1), "Test analysis", lambda: 42)))
+        waiter = threading.Thread(daemon=True,
+                                  target=lambda: got.append(cached.shared(("t", 1), "Test analysis", lambda: 42)))
         waiter.start()
         deadline = time.monotonic() + 10
         while not shown and time.monotonic() < deadline:
