@@ -88,9 +88,10 @@ def _table(gains: list[evidence.ImageGain], with_thumbs: bool, digits: int = 3) 
     return rows
 
 
-COLUMNS = {"image": st.column_config.ImageColumn("image", width=64),
-           "class": st.column_config.TextColumn("class", width=150),
-           **{k: st.column_config.NumberColumn(k, width=70, format="%.3f") for k in ("ResNet", "Res2Net", "gain")}}
+COLUMNS = {"image": st.column_config.ImageColumn("image", width=60),
+           "class": st.column_config.TextColumn("class", width=110),
+           **{k: st.column_config.NumberColumn(k, width=62, format="%.3f") for k in ("ResNet", "Res2Net", "gain")}}
+ROW_PX = 60  # a thumbnail row; every listed image is shown without scrolling
 
 
 def evidence_section(res: Results, scores_path: Path | None) -> None:
@@ -132,11 +133,12 @@ def evidence_section(res: Results, scores_path: Path | None) -> None:
     left, right = st.columns(2)
     left.markdown(f"**Res2Net gains most** · {len(gains)} images, mean gain "
                   f"{np.mean([g.gain for g in gains]):+.3f}")
+    height = (len(best) + 1) * (ROW_PX if with_thumbs else 35) + 3
     left.dataframe(_table(best, with_thumbs), hide_index=True, width="stretch", column_config=COLUMNS,
-                   row_height=60 if with_thumbs else None, key="claims_ev_best")
+                   row_height=ROW_PX if with_thumbs else None, height=height, key="claims_ev_best")
     right.markdown("**Res2Net loses most**")
     right.dataframe(_table(worst, with_thumbs), hide_index=True, width="stretch", column_config=COLUMNS,
-                    row_height=60 if with_thumbs else None, key="claims_ev_worst")
+                    row_height=ROW_PX if with_thumbs else None, height=height, key="claims_ev_worst")
     if not with_thumbs:
         st.caption("Thumbnails and Compare need the Tiny-ImageNet-100 data folder.")
         return
@@ -145,5 +147,6 @@ def evidence_section(res: Results, scores_path: Path | None) -> None:
     pick = o1.selectbox("Image", list(choices), key="claims_ev_pick",
                         format_func=lambda i: f"{val_item(i)['file']} · gain {choices[i].gain:+.3f}")
     if o2.button("Open on Compare", key="claims_ev_open", icon=":material/compare:",
-                 help="Both models' maps at the verdict stage, for the image's true class, with its box."):
+                 help="Both models' maps at the verdict stage, for the image's true class, with its box. Compare "
+                      "runs the shipped weights (one run); the lists average every run of the results file."):
         open_on_compare(res, model, int(pick))

@@ -97,9 +97,10 @@ def forest_figure(rows: Sequence[ForestRow], *, title: str = "", row_height: int
                            showarrow=False, font={"size": 11, "color": "#666666"})
     fig.update_yaxes(type="category", categoryorder="array", categoryarray=labels,
                      range=[len(rows) - 0.5, -0.5], automargin=True, tickfont={"size": 12})
-    fig.update_xaxes(title_text="Res2Net minus reference, in units of d (grey band: within ±d, no meaningful "
-                                "difference)", zeroline=False)
+    fig.update_xaxes(title_text="difference in units of d (Res2Net − reference, or later − earlier branch); grey "
+                                "band: within ±d", zeroline=False)
     fig.update_layout(title={"text": title}, height=row_height * len(rows) + 150, showlegend=True,
                       margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
-                      legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "left", "x": 0})
+                      legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "left", "x": 0,
+                              "font": {"size": 11}, "entrywidth": 230})
     return fig
