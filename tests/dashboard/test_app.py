@@ -286,7 +286,7 @@ def test_models_download_failure_shows_the_weights_error(monkeypatch: pytest.Mon
         msg = at.error[0].value
         assert name in msg and "http" not in msg  # one short line; the URLs and errors are folded away
         details = " ".join(c.value for c in at.code)
-        urls = [w.url for w in res2net.get_spec(name).weights if w.url]
+        urls = [w.url for w in res2net.get_spec(name).checkpoints if w.url]
         assert "Connection refused" in details
         assert tried == urls and all(u in details for u in urls)
         assert not list(tmp_path.rglob("*.pth*")), "nothing may be left in the cache"
