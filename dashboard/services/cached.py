@@ -26,6 +26,7 @@ from dashboard.state import MAX_PIXELS, MAX_UPLOAD_BYTES, REPO_ROOT
 from res2net.analysis import cam, erf, features
 from res2net.data import images
 from res2net.data import tiny_imagenet as data
+from res2net.geometry import receptive_field
 from res2net.metrics import boxes as localize
 from res2net.models import weights
 from res2net.models.weights import WeightsError, WeightsUnavailableError
@@ -280,7 +281,7 @@ def theoretical_rfs(name: str, taps: tuple[str, ...]) -> dict[str, tuple[int, in
     import res2net
 
     model = res2net.create_model(name, pretrained=False)
-    return {t: (int(erf.theoretical_rf(model, t)), int(erf.tap_stride(model, t))) for t in taps}
+    return {t: (int(receptive_field.theoretical_rf(model, t)), int(receptive_field.tap_stride(model, t))) for t in taps}
 
 
 @dataclass(frozen=True)
@@ -329,7 +330,7 @@ def _model_erf(name: str, device: str, weights: str, taps: tuple[str, ...], data
     result = {}
     for t, e in out.items():
         try:  # e.centre is tap_rf_info(model, t).centre of the tap's middle unit
-            centre, rf_size = tuple(e.centre), tuple(erf.tap_rf_info(model, t).size)
+            centre, rf_size = tuple(e.centre), tuple(receptive_field.tap_rf_info(model, t).size)
         except NotImplementedError:  # no receptive-field rule for an op on the path: mark nothing rather than guess
             centre = rf_size = None
         radii, mass = (np.asarray(p, dtype=np.float64) for p in e.radial_profile())
@@ -393,7 +394,7 @@ def class_names(name: str) -> list[str]:
         from torchvision.models import ResNet50_Weights
 
         return list(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
-    if spec.family == "embedded":
+    if spec.embedded:
         card = res2net.model_info(name).get("card") or {}
         if isinstance(card.get("classes"), list) and len(card["classes"]) == spec.num_classes:
             return [str(c) for c in card["classes"]]
