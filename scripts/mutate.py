@@ -288,7 +288,7 @@ MUTATIONS: tuple[M, ...] = (
       "if self.holds():", "if False:",
       ("tests/dashboard/test_serving.py", "-k", "inside_its_slot")),
     M("slot-holder-waits-on-a-queued-session", "dashboard/services/cached.py",
-      "gated, wait=not compute.gate().holds())", "gated)",
+      "gated, wait=not admission.gate().holds())", "gated)",
       ("tests/dashboard/test_serving.py", "-k", "queued_behind")),
     # --- few-run inference, the d rule and image-blind controls
     M("satterthwaite-df-off-by-one", INF,
