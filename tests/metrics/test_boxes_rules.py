@@ -52,3 +52,102 @@ def test_a_box_of_exactly_sixty_percent_is_large() -> None:
     assert L.size_bucket((0, 0, 60, 100), 100) == "large"
     assert L.size_bucket((0, 0, 59, 100), 100) == "medium"
     assert L.size_bucket((0, 0, 25, 100), 100) == "medium" and L.size_bucket((0, 0, 24, 100), 100) == "small"
+
+
+def test_max_box_acc_of_one_image_and_its_message() -> None:
+    """Rule: one image is a valid set (its best threshold decides); a refusal says what shape was expected."""
+    assert L.max_box_acc(np.array([[0.2, 0.7]])) == 1.0
+    with pytest.raises(ValueError, match=r"^curves must be \(N > 0, thresholds\), got \(5,\)$"):
+        L.max_box_acc(np.ones(5))
+
+
+def test_centre_prior_by_hand_and_its_width_must_be_positive() -> None:
+    """Rule: the prior is exp(-d^2 / (2 sigma^2)) about the image centre, peak 1; any positive width works (below
+    one pixel too), zero or less is refused."""
+    p = L.centre_prior(5, 2.0)
+    assert p[2, 2] == 1.0 and p[0, 2] == pytest.approx(np.exp(-0.5)) and p[0, 0] == pytest.approx(np.exp(-1.0))
+    assert L.centre_prior((3, 7), 0.5)[1, 0] == pytest.approx(np.exp(-0.5 * (3 / 0.5) ** 2))
+    for bad in (0.0, -1.0):
+        with pytest.raises(ValueError, match=r"^sigma must be positive, got"):
+            L.centre_prior(8, bad)
+
+
+def test_fitting_the_prior_needs_a_box() -> None:
+    """Rule: a width fitted on no box is refused with a message naming the function."""
+    with pytest.raises(ValueError, match=r"^fit_centre_prior_sigma needs at least one box$"):
+        L.fit_centre_prior_sigma(np.zeros((0, 4), dtype=int), 64)
+
+
+def test_energy_and_coverage_do_not_depend_on_the_maps_scale() -> None:
+    """Rule: energy is a share of the map's total and coverage a share of the box above a fraction of the map's max:
+    a map scaled by any positive factor (totals below one too) scores the same; one map gives a float."""
+    rng = np.random.default_rng(0)
+    m = rng.random((16, 16))
+    box = (3, 4, 11, 9)
+    for scale in (1e-3, 0.5, 7.0):
+        assert L.energy_in_box(m * scale, box) == pytest.approx(L.energy_in_box(m, box))
+        assert L.coverage(m * scale, box) == pytest.approx(L.coverage(m, box))
+    assert isinstance(L.coverage(m, box), float) and isinstance(L.energy_in_box(m, box), float)
+    assert L.coverage(m, box, threshold=0.9) < L.coverage(m, box, threshold=0.2)
+
+
+def test_iou_curve_takes_one_threshold_or_a_table_of_them() -> None:
+    """Rule: thresholds may come as a scalar, a list or any array; the curve has one value per threshold, and one
+    map gives one curve."""
+    m = np.zeros((10, 10))
+    m[2:6, 3:8] = 1.0
+    box = (3, 2, 8, 6)
+    assert L.iou_curve(m, box, 0.5).shape == (1,) and L.iou_curve(m, box, 0.5)[0] == 1.0
+    assert L.iou_curve(m, box, [[0.3, 0.6]]).tolist() == [1.0, 1.0]
+    assert L.iou_curve(m, box).shape == (len(L.BOXACC_THRESHOLDS),)
+
+
+def _largest_component_box(mask: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """Boxes (x0, y0, x1, y1) of every largest 8-connected component, by a plain flood fill."""
+    h, w = mask.shape
+    seen = np.zeros_like(mask, dtype=bool)
+    comps = []
+    for y in range(h):
+        for x in range(w):
+            if mask[y, x] and not seen[y, x]:
+                stack, pix = [(y, x)], []
+                seen[y, x] = True
+                while stack:
+                    cy, cx = stack.pop()
+                    pix.append((cy, cx))
+                    for dy in (-1, 0, 1):
+                        for dx in (-1, 0, 1):
+                            ny, nx = cy + dy, cx + dx
+                            if 0 <= ny < h and 0 <= nx < w and mask[ny, nx] and not seen[ny, nx]:
+                                seen[ny, nx] = True
+                                stack.append((ny, nx))
+                ys, xs = zip(*pix, strict=True)
+                comps.append((len(pix), (min(xs), min(ys), max(xs) + 1, max(ys) + 1)))
+    best = max((n for n, _ in comps), default=0)
+    return [b for n, b in comps if n == best]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_batched_iou_curves_match_a_flood_fill_per_map(seed: int) -> None:
+    """Rule: per map and threshold, the predicted box is the box of the largest 8-connected component of the
+    min-max normalised map >= the threshold; batches of maps with blobs at odd and even rows, near the top or the
+    bottom, give each map's own answer (ties: IoU of one of the tied components)."""
+    rng = np.random.default_rng(seed)
+    n, h, w = 6, 13, 11
+    maps = np.zeros((n, h, w))
+    boxes = []
+    for i in range(n):
+        for _ in range(int(rng.integers(1, 4))):  # a few blobs of random height and place
+            y0, x0 = int(rng.integers(0, h - 2)), int(rng.integers(0, w - 2))
+            y1, x1 = int(rng.integers(y0 + 1, h + 1)), int(rng.integers(x0 + 1, w + 1))
+            maps[i, y0:y1, x0:x1] += rng.random()
+        maps[i] += 0.05 * rng.random((h, w)) * (i % 2)
+        y0, x0 = int(rng.integers(0, h - 3)), int(rng.integers(0, w - 3))
+        boxes.append((x0, y0, int(rng.integers(x0 + 1, w + 1)), int(rng.integers(y0 + 1, h + 1))))
+    got = L.iou_curve(maps, np.array(boxes))
+    for i in range(n):
+        lo, hi = maps[i].min(), maps[i].max()
+        for k, t in enumerate(L.BOXACC_THRESHOLDS):
+            cands = _largest_component_box((maps[i] - lo) / (hi - lo) >= t)
+            want = [L.box_iou(c, boxes[i]) for c in cands]
+            assert any(got[i, k] == pytest.approx(v) for v in want), (i, t, got[i, k], want)
