@@ -18,6 +18,7 @@ NOISE_SIZES = (64, 128, 224, 256, 384, 512)
 DEFAULT_NOISE_SIZE = 256  # as the Claims' ERF study: the 99% mass of layer1-3 ERFs fits
 SCALES = {"shared": "one scale for every map", "own": "each map its own"}
 PER_ROW = 5  # ERF panels a row: at 1280 px each stays above 96 px
+PANEL_PX = 185  # a row's height: about a panel's width at 1280 px, so titles sit on their maps
 
 st.title("ERF explorer", help="The effective receptive field (Luo et al., NeurIPS 2016) of a tap's central unit: how "
          "much each input pixel moves it (|gradient| summed over RGB and over the inputs, normalised to sum 1). "
@@ -114,7 +115,7 @@ for n, r in results.items():
         panels.append(erf_plots.ErfPanel(e.map, title + (" · cut" if e.metrics.get("touches_border") else "")
                                          + f" · RF {r['rf'][t][0]} px", e.centre, e.rf_size))
     charts.plotly_chart(erf_plots.erf_grid_figure(panels, shared_max=top, log=log_scale, per_row=PER_ROW,
-                                                  window=window),
+                                                  window=window, panel_height=PANEL_PX),
                         key=f"erf_maps_{n}", width="stretch")
     if cut:
         st.warning(f"`{n}`: the ERF of {', '.join(cut)} fills the {r['input']} px input (99% of its mass reaches "

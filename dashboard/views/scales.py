@@ -93,8 +93,8 @@ def show(model_name: str, col, side: str) -> dict | None:  # noqa: ANN001
         if info is None:
             st.info(f"`{model_name}` has no block `{block}`.")
             return None
-        st.markdown(f"`{block}` · {readable_text.block_badge(info)} · {info.num_branches} branch(es) · "
-                    f"{cached.weights_label(lm)}")
+        paths = f"{info.num_branches} branches · " if info.num_branches > 1 else ""  # the badge names a single path
+        st.markdown(f"`{block}` · {readable_text.block_badge(info)} · {paths}{cached.weights_label(lm)}")
         cams = cached.model_cams(source.data, model_name, lm.device, lm.weights, method, None)
         feats = cached.block_features(source.data, model_name, lm.device, lm.weights, block)
         labels = [branch_plots.branch_title(info, i) for i in range(info.num_branches)]
@@ -111,7 +111,8 @@ def show(model_name: str, col, side: str) -> dict | None:  # noqa: ANN001
         if min(cams.maps[info.branch_taps[0]].shape[-2:]) <= 4:  # the caveat that matters most: say it loudly
             st.warning(f"Coarse maps: {grid}. Pick an earlier block for finer maps.", icon=":material/grid_4x4:")
         else:
-            st.caption(f"{grid}; cells at their receptive-field centres; one colour scale for the branches.")
+            st.caption(f"{grid}; cells at their receptive-field centres"
+                       + ("; one colour scale for the branches." if info.num_branches > 1 else "."))
         st.markdown(f"**Top {n_top} channels by energy** per branch")
         stats = feats.stats
         pairs = list(zip(labels, info.branch_taps, strict=True))
