@@ -3,8 +3,9 @@
 Opens every view at 1280 and 1920 px wide, uploads a photo on Compare CAMs, waits for the overlays, checks that no
 exception block appears, and checks the layout from the page's DOM once every element is drawn: no text cut off by
 its element, no two subplot titles overlapping, every map drawn at least 96 px a side, no table that scrolls sideways.
-Ticks a row of a top-5 table and checks that its class becomes the target. Screenshots go to ``test-artifacts/``
-(CI artefacts).
+Ticks a row of a top-5 table and checks that its class becomes the target. On Compare: 3 and 4 models keep every
+map readable, the Block box names the block drawn after models change, the first screen at 1280×800 shows a map and
+an untrained model's mark lies inside its map. Screenshots go to ``test-artifacts/`` (CI artefacts).
 """
 
 from __future__ import annotations
