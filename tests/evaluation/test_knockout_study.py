@@ -174,7 +174,7 @@ def test_the_view_knocks_out_on_a_users_image_and_toggling_back_recomputes_nothi
     at.checkbox(key=key).check().run()
     assert not at.exception, [e.value for e in at.exception]
     assert len(calls) == before + 1  # one pass with branch 0 knocked out
-    top5 = at.dataframe[0].value
+    top5 = at.table[0].value  # the probability table comes first, as a plain table
     assert (top5["p knocked out"] != top5["p intact"]).any()
     at.checkbox(key=key).uncheck().run()
     at.checkbox(key=key).check().run()
@@ -199,7 +199,7 @@ def test_the_claims_page_shows_the_shipped_knockout_verdicts(one_thread) -> None
     at.run()
     at.switch_page("views/claims.py").run()
     assert not at.exception, [e.value for e in at.exception]
-    assert "4 · Branch knock-out and the scale sweep" in [s.value for s in at.subheader]
+    assert "4 · Branch knock-out and the scale sweep" in [s.value for s in at.header]
     table = next(d.value for d in at.table if "claim" in d.value.columns and "contrast" in d.value.columns)
     assert list(table["claim"]) == [c["id"] for c in res["knockout"]["claims"]]
     assert all(str(v).endswith(c["verdict"]) for v, c in zip(table["verdict"], res["knockout"]["claims"], strict=True))

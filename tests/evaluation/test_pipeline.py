@@ -272,7 +272,7 @@ def test_subset_results_render_on_the_claims_page(subset_run: Path, monkeypatch:
     at.run()
     at.switch_page("views/claims.py").run()
     assert not at.exception, [e.value for e in at.exception]
-    assert len(at.header) == 3 and len(at.get("plotly_chart")) >= 2
+    assert len(at.header) == 4 and len(at.get("plotly_chart")) >= 2  # accuracy, localisation, ERF, knock-out
 
 
 @pytest.mark.skipif(not RESULTS.is_file(), reason="assets/results/tiny_imagenet_100.json not generated yet")
