@@ -303,9 +303,10 @@ def _selectbox_value(pg, label: str) -> str:  # noqa: ANN001
 
 
 def _drawn_block(pg) -> str:  # noqa: ANN001
-    """The block the page draws: the one its maps' titles name ("layer3.5 · …")."""
+    """The block the page draws: the one its maps' titles name ("layer3.5 · …", "UNTRAINED · layer3.5 · …")."""
     titles = pg.evaluate("() => [...document.querySelectorAll('.js-plotly-plot g.annotation')]"
                          ".map(a => a.textContent)")
+    titles = [t.removeprefix("UNTRAINED · ") for t in titles]
     blocks = {t.split(" ·")[0] for t in titles if t.startswith("layer") and " · " in t}
     return ",".join(sorted(blocks))
 

@@ -95,8 +95,8 @@ def test_a_loaded_file_is_used_in_its_session_only(untouched_env: Path) -> None:
     _clean(a)
     shown = _top5(a)
     assert next(iter(shown)) == classes[(default_top1 + 1) % len(classes)]  # the rolled classifier is in use
-    for cls, p in shown.items():  # every shown probability is the file's model's, computed here by hand
-        assert p == pytest.approx(float(ref[classes.index(cls)]), abs=6e-5)
+    for cls, p in shown.items():  # every shown probability is the file's model's, computed here by hand (3 decimals)
+        assert p == pytest.approx(float(ref[classes.index(cls)]), abs=5e-4 + 6e-5)
     assert set(shown) == {classes[k] for k in np.argsort(ref)[::-1][:5]}
     assert any(label in m.value for m in a.markdown)  # the column says which weights it shows
     assert any(label in c.value for c in a.sidebar.caption)
