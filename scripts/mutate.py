@@ -69,6 +69,8 @@ CLAIMS_PAGE = ("tests/dashboard/test_claims_page.py",)
 INF, INF_T = "res2net/metrics/inference.py", "tests/metrics/test_inference.py"
 CONTROLS, CONTROLS_T = "res2net/metrics/controls.py", "tests/metrics/test_controls.py"
 EFFECT, EFFECT_T = "res2net/metrics/effect_size.py", "tests/metrics/test_effect_size.py"
+JUDGING, JUDGING_T = "res2net/evaluation/judging.py", ("tests/evaluation/test_judging.py",)
+CONTROL_SCORES, CONTROL_SCORES_T = "res2net/evaluation/control_scores.py", ("tests/evaluation/test_control_scores.py",)
 
 MUTATIONS: tuple[M, ...] = (
     # --- localisation: pointing game, peaks, coverage, size buckets
@@ -140,11 +142,36 @@ MUTATIONS: tuple[M, ...] = (
       "\n    loc_rows",
       EVAL, timeout=EVAL_TIMEOUT),
     M("claims-judge-the-whole-split", CLAIMS_EV,
-      "paired[(name, VERDICT_LAYER, bucket, subset, metric)]", 'paired[(name, VERDICT_LAYER, "all", subset, metric)]',
-      EVAL, timeout=EVAL_TIMEOUT),
+      "sel = np.broadcast_to(buckets == bucket, correct.shape)",
+      "sel = np.broadcast_to(np.ones(len(buckets), bool), correct.shape)", JUDGING_T),
     M("claims-both-correct-judge-all-images", CLAIMS_EV,
-      "paired[(name, VERDICT_LAYER, bucket, subset, metric)]", 'paired[(name, VERDICT_LAYER, bucket, "all", metric)]',
-      EVAL, timeout=EVAL_TIMEOUT),
+      '(("both correct", sel & correct)', '(("both correct", sel)', JUDGING_T),
+    M("claims-control-not-subtracted", CLAIMS_EV,
+      "gain = (xa - ca) - (xb - cb)", "gain = xa - xb", JUDGING_T, quick=True),
+    M("claims-control-of-one-model-only", CLAIMS_EV,
+      "gain = (xa - ca) - (xb - cb)", "gain = (xa - ca) - xb", JUDGING_T),
+    M("claims-saturated-metric-stays-confirmatory", CLAIMS_EV,
+      "saturated = ceiling >= SATURATED_AT", "saturated = False", JUDGING_T),
+    M("holm-family-excludes-a-confirmatory-claim", JUDGING,
+      "conf = [i for i, p in enumerate(pending) if p.confirmatory]",
+      "conf = [i for i, p in enumerate(pending) if p.confirmatory][1:]", JUDGING_T, quick=True),
+    M("holm-family-includes-exploratory", JUDGING,
+      "conf = [i for i, p in enumerate(pending) if p.confirmatory]", "conf = list(range(len(pending)))", JUDGING_T),
+    M("not-tested-claims-get-a-judged-interval", JUDGING,
+      "low=None if iv is None else _num(iv.low)", "low=_num((iv or iv95).low)", JUDGING_T),
+    M("one-run-judged-about-the-architecture", JUDGING,
+      "if diffs.shape[0] < 2:", "if diffs.shape[0] < 1:", JUDGING_T),
+    M("sensitivity-not-rejudged-at-other-d", JUDGING,
+      "I.holm_family([(n, ev, f * d) for n, ev, d in family], ALPHA)",
+      "I.holm_family([(n, ev, d) for n, ev, d in family], ALPHA)", JUDGING_T),
+    M("flat-map-rule-not-applied", CONTROL_SCORES,
+      "out = flat_rule(L.multi_box_scores(maps, boxes, full, union), flat)",
+      "out = L.multi_box_scores(maps, boxes, full, union)", CONTROL_SCORES_T),
+    M("mismatched-control-keeps-the-own-box", CONTROL_SCORES,
+      "other = [boxes[j] for j in src[has]]", "other = [boxes[j] for j in np.flatnonzero(has)]", CONTROL_SCORES_T),
+    M("spread-control-scored-on-the-map-itself", CONTROL_SCORES,
+      "spread = _cheap_scores(C.spread_matched_prior(maps), boxes, union, flat)",
+      "spread = _cheap_scores(maps, boxes, union, flat)", CONTROL_SCORES_T),
     M("interval-low-is-the-mean", SUMMARY,
       '"low": _r(c.low), "high": _r(c.high)}', '"low": _r(c.estimate), "high": _r(c.high)}',
       EVAL, timeout=EVAL_TIMEOUT),
@@ -164,9 +191,6 @@ MUTATIONS: tuple[M, ...] = (
     M("comparison-both-correct-is-one-model", SUMMARY,
       "both = (ca * cb).astype(bool)\n        for stage in STAGES:",
       "both = ca.astype(bool)\n        for stage in STAGES:",
-      EVAL, timeout=EVAL_TIMEOUT),
-    M("holm-family-includes-exploratory", CLAIMS_EV,
-      'confirm = [c for c in pending if c["family"] == "confirmatory"]', "confirm = list(pending)",
       EVAL, timeout=EVAL_TIMEOUT),
     # --- the Claims page
     M("page-erf-claims-missing", PAGE,
