@@ -17,7 +17,8 @@ from res2net.viz.claims import ForestRow
 
 # Material icons render in Streamlit labels and markdown without an emoji font
 VERDICT_ICONS = {"supported": ":material/check_circle:", "contradicted": ":material/cancel:",
-                 "no meaningful difference": ":material/drag_handle:", "inconclusive": ":material/help:"}
+                 "no meaningful difference": ":material/drag_handle:", "inconclusive": ":material/help:",
+                 "not tested": ":material/block:"}
 SECTION_TITLES = {"accuracy": "accuracy", "localisation": "localisation", "erf": "receptive fields",
                   "knockout": "knock-out"}
 UNITS = {"top1": "points", "erf_radius": "px"}
@@ -38,10 +39,10 @@ def fmt_interval(mean: float | None, low: float | None, high: float | None, digi
 
 def verdict_counts(claims: Sequence[Claim]) -> dict[str, int]:
     """How many confirmatory claims got each verdict, in the fixed verdict order."""
-    out = dict.fromkeys(VERDICTS, 0)
+    out = dict.fromkeys(VERDICTS, 0)  # "not tested" only where Holm stopped before a claim
     for c in claims:
         if c.family == "confirmatory":
-            out[c.verdict] += 1
+            out[c.verdict] = out.get(c.verdict, 0) + 1
     return out
 
 
@@ -53,6 +54,8 @@ def metric_key(c: Claim) -> str:
 
 def claim_kind(c: Claim) -> str:
     """What the claim's id says beyond metric and model: a size bucket ('small'), 'branches', 'block' or ''."""
+    if c.section == "localisation" and c.bucket:
+        return c.bucket  # ids name the control and subset after the model
     rest = c.id.removesuffix("-both-correct").removesuffix(f"-{c.model}")
     return "-".join(rest.split("-")[1:])  # the first part names the metric
 
@@ -179,14 +182,30 @@ class ClaimRow:
             "random init": self.untrained or "–",
             "difference [judged interval]": f"{fmt(c.estimate, digits)} [{fmt(c.low, digits)}, "
                                             f"{fmt(c.high, digits)}] at {100 * c.level:.1f}%",
+            "about (target · R · df · method)": inference_cell(c),
+            "control subtracted": CONTROL_CELLS.get(c.control or "", "–"),
+            "test vs 0": "–" if c.p_zero is None else f"p = {c.p_zero:.2g}"
+                         + ("" if c.p_zero_holm is None else f" (Holm {c.p_zero_holm:.2g})"),
             "d": f"{c.min_effect:g}",
             "flags": "; ".join(self.flags) or "–",
             "images": f"{c.images}" if c.images else "noise",
         }
 
 
+CONTROL_CELLS = {"mismatch": "mismatched boxes (same size bucket)", "spread": "spread-matched centre prior",
+                 "none": "none (raw)"}
+
+
+def inference_cell(c: Claim) -> str:
+    """What the claim's interval is about and how it was made: target, runs R, df, method."""
+    if c.target is None:
+        return "–"
+    df = "" if c.df is None else f" · df {c.df:.1f}"
+    return f"{c.target} · R = {c.runs}{df} · {c.method}"
+
+
 def _localisation_row(res: Results, c: Claim) -> ClaimRow:
-    metric, bucket = metric_key(c), claim_kind(c) or "all"
+    metric, bucket = metric_key(c), c.bucket or claim_kind(c) or "all"
     subset = "all" if c.subset == "all" else None  # the file holds no per-model rows for 'both correct'
     ref = localisation_value(res, str(res.baseline), bucket, metric, subset) if subset else None
     val = localisation_value(res, c.model, bucket, metric, subset) if subset else None

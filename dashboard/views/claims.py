@@ -129,6 +129,11 @@ with st.expander("How a verdict is reached, and the caveats"):
         f"- **Layer.** Localisation and ERF verdicts use the **{res.verdict_layer}** output, fixed before looking; "
         "every stage is in the tables, favourable or not.\n"
         f"- **Intervals.** {res.intervals}.")
+    if res.inference is not None:
+        inf = res.inference
+        st.markdown(f"- **Target.** {inf.targets.get(inf.confirmatory_target, '')}. {inf.single_run}\n"
+                    f"- **Family.** {inf.family}. {inf.knockout}.\n- **Test against 0.** {inf.test_against_zero}.\n"
+                    f"- **d and its sensitivity.** {inf.sensitivity}.")
     st.markdown("**Caveats.** " + " · ".join(res.caveats))
 
 
@@ -167,6 +172,18 @@ st.header("2 · Localisation by object size")
 st.markdown(f"Each model's score beside the {term('centre prior', words)} and the {term('uniform map', words)}; "
             f"{term('saturated', words)} metrics are flagged.")
 claims_section("localisation")
+if res.controls:
+    with st.expander("Image-blind controls: every model's maps beside mismatched boxes and a spread-matched prior"):
+        if res.inference is not None:
+            st.caption(f"{res.inference.controls}. {res.inference.saturation}. {res.inference.flat_maps}.")
+        st.dataframe([{"model": r.model, "stage": r.stage, "bucket": r.bucket, "boxes": r.region,
+                       "metric": res.metric_label(r.metric), "score": r.score, "mismatched boxes": r.mismatch,
+                       "spread-matched prior": r.spread,
+                       "gain over mismatched (95%)": fmt_interval(r.gain_over_mismatch.mean, r.gain_over_mismatch.low,
+                                                                  r.gain_over_mismatch.high, 3),
+                       "gain over spread-matched (95%)": fmt_interval(r.gain_over_spread.mean, r.gain_over_spread.low,
+                                                                      r.gain_over_spread.high, 3),
+                       "n": r.n, "runs": r.runs} for r in res.controls], hide_index=True, width="stretch")
 map_metrics = [m for m in METRIC_TABLE if m.source == "map" and m.name in res.metrics]  # the file's, in table order
 stages = sorted({r.stage for r in res.localisation})
 c1, c2, c3 = st.columns(3)

@@ -1,75 +1,195 @@
-"""The claims, a step on top of the summary: the paper's statements with numbers, intervals and verdicts.
+"""The claims, a step on top of the per-image rows: the paper's statements with numbers, intervals and verdicts.
 
-Localisation and accuracy claims judge comparisons the summary already bootstrapped; ERF claims judge the ERF
-study's samples. Confirmatory claims are Holm-corrected as one family; exploratory ones use their 95% interval.
+Each claim is a (runs x images) array of paired differences judged by ``judging``: about the architecture with two
+runs or more (the weights interval beside it), about these weights with one. A localisation claim is the Res2Net's
+gain over an image-blind control minus the ResNet's gain over the same control (mismatched boxes; the
+spread-matched centre prior), not a raw score; a metric some control saturates (>= ``SATURATED_AT``) and MaxBoxAcc
+(no control scored) are exploratory. Confirmatory claims form one Holm family; exploratory ones use their 95%
+interval. The ERF claims are exploratory: they are not yet trained minus random init, and their runs enter through
+a bootstrap, which three runs cannot support.
 """
 
 from __future__ import annotations
 
+import numpy as np
+
+from res2net.evaluation.control_scores import CONTROLS
+from res2net.evaluation.judging import ALPHA, SATURATED_AT, Pending, judge, run_matrix, sig
 from res2net.evaluation.protocol import PAPER, VERDICT_LAYER
+from res2net.metrics import controls as C
+from res2net.metrics import effect_size as E
+from res2net.metrics import inference as I
 from res2net.metrics import statistics as S
 from res2net.metrics import table as T
 from res2net.metrics.table import rounded as _r
 
-__all__ = ["claims"]
+__all__ = ["LOCALISATION", "CONTROL_WORDS", "claims", "inference_info", "heldout_hits"]
+
+LOCALISATION = (("small", "energy"), ("small", "pointing"), ("large", "coverage"), ("large", "maxboxacc"))
+CONTROL_WORDS = {"mismatch": "mismatched boxes (same size bucket)", "spread": "spread-matched centre prior"}
+HELDOUT_FRACTION = 0.2
 
 
-def claims(res: dict, paired: dict, entries: dict, names: list[str], runs: int, erf_claims: list[dict],
-           model_caveat: str, map_caveat: str) -> list[dict]:
-    """The Claims page's statements with numbers, intervals and Holm-corrected verdicts (confirmatory family).
+def heldout_hits(hits: np.ndarray, labels: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(runs, images) MaxBoxAcc hits (0/1) of each run at the threshold chosen on held-out images of ``mask`` (a
+    seeded fifth of each class, Choe et al.); NaN on held-out images and outside ``mask``."""
+    held = C.heldout_split(labels, HELDOUT_FRACTION, seed=0)
+    sel = np.flatnonzero(mask)
+    out = np.full(hits.shape[:2], np.nan)
+    for r in range(hits.shape[0]):
+        if held[sel].any() and not held[sel].all():
+            out[r, sel] = C.boxacc_at_heldout_threshold(hits[r, sel], held[sel])[1]
+    return out
 
-    The localisation and accuracy claims judge comparisons ``summarise`` already bootstrapped (``paired``); ``names``
-    are the models with a verdict layer; the caveats say what the models and the verdict layer's maps are.
-    """
+
+def _pending(fields: dict, diffs: np.ndarray, keep: np.ndarray, labels: np.ndarray, d: float, confirmatory: bool,
+             ) -> Pending | None:
+    """The claim, or None when some run keeps no image or the kept images span fewer than two classes (no
+    class-clustered error exists; a small dataset run can have an empty bucket)."""
+    keep = keep & np.isfinite(diffs)
+    if not keep.any(1).all() or np.unique(labels[keep.any(0)]).size < 2:
+        return None
+    fields = {**fields, "family": "confirmatory" if confirmatory else "exploratory",
+              "images": int(round(float(keep.sum(1).mean())))}
+    return Pending(fields, np.where(keep, diffs, 0.0), keep, labels, d, confirmatory)
+
+
+def _localisation(res: dict, arrays: dict, name: str, base: str, runs: dict, entries: dict, labels: np.ndarray,
+                  buckets: np.ndarray, centre: np.ndarray, map_caveat: str) -> list[Pending | None]:
+    ta, tb = (entries[n]["taps"][VERDICT_LAYER]["output"] for n in (name, base))
+    ra, rb = runs[name], runs[base]
+    correct = run_matrix(arrays, name, ra, "correct").astype(bool) & run_matrix(arrays, base, rb, "correct")\
+        .astype(bool)
+    out = []
+    for bucket, metric in LOCALISATION:
+        sel = np.broadcast_to(buckets == bucket, correct.shape)
+        d = E.min_effect(metric, bucket)
+        prior = res["baselines"][bucket][f"prior_{metric}"]
+        common = {"section": "localisation", "paper": PAPER[bucket], "metric": f"{metric}: {T.metric(metric).label}",
+                  "model": name, "layer": f"{VERDICT_LAYER} output ({ta})", "bucket": bucket,
+                  "caveat": f"{bucket} objects; {map_caveat}"}
+        if metric == "maxboxacc":
+            xa = heldout_hits(np.stack([arrays[f"{name}/{r}/{ta}/{metric}"] for r in ra]), labels, sel[0])
+            xb = heldout_hits(np.stack([arrays[f"{base}/{r}/{tb}/{metric}"] for r in rb]), labels, sel[0])
+            why = ("saturated: the centred prior scores " + f"{prior}") if prior is not None and \
+                prior >= SATURATED_AT else "no image-blind control is scored for MaxBoxAcc"
+            out.append(_pending({**common, "id": f"{metric}-{bucket}-{name}", "subset": "all", "control": "none",
+                                 "baseline_note": f"centred Gaussian prior: {prior}",
+                                 "note": f"raw difference, threshold chosen on held-out images; exploratory: {why}"},
+                                xa - xb, sel.copy(), labels, d, False))
+            continue
+        xa, xb = run_matrix(arrays, name, ra, f"{ta}/{metric}"), run_matrix(arrays, base, rb, f"{tb}/{metric}")
+        ctl = {c: (run_matrix(arrays, name, ra, f"{ta}/{c}_{metric}"),
+                   run_matrix(arrays, base, rb, f"{tb}/{c}_{metric}"))
+               for c in CONTROLS if f"{name}/{ra[0]}/{ta}/{c}_{metric}" in arrays}
+        means = {c: [float(np.nanmean(v[sel])) for v in pair] for c, pair in ctl.items()}
+        ceiling = max([prior or 0.0] + [m for pair in means.values() for m in pair])
+        saturated = ceiling >= SATURATED_AT
+        note = "; ".join(f"{CONTROL_WORDS[c]}: {m[1]:.3f} → {m[0]:.3f}" for c, m in means.items())
+        note = f"image-blind controls, ResNet → Res2Net: {note}; centred Gaussian prior: {prior}" if note else \
+            f"centred Gaussian prior: {prior}"
+        for c, (ca, cb) in ctl.items():
+            gain = (xa - ca) - (xb - cb)
+            why = f"saturated: a control scores {ceiling:.3f}" if saturated else ""
+            out.append(_pending({**common, "id": f"{metric}-{bucket}-{name}-over-{c}", "subset": "all",
+                                 "control": c, "baseline_note": note, "note": why}, gain, sel.copy(), labels, d,
+                                not saturated))
+            if c != "mismatch":
+                continue
+            for subset, keep in (("both correct", sel & correct), ("boxes holding the centre", sel & centre[None]),
+                                 ("off-centre boxes", sel & ~centre[None])):
+                if keep.any(1).all():
+                    suffix = {"both correct": "both-correct", "boxes holding the centre": "centre",
+                              "off-centre boxes": "off-centre"}[subset]
+                    out.append(_pending({**common, "id": f"{metric}-{bucket}-{name}-over-{c}-{suffix}",
+                                         "subset": subset, "control": c, "baseline_note": note, "note": ""},
+                                        gain, keep, labels, d, False))
+        out.append(_pending({**common, "id": f"{metric}-{bucket}-{name}-raw", "subset": "all", "control": "none",
+                             "baseline_note": note, "note": "raw difference, no control subtracted"},
+                            xa - xb, sel.copy(), labels, d, False))
+    return out
+
+
+def _erf_claim(c: dict, runs: int) -> dict:
+    """An ERF claim from the ERF study's bootstrap (runs, then noise inputs): exploratory, 95%."""
+    smp = np.asarray(c["samples"], dtype=np.float64)
+    ci = S.percentile_ci(smp, c["estimate"], 0.95)
+    d = E.min_effect("erf_radius")
+    v = S.verdict(ci, d)
+    p0 = min(1.0, 2 * min((np.count_nonzero(smp <= 0) + 1) / (smp.size + 1),
+                          (np.count_nonzero(smp >= 0) + 1) / (smp.size + 1)))
+    return {"id": c["id"], "section": "erf", "paper": PAPER[c["kind"]], "metric": f"erf_radius: "
+            f"{T.metric('erf_radius').label}", "model": c["model"], "layer": c["layer"], "subset": "noise inputs",
+            "family": "exploratory", "estimate": _r(c["estimate"]), "low": _r(ci.low), "high": _r(ci.high),
+            "low95": _r(ci.low), "high95": _r(ci.high), "level": 0.95, "min_effect": d, "verdict": v,
+            "runs": runs, "images": 0, "baseline_note": "",
+            "caveat": f"trained weights; ERF of the centre unit, {c['size']} px Gaussian noise",
+            "target": "architecture", "df": None,
+            "method": "percentile bootstrap over runs, then noise inputs (not a run-level t: exploratory only)",
+            "resamples": int(smp.size), "mc_error_low": sig(I.quantile_mc_error(smp, 0.025)),
+            "mc_error_high": sig(I.quantile_mc_error(smp, 0.975)), "p_zero": sig(p0), "p_zero_holm": None,
+            "excludes_zero": bool(ci.low > 0 or ci.high < 0), "tested": False, "holm_rank": None,
+            "control": "none", "bucket": None, "sensitivity": E.sensitivity(ci.low, ci.high, d),
+            "weights": None,
+            "note": "exploratory: not trained minus random init, measured on noise rather than the models' own "
+                    "inputs, and a bootstrap over few runs"}
+
+
+def claims(res: dict, arrays: dict[str, np.ndarray], entries: dict, names: list[str], runs: dict[str, list[str]],
+           labels: np.ndarray, buckets: np.ndarray, centre: np.ndarray, erf_claims: list[dict], model_caveat: str,
+           map_caveat: str) -> list[dict]:
+    """The Claims page's statements, judged (``judging.judge``): accuracy and localisation from the per-run arrays
+    of the images every run scored (``labels`` their classes, ``buckets`` their size buckets, ``centre`` whether a
+    box holds the image centre), then the ERF study's claims (exploratory)."""
     base = res["baseline"]
     if base is None:
         return []
-    pending: list[dict] = []
-    bl = res["baselines"]
+    pending: list[Pending | None] = []
     for name in names:
         if name == base:
             continue
         s = entries[name]["scale"]
-        est, smp, n = paired[(name, "logits", "all", "all", "top1")]
-        pending.append({"id": f"top1-{name}", "section": "accuracy", "paper": PAPER["accuracy"], "metric": "top1",
-                        "model": name, "layer": "logits", "subset": "all", "family": "confirmatory",
-                        "estimate": est, "samples": smp, "images": n,
-                        "baseline_note": "", "caveat": f"s={s}; {model_caveat}"})
-        ta = entries[name]["taps"][VERDICT_LAYER]["output"]
-        for bucket, metrics in (("small", ("energy", "pointing")), ("large", ("coverage", "maxboxacc"))):
-            for metric in metrics:
-                for subset in ("all", "both correct"):
-                    est, smp, n = paired[(name, VERDICT_LAYER, bucket, subset, metric)]
-                    prior = bl[bucket][f"prior_{metric}"]
-                    uni = bl[bucket]["uniform_energy"] if metric == "energy" else None
-                    note = f"centred Gaussian prior: {prior}" + (f"; uniform map: {uni}" if uni is not None else "")
-                    pending.append({
-                        "id": f"{metric}-{bucket}-{name}" + ("-both-correct" if subset != "all" else ""),
-                        "section": "localisation", "paper": PAPER[bucket], "metric": metric, "model": name,
-                        "layer": f"{VERDICT_LAYER} output ({ta})", "subset": subset,
-                        "family": "confirmatory" if subset == "all" else "exploratory", "estimate": est,
-                        "samples": smp, "images": n, "baseline_note": note,
-                        "caveat": f"{bucket} objects; {map_caveat}"})
-    for c in erf_claims:
-        pending.append({"id": c["id"], "section": "erf", "paper": PAPER[c["kind"]], "metric": "erf_radius",
-                        "model": c["model"], "layer": c["layer"], "subset": "noise inputs", "family": "confirmatory",
-                        "estimate": c["estimate"], "samples": c["samples"], "images": 0, "baseline_note": "",
-                        "caveat": f"trained weights; ERF of the centre unit, {c['size']} px Gaussian noise"})
-    confirm = [c for c in pending if c["family"] == "confirmatory"]
-    decided = S.holm_verdicts([(c["estimate"], c["samples"], T.metric(c["metric"]).min_effect) for c in confirm])
-    for c, d in zip(confirm, decided, strict=True):
-        c.update(low=d["low"], high=d["high"], level=d["level"], verdict=d["verdict"])
-    out = []
-    for c in pending:
-        smp = c.pop("samples")
-        raw = S.percentile_ci(smp, c["estimate"], 0.95)
-        d = T.metric(c["metric"]).min_effect
-        if c["family"] == "exploratory":
-            c.update(low=raw.low, high=raw.high, level=0.95, verdict=S.verdict(raw, d))
-        c.update(metric=f"{c['metric']}: {T.metric(c['metric']).label}", low95=raw.low, high95=raw.high,
-                 min_effect=d, runs=runs)
-        for k in ("estimate", "low", "high", "low95", "high95"):
-            c[k] = _r(c[k])
-        c["level"] = round(float(c["level"]), 6)
-        out.append(c)
+        diffs = 100.0 * (run_matrix(arrays, name, runs[name], "correct") - run_matrix(arrays, base, runs[base],
+                                                                                        "correct"))
+        pending.append(_pending({"id": f"top1-{name}", "section": "accuracy", "paper": PAPER["accuracy"],
+                                 "metric": f"top1: {T.metric('top1').label}", "model": name, "layer": "logits",
+                                 "subset": "all", "bucket": "all", "control": "none", "baseline_note": "",
+                                 "caveat": f"s={s}; {model_caveat}", "note": ""},
+                                diffs, np.ones(diffs.shape, bool), labels, E.min_effect("top1", "all"), True))
+        pending += _localisation(res, arrays, name, base, runs, entries, labels, buckets, np.asarray(centre, bool),
+                                 map_caveat)
+    out = judge([p for p in pending if p is not None])
+    out += [_erf_claim(c, len(runs[base])) for c in erf_claims]
     return out
+
+
+def inference_info(runs: int, confirmatory: int, controls: bool) -> dict:
+    """What the results file says about how its claims were judged."""
+    target = "architecture" if runs >= 2 else "weights"
+    return {
+        "confirmatory_target": target,
+        "targets": {"weights": "these trained weights: classes and images are the random part (class bootstrap, "
+                               f">= {I.MIN_RESAMPLES} resamples, Monte-Carlo error of each end)",
+                    "architecture": "training runs are the top level: per-run means, t with Satterthwaite df from "
+                                    "the between-run spread (R - 1) and the image/class error all runs share "
+                                    "(G - 1); never a bootstrap over runs"},
+        "runs": runs,
+        "single_run": "" if runs >= 2 else I.ONE_RUN_NOTE,
+        "family": f"one Holm family over the {confirmatory} confirmatory claims: ranked by the p-value of their "
+                  f"best-supported decision, the k-th of m judged on its 1 - {2 * ALPHA:g}/(m - k) interval; the "
+                  "first inconclusive one stops the procedure and later ones are 'not tested'",
+        "knockout": "the knock-out study's claims are not in this family: they stay a separate Holm family over "
+                    "their own bootstrap (runs, then classes and images) until they have run-level evidence",
+        "test_against_zero": "two-sided p against 0 of the evidence the verdict uses, raw and Holm-adjusted over the "
+                             "family; 'excludes_zero': whether the judged interval excludes 0",
+        "controls": ("localisation claims are gains over image-blind controls at the verdict layer: the map scored "
+                     "against another image's box from the same size bucket (seeded derangement within each fixed "
+                     "batch), and a centred Gaussian with the map's own spread; the claim is the Res2Net's gain "
+                     "minus the ResNet's") if controls else "no image-blind controls in these rows",
+        "saturation": f"a metric some control or the centred prior scores >= {SATURATED_AT} in a bucket is not "
+                      "confirmatory (no room above the control)",
+        "flat_maps": C.FLAT_MAP_RULE,
+        "maxboxacc": "MaxBoxAcc claims use each run's threshold chosen on a held-out fifth of each class (Choe et "
+                     "al., CVPR 2020) and are reported on the other images",
+        "sensitivity": "the whole family rejudged at d/2 and 2d (each claim's 'sensitivity')",
+    }

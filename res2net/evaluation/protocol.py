@@ -9,6 +9,7 @@ import torch
 
 from res2net.evaluation.results import SCHEMA_VERSION
 from res2net.metrics import boxes as L
+from res2net.metrics import effect_size as E
 from res2net.metrics import table as T
 from res2net.models.taps import block_infos
 
@@ -21,6 +22,7 @@ DEFAULT_OUT = Path(__file__).resolve().parents[2] / "assets" / "results" / "tiny
 BASELINE = "tiny_resnet26"
 STAGES = ("layer1", "layer2", "layer3", "layer4")
 VERDICT_LAYER = "layer3"  # fixed before any result: mid-level, 4x4 cells at 64 px (layer4 is 2x2)
+CONTROL_COLUMN = f"{VERDICT_LAYER}/output"  # the tap scored against the image-blind controls too
 ERF_STAGES = ("layer2", "layer3")  # stages whose last block's branches get ERFs
 ERF_SIZE = 256  # noise inputs large enough that the 99% mass of layer1-3 ERFs fits (flagged where it does not)
 ERF_INPUTS = 16
@@ -34,10 +36,12 @@ MIN_EFFECT = T.min_effects()  # the smallest difference that would matter, per m
 METRICS = T.metrics_json()
 # How a verdict is reached, written into every results file.
 VERDICT_RULE = {"rule": "interval above +d: supported; below -d: contradicted; inside [-d, +d]: no meaningful "
-                        "difference; otherwise inconclusive",
-                "min_effect": MIN_EFFECT,
-                "correction": "Holm over the confirmatory claims: the k-th most significant of m is judged on its "
-                              "1 - 0.05/(m-k) interval; exploratory rows use their 95% interval"}
+                        "difference; otherwise inconclusive; 'not tested' once Holm has stopped",
+                "min_effect": {m: E.min_effect(m, "all") for m in E.FLOORS},
+                "correction": "one Holm family over every confirmatory claim: ranked by the p-value of the "
+                              "best-supported decision, the k-th of m is judged on its 1 - 0.05/(m-k) interval; the "
+                              "first inconclusive one stops it and the rest are 'not tested'; exploratory rows use "
+                              "their 95% interval; d per metric and bucket in 'effect_size'"}
 PAPER = {
     "accuracy": "Res2Net improves top-1 over ResNet at similar parameters and FLOPs (Gao et al., TPAMI 2021, "
                 "Table 1; the scale ablation of Table 3)",
@@ -88,10 +92,13 @@ def results_header(dataset: str, limit: int | None, boxes: str, bucket_area: str
         "metrics": METRICS,
         "size_buckets": {"small": f"{bucket_area} < {L.SMALL_BELOW:.0%} of the image",
                          "medium": f"{L.SMALL_BELOW:.0%} to {L.LARGE_FROM:.0%}", "large": f">= {L.LARGE_FROM:.0%}"},
-        "intervals": f"95% percentile, hierarchical bootstrap: runs, then classes, then images within classes "
-                     f"({BOOT_SUMMARY} resamples for single models, {BOOT_COMPARE} for comparisons; seed 0)"
-                     + ("; ERFs: runs, then noise inputs" if erf_intervals else ""),
+        "intervals": f"tables: 95% percentile, hierarchical bootstrap: runs, then classes, then images within "
+                     f"classes ({BOOT_SUMMARY} resamples for single models, {BOOT_COMPARE} for comparisons; seed 0)"
+                     + ("; ERFs: runs, then noise inputs" if erf_intervals else "") + ". Claims: each states its "
+                     "target (the architecture: t over runs with Satterthwaite df; these weights: a class bootstrap "
+                     "of >= 20,000 resamples with the Monte-Carlo error of each end); see 'inference'",
         "verdict_layer": VERDICT_LAYER,
         "verdict_rule": VERDICT_RULE,
+        "effect_size": E.rule_json(),
         "caveats": caveats,
     }

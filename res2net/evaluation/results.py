@@ -31,10 +31,13 @@ import numpy as np
 __all__ = ["SCHEMA_VERSION", "Results", "ModelEntry", "RunEntry", "Interval", "RunInterval", "CamInfo", "MetricInfo",
            "BucketBaselines", "PriorInfo", "LocalisationRow", "ComparisonRow", "AccuracyRow", "ErfRow", "Claim",
            "VerdictRule", "KnockoutStudy", "KnockoutRow", "Interaction", "KnockoutClaim", "ScaleSweep",
-           "ScaleSweepRow", "Environment", "Skipped", "ROW_COLUMNS", "field_docs", "ResultsError", "load_results",
+           "ScaleSweepRow", "Environment", "Skipped", "ClaimInterval", "ControlRow", "GainInterval",
+           "EffectSizeRule", "FloorInfo", "Inference", "READABLE_VERSIONS",
+           "ROW_COLUMNS", "field_docs", "ResultsError", "load_results",
            "validate_results", "save_image_scores", "load_image_scores", "image_scores_path"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (2, 3)  # 2: before the claims stated their target, df and controls (those fields are absent)
 
 R = TypeVar("R", bound="Record")
 
@@ -367,6 +370,25 @@ class ErfRow(Record):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ClaimInterval(Record):
+    """An interval of a claim with what it is about and how exact it is (``metrics.inference.Interval``)."""
+
+    target: str = doc("'weights' (classes and images random) or 'architecture' (training runs random)")
+    runs: int = doc("runs R the interval rests on")
+    df: float | None = doc("degrees of freedom of its t quantile; null for a percentile bootstrap")
+    method: str = doc("how it was made")
+    level: float = doc("its coverage level")
+    estimate: float | None = doc("the estimate")
+    low: float | None = doc("low end")
+    high: float | None = doc("high end")
+    p_zero: float | None = doc("two-sided p-value against 0")
+    resamples: int = doc("bootstrap resamples (0: analytic)")
+    mc_error_low: float | None = doc("Monte-Carlo standard error of the low end (0: analytic)")
+    mc_error_high: float | None = doc("Monte-Carlo standard error of the high end")
+    note: str = doc("what limits it (e.g. one run: about these weights only)")
+
+
+@dataclass(frozen=True, kw_only=True)
 class Claim(Record):
     """One of the paper's statements tested here, with its numbers and verdict."""
 
@@ -390,10 +412,100 @@ class Claim(Record):
     images: int = doc("images the claim rests on (0: noise inputs)")
     baseline_note: str = doc("what the image-blind baselines score on the same images")
     caveat: str = doc("what limits this claim")
+    target: str | None = doc("what the verdict's interval is about: 'architecture' (runs are the random part) or "
+                             "'weights' (these trained weights; classes and images random)", optional=True)
+    df: float | None = doc("degrees of freedom of the verdict's t interval (Satterthwaite); null for a bootstrap",
+                           optional=True)
+    method: str | None = doc("how the verdict's interval was made", optional=True)
+    resamples: int | None = doc("bootstrap resamples of the verdict's interval (0: analytic)", optional=True)
+    mc_error_low: float | None = doc("Monte-Carlo standard error of the judged interval's low end", optional=True)
+    mc_error_high: float | None = doc("Monte-Carlo standard error of its high end", optional=True)
+    p_zero: float | None = doc("two-sided p-value against 0 of the verdict's evidence", optional=True)
+    p_zero_holm: float | None = doc("that p-value Holm-adjusted over the family (confirmatory only)", optional=True)
+    excludes_zero: bool | None = doc("the judged interval excludes 0 (null when not tested)", optional=True)
+    tested: bool | None = doc("judged in the Holm family (false: exploratory, or Holm stopped before it)",
+                              optional=True)
+    holm_rank: int | None = doc("its place in Holm's step-down order (0: judged first)", optional=True)
+    control: str | None = doc("the image-blind control subtracted ('mismatch', 'spread' or 'none')", optional=True)
+    bucket: str | None = doc("the size bucket the claim is about", optional=True)
+    sensitivity: Mapping[str, str] | None = doc("the verdict with d/2, d and 2d (the whole family rejudged)",
+                                                optional=True)
+    weights: ClaimInterval | None = doc("the interval about these weights at the judged level, beside the verdict's",
+                                        optional=True)
+    note: str | None = doc("why a claim is exploratory or what else limits it", optional=True)
 
     @property
     def confirmatory(self) -> bool:
         return self.family == "confirmatory"
+
+
+@dataclass(frozen=True, kw_only=True)
+class GainInterval(Record):
+    """A model's gain over a control with its 95% interval."""
+
+    mean: float | None = doc("the gain (score minus control)")
+    low: float | None = doc("95% interval, low end")
+    high: float | None = doc("95% interval, high end")
+    target: str = doc("'architecture' (two runs or more) or 'weights'")
+    df: float | None = doc("degrees of freedom of the t interval")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ControlRow(Record):
+    """A model's maps beside the image-blind controls at one stage, bucket and box position."""
+
+    model: str = doc("zoo name")
+    stage: str = doc("stage")
+    tap: str = doc("the block output scored")
+    bucket: str = doc("size bucket or 'all'")
+    region: str = doc("'all', 'centre' (the box holds the image centre) or 'off-centre'")
+    metric: str = doc("energy, pointing or coverage")
+    score: float | None = doc("the maps' mean score")
+    mismatch: float | None = doc("the same maps scored against another image's box of the bucket")
+    spread: float | None = doc("a centred Gaussian with each map's own spread, scored against the image's box")
+    gain_over_mismatch: GainInterval = doc("score minus the mismatched-box control")
+    gain_over_spread: GainInterval = doc("score minus the spread-matched prior")
+    n: int = doc("images")
+    runs: int = doc("runs")
+
+
+@dataclass(frozen=True, kw_only=True)
+class FloorInfo(Record):
+    """The smallest change that matters in a metric's units."""
+
+    value: float = doc("the floor")
+    grid: float = doc("the step d is rounded up to")
+    reason: str = doc("why")
+
+
+@dataclass(frozen=True, kw_only=True)
+class EffectSizeRule(Record):
+    """The d rule (``metrics.effect_size``), its inputs and its output."""
+
+    rule: str = doc("the rule in words")
+    floors: Mapping[str, FloorInfo] = doc("per metric: the floor and its reason")
+    run_sd: Mapping[str, float] = doc("'metric/bucket' -> the pilot's pooled run-to-run SD")
+    run_sd_source: str = doc("where the run SDs come from")
+    d: Mapping[str, Mapping[str, float]] = doc("metric -> bucket -> d")
+    sensitivity: tuple[str, ...] = doc("the multiples of d every verdict is also given at")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Inference(Record):
+    """How the claims were judged: targets, the family, the test against 0, controls, saturation."""
+
+    confirmatory_target: str = doc("'architecture' or 'weights'")
+    targets: Mapping[str, str] = doc("what each target means and how its interval is made")
+    runs: int = doc("runs per model")
+    single_run: str = doc("with one run: what that leaves (empty otherwise)")
+    family: str = doc("the Holm family")
+    knockout: str = doc("whether the knock-out study's claims are in the family")
+    test_against_zero: str = doc("the test beside each verdict")
+    controls: str = doc("the image-blind controls localisation claims are judged against")
+    saturation: str = doc("when a metric leaves the confirmatory set")
+    flat_maps: str = doc("the flat-map rule every metric follows")
+    maxboxacc: str = doc("how MaxBoxAcc's threshold is chosen")
+    sensitivity: str = doc("the sensitivity to d")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -557,6 +669,9 @@ class Results(Record):
     intervals: str = doc("how intervals are computed (hierarchical bootstrap: runs, then classes, then images)")
     verdict_layer: str = doc("the stage whose output the localisation and ERF verdicts use, fixed before looking")
     caveats: tuple[str, ...] = doc("what limits the reading of these numbers (map resolution, runs, image size)")
+    controls: tuple[ControlRow, ...] | None = doc("the maps beside the image-blind controls", optional=True)
+    effect_size: EffectSizeRule | None = doc("the d rule per metric and bucket, with its reasoning", optional=True)
+    inference: Inference | None = doc("how the claims were judged (targets, family, controls)", optional=True)
     knockout: KnockoutStudy | None = doc("embedded family: the branch knock-out study", optional=True)
     scale_sweep: ScaleSweep | None = doc("embedded family: the scale sweep", optional=True)
     weights: str | None = doc("dataset run: pretrained (released or embedded), random-init, or a file name",
@@ -572,9 +687,10 @@ class Results(Record):
         version = obj.get("schema_version") if isinstance(obj, Mapping) else None
         if not isinstance(obj, Mapping):
             raise ResultsError(f"{where} is not a JSON object of evaluation results")
-        if version != SCHEMA_VERSION:
+        if isinstance(version, bool) or version not in READABLE_VERSIONS:
             raise ResultsError(f"{where} has schema version {version!r}; this version of res2scope reads version "
-                               f"{SCHEMA_VERSION} (regenerate it with `python -m res2net.evaluate`)")
+                               f"{SCHEMA_VERSION} (and {READABLE_VERSIONS[0]}, whose newer fields are absent"
+                               "; regenerate it with `python -m res2net.evaluate`)")
         return _record(cls, obj, where)
 
     def metric_label(self, key: str) -> str:

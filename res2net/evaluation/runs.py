@@ -27,7 +27,8 @@ import torch
 
 from res2net.data.datasets import EvalDataset, open_dataset, tiny_imagenet
 from res2net.data.tiny_imagenet import DataError, default_data_dir, load_split, read_box_array
-from res2net.evaluation.claims import claims
+from res2net.evaluation.claims import claims, inference_info
+from res2net.evaluation.controls_table import control_rows
 from res2net.evaluation.distributed import setup, teardown
 from res2net.evaluation.erf_study import erf_study
 from res2net.evaluation.protocol import (
@@ -42,8 +43,9 @@ from res2net.evaluation.protocol import (
 )
 from res2net.evaluation.results import image_scores_path, save_image_scores
 from res2net.evaluation.scoring import Job, evaluate_dataset, merge_rows
-from res2net.evaluation.summary import stored, summarise_rows
+from res2net.evaluation.summary import parse_boxes, size_buckets, stored, summarise_rows
 from res2net.metrics import boxes as L
+from res2net.metrics.controls import contains_centre
 from res2net.metrics.table import rounded as _r
 from res2net.models.factory import create_model
 from res2net.models.weights import embedded_seeds, read_model_card
@@ -225,6 +227,12 @@ def _finish(ev: Evaluation, rows: dict[str, np.ndarray], device_type: str, log: 
         train_boxes = read_box_array(ev.data_dir, "train")
         sigma = L.fit_centre_prior_sigma(train_boxes, side)
     res, paired, arrays, sel0, sigmas = summarise_rows(rows, ev.ds.classes, entries, runs, ev.baseline, side, sigma)
+    cls = {w: k for k, w in enumerate(ev.ds.classes)}
+    labels = np.array([cls[c] for c in rows["class"][sel0]], dtype=np.int64)
+    buckets = size_buckets(rows["box_area"][sel0].astype(np.float64))
+    centre = np.array([bool(contains_centre(np.array(parse_boxes(t)), side).any()) for t in rows["boxes"][sel0]])
+    arrays.update({"class_index": labels, "contains_centre": centre})
+    res["controls"] = control_rows(arrays, entries, runs, labels, buckets, centre)
     if ev.family:
         res["prior"] = {"sigma_px": sigma, "fitted_on": f"{len(train_boxes)} train boxes (the objects' spread about "
                                                         "the image centre)", "pointing": POINTING_BASELINE}
@@ -245,10 +253,12 @@ def _finish(ev: Evaluation, rows: dict[str, np.ndarray], device_type: str, log: 
     epochs = {r.get("epochs") for e in entries.values() for r in e["runs"]}
     models_note = (f"{epochs.pop()}-epoch models on {side} px images" if ev.family and len(epochs) == 1
                    else f"{ev.weights} weights, {side} px inputs")
-    res["claims"] = (claims(res, paired, entries, judged, max(e["run_count"] for e in entries.values()), erf_claims,
+    res["claims"] = (claims(res, arrays, entries, judged, runs, labels, buckets, centre, erf_claims,
                             model_caveat=models_note,
                             map_caveat=f"{VERDICT_LAYER} maps are {side // 16}x{side // 16} cells at {side} px")
                      if res["baseline"] in judged else [])
+    res["inference"] = inference_info(min(len(r) for r in runs.values()),
+                                      sum(c["family"] == "confirmatory" for c in res["claims"]), bool(res["controls"]))
     if ev.family:
         log("branch knock-out study ...")
         res.update(_knockout(ev, res, arrays, log))
@@ -314,8 +324,8 @@ def _family_header(ev: Evaluation, erf_rows: list[dict]) -> dict:
     side, runs = ev.side, len(ev.seeds)
     return results_header(
         "tiny-imagenet-100 val", ev.limit, "val_boxes.tsv, exclusive ends as res2net.data hands them out", "box area",
-        [f"{runs} training runs per model (seeds {ev.seeds}); with so few runs the run level of the bootstrap has "
-         "few distinct resamples",
+        [f"{runs} training runs per model (seeds {ev.seeds}): the confirmatory claims are about the architecture "
+         f"(t over runs, Satterthwaite df); the tables' bootstraps over {runs} runs understate the run level",
          f"maps are coarse at {side} px: layer3 is {side // 16}x{side // 16} cells (stride 16), layer4 "
          f"{side // 32}x{side // 32} (stride 32)",
          "CAMs target the true class; the 'both correct' rows remove misclassified images",

@@ -19,7 +19,8 @@ import torch
 from res2net.analysis.cam import compute_cams
 from res2net.data.datasets import EvalDataset, RecordError
 from res2net.evaluation import distributed as D
-from res2net.evaluation.protocol import DATASET_BATCH, stage_taps
+from res2net.evaluation.control_scores import tap_scores
+from res2net.evaluation.protocol import CONTROL_COLUMN, DATASET_BATCH, stage_taps
 from res2net.geometry.receptive_field import tap_rf_info
 from res2net.geometry.registration import register_maps
 from res2net.metrics import boxes as L
@@ -64,7 +65,7 @@ def _metric_stage(out: dict[str, np.ndarray], cams: list[tuple[str, torch.Tensor
     union = L.union_masks(boxes, size)
     for col, cam, start, jump in cams:
         m = register_maps(cam, start, jump, size)
-        for k, v in L.multi_box_scores(m, boxes, col.endswith("/output"), union).items():
+        for k, v in tap_scores(m, boxes, col.endswith("/output"), union, col == CONTROL_COLUMN).items():
             out[f"{col}/{k}"] = v
     return out
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from res2net.evaluation.control_scores import CONTROL_METRICS, CONTROLS
 from res2net.evaluation.protocol import BOOT_COMPARE, BOOT_SUMMARY, BRANCH_METRICS, OUTPUT_METRICS, STAGES
 from res2net.metrics import boxes as L
 from res2net.metrics import statistics as S
@@ -64,6 +65,11 @@ def run_arrays(rows: dict[str, np.ndarray], entries: dict, runs: dict[str, list[
                     # a column another model lacks was merged as float (NaN there): hits go back to booleans
                     arrays[f"{name}/{run}/{tap}/{metric}"] = (v >= L.BOXACC_IOU if m.best_threshold
                                                               else v.astype(bool) if m.hit else v)
+                for control in CONTROLS if group == "output" else ():  # image-blind controls, where scored
+                    for metric in CONTROL_METRICS:
+                        col = f"{stage}/{group}/{control}_{metric}"
+                        if col in rows:
+                            arrays[f"{name}/{run}/{tap}/{control}_{metric}"] = rows[col][sel].astype(np.float64)
     return arrays, sel0
 
 

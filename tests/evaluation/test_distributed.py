@@ -96,7 +96,8 @@ def test_rows_hold_every_image_per_run_and_results_validate(single):
     m = rows["model"] == MODELS[0]
     assert res["models"][MODELS[0]]["runs"][0]["top1"] == pytest.approx(100 * rows["correct"][m].mean(), abs=1e-4)
     assert {c["verdict"] for c in res["claims"]} <= {"supported", "contradicted", "no meaningful difference",
-                                                     "inconclusive"}
+                                                     "inconclusive", "not tested"}
+    assert {c["target"] for c in res["claims"] if c["section"] != "erf"} == {"weights"}  # one run: these weights
     assert any(c["id"].startswith("energy-small-") for c in res["claims"])
     ids = {c["id"] for c in res["claims"]}
     assert {"erf-branches-tiny_res2net26_4s", "erf-block-tiny_res2net26_4s"} <= ids
