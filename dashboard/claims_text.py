@@ -106,8 +106,9 @@ def _statement(res: Results, c: Claim) -> str:
     if c.section == "erf":
         a, b = erf_taps(c)
         if a != b:
-            return f"ERF grows from {_branch(a)} to {_branch(b)} of {a.rsplit('.branch', 1)[0]}"
-        return f"ERF of {a} larger than the ResNet's"
+            return (f"training widens the ERF from {_branch(a)} to {_branch(b)} of {a.rsplit('.branch', 1)[0]} "
+                    f"beyond random init ({c.subset})")
+        return f"training widens the ERF of {a} beyond the ResNet's, over random init ({c.subset})"
     return f"{metric} higher on {kind or 'all'} objects{both}"
 
 
@@ -227,17 +228,18 @@ def _erf_claim_row(res: Results, c: Claim) -> ClaimRow:
     a, b = erf_taps(c)
     branches = a != b
     ref_model = c.model if branches else str(res.baseline)
-    rows = {w: (erf_row(res, ref_model, a, w), erf_row(res, c.model, b, w)) for w in ("trained", "random init")}
+    on_rows = c.subset.endswith("px noise") and any(r.size == int(c.subset.split()[0]) for r in res.erf)
+    rows = {w: (erf_row(res, ref_model, a, w), erf_row(res, c.model, b, w)) if on_rows else (None, None)
+            for w in ("trained", "random init")}  # the rows' radii are of the study's noise only
     ref, val = rows["trained"]
     flags = [f"{r.tap} of {r.model} reaches the border (a lower bound)"
              for r in (ref, val) if r is not None and r.touches_border]
+    if not on_rows and "cut by the input's border" in c.caveat:
+        flags.append("cut by the input's border (lower bounds)")
     u_ref, u_val = rows["random init"]
     untrained = None
     if u_ref is not None and u_val is not None and u_ref.radius_50 is not None and u_val.radius_50 is not None:
-        at_init = u_val.radius_50 - u_ref.radius_50
-        untrained = f"{u_ref.radius_50:.0f} → {u_val.radius_50:.0f} (diff. {at_init:+.0f})"
-        if c.estimate is not None and c.estimate > 0 and at_init >= c.estimate:
-            flags.append("as large at random init: the architecture alone gives it")
+        untrained = f"{u_ref.radius_50:.1f} → {u_val.radius_50:.1f} (diff. {u_val.radius_50 - u_ref.radius_50:+.1f})"
     compared = f"{_branch(a)} → {_branch(b)}" if branches else f"ResNet → {scale_of(res, c.model)}"
     return ClaimRow(c, claim_statement(res, c), compared, None if ref is None else ref.radius_50,
                     None if val is None else val.radius_50, untrained=untrained, flags=tuple(flags))

@@ -51,8 +51,12 @@ def _distances(shape: tuple[int, int], centre: tuple[float, float]) -> tuple[np.
     return np.maximum(dy, dx), np.hypot(dy, dx)
 
 
-def mass_radius(m: np.ndarray, centre: tuple[float, float], level: float, kind: str = "square") -> float:
-    """Smallest radius whose centred square (Chebyshev) or disc (Euclidean) holds ``level`` of the map's mass."""
+def mass_radius(m: np.ndarray, centre: tuple[float, float], level: float, kind: str = "square",
+                interpolate: bool = False) -> float:
+    """Smallest radius whose centred square (Chebyshev) or disc (Euclidean) holds ``level`` of the map's mass.
+
+    ``interpolate``: the radius where the mass curve, linear between the pixel distances (and from (0, 0) to the
+    first), crosses ``level``: sub-pixel, so a difference smaller than a pixel is not rounded away."""
     cheb, eucl = _distances(m.shape, centre)
     d = (cheb if kind == "square" else eucl).ravel()
     order = np.argsort(d, kind="stable")
@@ -63,8 +67,24 @@ def mass_radius(m: np.ndarray, centre: tuple[float, float], level: float, kind: 
     ds = d[order]
     # mass within radius r counts every pixel at distance <= r: look at the last pixel of each distance value
     last = np.r_[ds[1:] != ds[:-1], True]
-    idx = np.nonzero(last & (cum >= level * total * (1 - 1e-12)))[0]
-    return float(ds[idx[0]])
+    return float(_crossing(ds[last], cum[last][None], level, interpolate)[0])
+
+
+def _crossing(radii: np.ndarray, cum: np.ndarray, level: float, interpolate: bool) -> np.ndarray:
+    """Per row of ``cum`` (B, K: the mass within each of the K increasing ``radii``), the radius where it first
+    reaches ``level`` of its total: the whole radius, or the crossing of the curve linear between radii."""
+    total = cum[:, -1:]
+    target = level * total
+    k = (cum >= target * (1 - 1e-12)).argmax(1)
+    out = radii[k].astype(np.float64)
+    if interpolate:
+        rows = np.arange(cum.shape[0])
+        r0 = np.where(k > 0, radii[np.maximum(k - 1, 0)], 0.0)
+        c0 = np.where(k > 0, cum[rows, np.maximum(k - 1, 0)], 0.0)
+        c1 = cum[rows, k]
+        step = np.where(c1 > c0, c1 - c0, 1.0)
+        out = r0 + np.clip((target[:, 0] - c0) / step, 0.0, 1.0) * (out - r0)
+    return np.where(total[:, 0] > 0, out, np.nan)
 
 
 def radial_profile(m: np.ndarray, centre: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
@@ -117,7 +137,7 @@ def touches_border(m: np.ndarray, centre: tuple[float, float], level: float = 0.
 
 
 def radius_samples(per_input: np.ndarray, centre: tuple[float, float], level: float, resample_weights: np.ndarray,
-                   kind: str = "square") -> np.ndarray:
+                   kind: str = "square", interpolate: bool = False) -> np.ndarray:
     """``mass_radius`` of the weighted mean of per-input contribution maps (N, H, W) for each row of
     ``resample_weights`` (B, N): the bootstrap of an ERF radius over inputs. Pixels are summed per distance from the
     centre once, so each resample only accumulates one value per distinct radius."""
@@ -131,10 +151,7 @@ def radius_samples(per_input: np.ndarray, centre: tuple[float, float], level: fl
     radii = ds[starts]
     rings = np.add.reduceat(x.reshape(n, -1)[:, order], starts, axis=1)  # (N, distinct distances)
     wts = np.atleast_2d(np.asarray(resample_weights, dtype=np.float64))
-    cum = np.cumsum(wts @ rings, axis=1)
-    total = cum[:, -1:]
-    ok = cum >= level * total * (1 - 1e-12)
-    return np.where(total[:, 0] > 0, radii[ok.argmax(1)], np.nan)
+    return _crossing(radii, np.cumsum(wts @ rings, axis=1), level, interpolate)
 
 
 def gaussian_sigma(m: np.ndarray) -> float:

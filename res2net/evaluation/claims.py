@@ -5,8 +5,9 @@ runs or more (the weights interval beside it), about these weights with one. A l
 gain over an image-blind control minus the ResNet's gain over the same control (mismatched boxes; the
 spread-matched centre prior), not a raw score; a metric some control saturates (>= ``SATURATED_AT``) and MaxBoxAcc
 (no control scored) are exploratory. Confirmatory claims form one Holm family; exploratory ones use their 95%
-interval. The ERF claims are exploratory: they are not yet trained minus random init, and their runs enter through
-a bootstrap, which three runs cannot support.
+interval. The ERF claims are exploratory: what training adds (trained minus random init of the same seed), per run,
+with a t interval over runs, on three probes (the study's noise, noise at the model's own input size, its own val
+images).
 """
 
 from __future__ import annotations
@@ -110,29 +111,39 @@ def _localisation(res: dict, arrays: dict, name: str, base: str, runs: dict, ent
     return out
 
 
-def _erf_claim(c: dict, runs: int) -> dict:
-    """An ERF claim from the ERF study's bootstrap (runs, then noise inputs): exploratory, 95%."""
-    smp = np.asarray(c["samples"], dtype=np.float64)
-    ci = S.percentile_ci(smp, c["estimate"], 0.95)
+PROBE_WORDS = {"own-size noise": "Gaussian noise at the model's input size",
+               "own val images": "the model's own val images at its input size"}
+
+
+def _erf_claim(c: dict) -> dict:
+    """An ERF claim: per run, trained minus random init (same seed) of a radius difference; t over runs (R - 1
+    df), exploratory, judged at 95%."""
+    v = np.asarray(c["values"], dtype=np.float64)
+    r = int(v.size)
     d = E.min_effect("erf_radius")
-    v = S.verdict(ci, d)
-    p0 = min(1.0, 2 * min((np.count_nonzero(smp <= 0) + 1) / (smp.size + 1),
-                          (np.count_nonzero(smp >= 0) + 1) / (smp.size + 1)))
+    se = float(v.std(ddof=1) / np.sqrt(r)) if r >= 2 else float("nan")
+    ev = I.Evidence("architecture", r, "t over runs (R - 1 df): per run, trained minus random init of the same "
+                    "seed; radii interpolated between whole pixels", float(v.mean()), se, float(r - 1),
+                    available=r >= 2, note="" if r >= 2 else "one run: no interval over runs")
+    iv = ev.interval(0.95)
+    probe = PROBE_WORDS.get(c["probe"], c["probe"].replace("noise", "Gaussian noise"))
+    border = "; cut by the input's border (radii are lower bounds)" if c["border"] else ""
     return {"id": c["id"], "section": "erf", "paper": PAPER[c["kind"]], "metric": f"erf_radius: "
-            f"{T.metric('erf_radius').label}", "model": c["model"], "layer": c["layer"], "subset": "noise inputs",
-            "family": "exploratory", "estimate": _r(c["estimate"]), "low": _r(ci.low), "high": _r(ci.high),
-            "low95": _r(ci.low), "high95": _r(ci.high), "level": 0.95, "min_effect": d, "verdict": v,
-            "runs": runs, "images": 0, "baseline_note": "",
-            "caveat": f"trained weights; ERF of the centre unit, {c['size']} px Gaussian noise",
-            "target": "architecture", "df": None,
-            "method": "percentile bootstrap over runs, then noise inputs (not a run-level t: exploratory only)",
-            "resamples": int(smp.size), "mc_error_low": sig(I.quantile_mc_error(smp, 0.025)),
-            "mc_error_high": sig(I.quantile_mc_error(smp, 0.975)), "p_zero": sig(p0), "p_zero_holm": None,
-            "excludes_zero": bool(ci.low > 0 or ci.high < 0), "tested": False, "holm_rank": None,
-            "control": "none", "bucket": None, "sensitivity": E.sensitivity(ci.low, ci.high, d),
+            f"{T.metric('erf_radius').label}", "model": c["model"], "layer": c["layer"], "subset": c["probe"],
+            "family": "exploratory", "estimate": _r(ev.estimate), "low": _r(iv.low) if r >= 2 else None,
+            "high": _r(iv.high) if r >= 2 else None, "low95": _r(iv.low) if r >= 2 else None,
+            "high95": _r(iv.high) if r >= 2 else None, "level": 0.95, "min_effect": d,
+            "verdict": S.verdict((iv.low, iv.high), d) if r >= 2 else "inconclusive",
+            "runs": r, "images": 0, "baseline_note": "",
+            "caveat": f"trained {_r(c['trained'])} px, random init {_r(c['init'])} px; ERF of the centre unit on "
+                      f"{probe}{border}",
+            "target": "architecture", "df": float(r - 1) if r >= 2 else None, "method": ev.method,
+            "resamples": 0, "mc_error_low": 0.0, "mc_error_high": 0.0, "p_zero": sig(ev.p_zero()),
+            "p_zero_holm": None, "excludes_zero": bool(r >= 2 and (iv.low > 0 or iv.high < 0)), "tested": False,
+            "holm_rank": None, "control": "random init", "bucket": None,
+            "sensitivity": E.sensitivity(iv.low, iv.high, d) if r >= 2 else {},
             "weights": None,
-            "note": "exploratory: not trained minus random init, measured on noise rather than the models' own "
-                    "inputs, and a bootstrap over few runs"}
+            "note": "exploratory: what training adds to the architecture's ERF, not a localisation claim"}
 
 
 def claims(res: dict, arrays: dict[str, np.ndarray], entries: dict, names: list[str], runs: dict[str, list[str]],
@@ -159,7 +170,7 @@ def claims(res: dict, arrays: dict[str, np.ndarray], entries: dict, names: list[
         pending += _localisation(res, arrays, name, base, runs, entries, labels, buckets, np.asarray(centre, bool),
                                  map_caveat)
     out = judge([p for p in pending if p is not None])
-    out += [_erf_claim(c, len(runs[base])) for c in erf_claims]
+    out += [_erf_claim(c) for c in erf_claims]
     return out
 
 

@@ -190,7 +190,8 @@ class ErfRow(Record):
     stage: str = doc("its stage")
     group: str = doc("'output' or 'branch<k>'")
     branch: int | None = doc("branch index, None for a block output")
-    radius_50: float | None = doc("half-side of the centred square holding 50% of the ERF mass (px)")
+    radius_50: float | None = doc("half-side of the centred square holding 50% of the ERF mass (px, interpolated "
+                                  "between whole pixels)")
     radius_50_low: float | None = doc("its 95% interval, low end")
     radius_50_high: float | None = doc("its 95% interval, high end")
     radius_90: float | None = doc("the same for 90% of the mass")
@@ -236,7 +237,7 @@ class Claim(Record):
     metric: str = doc("the metric tested and its label, 'name: label'")
     model: str = doc("the Res2Net model compared with the baseline")
     layer: str = doc("tap or stage the verdict uses")
-    subset: str = doc("which images (all, or the ones both models classify correctly)")
+    subset: str = doc("which images (all, or the ones both models classify correctly); an ERF claim: its probe")
     family: str = doc("confirmatory (in the Holm-corrected family) or exploratory (unadjusted 95% interval)")
     estimate: float | None = doc("the difference (Res2Net minus baseline, or larger branch minus smaller)")
     low95: float | None = doc("unadjusted 95% interval, low end")
@@ -264,7 +265,8 @@ class Claim(Record):
     tested: bool | None = doc("judged in the Holm family (false: exploratory, or Holm stopped before it)",
                               optional=True)
     holm_rank: int | None = doc("its place in Holm's step-down order (0: judged first)", optional=True)
-    control: str | None = doc("the image-blind control subtracted ('mismatch', 'spread' or 'none')", optional=True)
+    control: str | None = doc("the image-blind control subtracted ('mismatch', 'spread' or 'none'; an ERF claim: "
+                              "'random init')", optional=True)
     bucket: str | None = doc("the size bucket the claim is about", optional=True)
     sensitivity: Mapping[str, str] | None = doc("the verdict with d/2, d and 2d (the whole family rejudged)",
                                                 optional=True)

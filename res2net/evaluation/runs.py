@@ -249,7 +249,11 @@ def _finish(ev: Evaluation, rows: dict[str, np.ndarray], device_type: str, log: 
     if ev.erf_inputs > 0 and ev.weights == "pretrained" and (ev.family or res["baseline"] in judged):
         seeds = ev.seeds or sorted({int(r[4:]) if r.startswith("seed") else 0 for _, r, _ in ev.jobs})
         log(f"ERFs from {ev.erf_inputs} noise inputs of {ev.erf_size} px ...")
-        res["erf"], erf_claims = erf_study(judged, seeds, ev.erf_inputs, ev.erf_size, res["baseline"])
+        own = None
+        if ev.family:  # the models' own val images: evenly spaced over the split, every class represented
+            val = load_split("val", ev.data_dir)
+            own = val.images[even_indices(len(val), ev.erf_inputs)]
+        res["erf"], erf_claims = erf_study(judged, seeds, ev.erf_inputs, ev.erf_size, res["baseline"], own)
     epochs = {r.get("epochs") for e in entries.values() for r in e["runs"]}
     models_note = (f"{epochs.pop()}-epoch models on {side} px images" if ev.family and len(epochs) == 1
                    else f"{ev.weights} weights, {side} px inputs")
@@ -317,6 +321,8 @@ def _erf_caveat(ev: Evaluation, erf_rows: list[dict], released_only: bool) -> st
         return "no ERFs in this run (--erf-inputs 0, weights other than the released ones, or no baseline)"
     return (f"ERFs from {ev.erf_inputs} Gaussian-noise inputs of {ev.erf_size} px"
             + (", released weights only" if released_only else "")
+            + " (the rows; interpolated radii); the ERF claims are trained minus random init per run, also on "
+              "noise at the model's input size" + (" and its own val images" if ev.family else "")
             + "; radii of maps flagged 'touches_border' are lower bounds")
 
 

@@ -100,7 +100,8 @@ def test_rows_hold_every_image_per_run_and_results_validate(single):
     assert {c["target"] for c in res["claims"] if c["section"] != "erf"} == {"weights"}  # one run: these weights
     assert any(c["id"].startswith("energy-small-") for c in res["claims"])
     ids = {c["id"] for c in res["claims"]}
-    assert {"erf-branches-tiny_res2net26_4s", "erf-block-tiny_res2net26_4s"} <= ids
+    assert {"erf-branches-64px-noise-tiny_res2net26_4s", "erf-block-own-size-noise-tiny_res2net26_4s"} <= ids
+    assert not any("own-val-images" in i for i in ids)  # a dataset run has no Tiny-ImageNet val images of its own
     assert {r["weights"] for r in res["erf"]} == {"trained", "random init"} and res["erf"][0]["inputs"] == 2
 
 

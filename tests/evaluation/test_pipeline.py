@@ -4,6 +4,8 @@ reruns, and the shipped file consistent with the model cards."""
 
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 
 import numpy as np
@@ -249,13 +251,16 @@ def test_subset_run_claims_follow_their_intervals(subset_run: Path) -> None:
     assert {"top1-tiny_res2net26_4s", "energy-small-tiny_res2net26_4s-over-mismatch",
             "energy-small-tiny_res2net26_4s-over-spread", "pointing-small-tiny_res2net26_4s-over-mismatch",
             "coverage-large-tiny_res2net26_4s-over-mismatch", "maxboxacc-large-tiny_res2net26_4s",
-            "erf-branches-tiny_res2net26_4s", "erf-block-tiny_res2net26_4s"} <= ids
+            } <= ids
+    probes = ("96px-noise", "own-size-noise", "own-val-images")  # the study's noise, noise and images at 64 px
+    assert {f"erf-{k}-{p}-tiny_res2net26_4s" for k in ("branches", "block") for p in probes} <= ids
     assert {c["target"] for c in res["claims"]} == {"architecture"}  # two runs: claims about the architecture
-    erf = {(r["model"], r["weights"], r["tap"]): r for r in res["erf"]}
-    growth = [c for c in res["claims"] if c["id"] == "erf-branches-tiny_res2net26_4s"][0]
-    want = (erf[("tiny_res2net26_4s", "trained", "layer3.1.branch2")]["radius_50"]
-            - erf[("tiny_res2net26_4s", "trained", "layer3.1.branch0")]["radius_50"])
-    assert growth["estimate"] == pytest.approx(want)  # larger branch minus smaller, not the reverse
+    for c in res["claims"]:
+        if c["section"] == "erf":  # what training adds: the trained difference minus the random-init one
+            trained, init = (float(v) for v in re.findall(r"trained (-?[\d.]+) px, random init (-?[\d.]+) px",
+                                                          c["caveat"])[0])
+            assert c["estimate"] == pytest.approx(trained - init, abs=2e-4), c["id"]
+            assert c["runs"] == 2 and c["df"] == 1 and c["control"] == "random init"
     assert all(c["layer"].startswith(res["verdict_layer"]) for c in res["claims"] if c["section"] != "accuracy")
     stages = {r["stage"] for r in res["localisation"]}
     assert stages == {"layer1", "layer2", "layer3", "layer4"}  # every stage in the tables
