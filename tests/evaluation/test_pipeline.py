@@ -5,7 +5,6 @@ reruns, and the shipped file consistent with the model cards."""
 from __future__ import annotations
 
 import re
-
 from pathlib import Path
 
 import numpy as np
