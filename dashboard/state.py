@@ -31,6 +31,23 @@ BRANCH_NOTE = (
 )
 RANDOM_LABEL = "random init (untrained)"
 
+KEEP = dict(persist_state="session", bind="query-params")  # a view setting: kept across pages, and in the URL
+PERSIST = dict(persist_state="session")  # kept across pages only (per-branch boxes, class indices)
+
+
+def settle(key: str, options: list, fallback: object) -> None:
+    """Put ``fallback`` into a kept widget whose value (from another page visit, the URL or other models) is not
+    among its ``options``, so that what the box shows is always what is drawn."""
+    value = st.session_state.get(key)
+    if isinstance(fallback, list):  # a list starts from the widget's default or the address's values
+        if value is not None and [v for v in value if v in options] != list(value):
+            st.session_state[key] = [v for v in value if v in options]
+        return
+    if value is None:  # opened from a link: the address names the value (kept when valid)
+        value = st.query_params.get(key)
+    if value not in options:
+        st.session_state[key] = fallback
+
 
 def device_choices() -> list[str]:
     """'auto' and 'cpu', plus 'cuda' when a GPU is visible."""

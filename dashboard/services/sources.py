@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from dashboard.services import cached
+from dashboard.state import KEEP, PERSIST, settle
 from res2net.data import images
 
 PICKED = "picked_image"  # session-state key: (label, bytes, box | None), set by galleries or tests
@@ -41,9 +42,10 @@ def val_choice(key: str) -> Source | None:
         st.info("The Tiny-ImageNet-100 data folder is not present; use an upload or a demo photo.")
         return None
     c1, c2 = st.columns([3, 1])
-    cls = c1.selectbox("Class", range(len(split.classes)), format_func=lambda k: split.classes[k], key=f"{key}_cls")
+    cls = c1.selectbox("Class", range(len(split.classes)), format_func=lambda k: split.classes[k], key=f"{key}_cls",
+                         **PERSIST)
     idx = [i for i in range(len(split)) if int(split.data.labels[i]) == cls]
-    k = c2.number_input("Image", value=0, step=1, key=f"{key}_idx", help=f"0 to {len(idx) - 1}")
+    k = c2.number_input("Image", value=0, step=1, key=f"{key}_idx", help=f"0 to {len(idx) - 1}", **KEEP)
     if not 0 <= int(k) < len(idx):
         st.error(f"There is no image {int(k)} in class {split.classes[cls]}: its images are numbered 0 to "
                  f"{len(idx) - 1}. Type a number in that range.")
@@ -62,7 +64,8 @@ def pick_image(key: str) -> Source | None:
         if st.session_state.get(f"{key}_picked_seen") != picked[0]:  # a new pick opens in every view once
             st.session_state[f"{key}_picked_seen"] = picked[0]
             st.session_state[f"{key}_source"] = "Picked image"
-    kind = st.radio("Image", options, horizontal=True, key=f"{key}_source")
+    settle(f"{key}_source", options, options[0])
+    kind = st.radio("Image", options, horizontal=True, key=f"{key}_source", **KEEP)
     if kind == "Picked image":
         label, data, box = picked
         return Source(label, data, box)
@@ -74,7 +77,8 @@ def pick_image(key: str) -> Source | None:
     if not photos:
         st.info("No demo photos are available in this installation; upload an image instead.")
         return None
-    name = st.selectbox("Demo photo", list(photos), key=f"{key}_demo")
+    settle(f"{key}_demo", list(photos), next(iter(photos)))
+    name = st.selectbox("Demo photo", list(photos), key=f"{key}_demo", **KEEP)
     return Source(name, photos[name])
 
 

@@ -29,6 +29,7 @@ from dashboard.claims_text import (
     verdict_counts,
 )
 from dashboard.services import cached
+from dashboard.state import KEEP, settle
 from dashboard.views import claims_evidence
 from res2net.evaluation.results import Results, ResultsError
 from res2net.metrics.table import METRIC_TABLE
@@ -49,7 +50,8 @@ if not files:
     st.info(NO_RESULTS.format(path=rel))
 labels = {(p.relative_to(cached.REPO_ROOT).as_posix() if p.is_relative_to(cached.REPO_ROOT) else str(p)): p
           for p in files}
-choice = st.selectbox("Results file", [*labels, UPLOAD], key="claims_file",
+settle("claims_file", [*labels, UPLOAD], next(iter(labels), UPLOAD))
+choice = st.selectbox("Results file", [*labels, UPLOAD], key="claims_file", **KEEP,
                       help="Any results file under assets/results/, or one from `python -m res2net.evaluate` "
                            "run elsewhere (e.g. ImageNet val on a GPU cluster).")
 
@@ -187,12 +189,14 @@ if res.controls:
 map_metrics = [m for m in METRIC_TABLE if m.source == "map" and m.name in res.metrics]  # the file's, in table order
 stages = sorted({r.stage for r in res.localisation})
 c1, c2, c3 = st.columns(3)
-stage = c1.selectbox("Stage output", stages, index=stages.index(res.verdict_layer) if res.verdict_layer in stages
-                     else 0, key="claims_stage",
+settle("claims_stage", stages, res.verdict_layer if res.verdict_layer in stages else stages[0])
+stage = c1.selectbox("Stage output", stages, key="claims_stage", **KEEP,
                      help="The verdicts use the stage fixed in code; the others are shown for completeness.")
-subset = c2.radio("Images", ["all", "correct"], horizontal=True, key="claims_subset",
+subset = c2.radio("Images", ["all", "correct"], horizontal=True, key="claims_subset", **KEEP,
                   format_func=lambda s: "all" if s == "all" else "classified correctly (per model and run)")
+settle("claims_metric", [m.name for m in map_metrics], map_metrics[0].name)
 metric = c3.selectbox("Metric", [m.name for m in map_metrics], format_func=res.metric_label, key="claims_metric",
+                      **KEEP,
                       help="Concentration: " + ", ".join(res.metric_label(m.name) for m in map_metrics
                                                          if m.kind == "concentration")
                       + " (concentrated on small objects?). Coverage: " + ", ".join(
@@ -211,7 +215,7 @@ with st.expander("Every stage, bucket and metric: Res2Net minus ResNet (paired b
 claims_evidence.evidence_section(res, scores)
 
 st.header("3 · Receptive fields")
-init = st.radio("Weights", ["trained", "random init"], horizontal=True, key="claims_erf_init",
+init = st.radio("Weights", ["trained", "random init"], horizontal=True, key="claims_erf_init", **KEEP,
                 help="Random init shows what the architecture alone gives.")
 for block in erf_blocks(res, init):
     taps = {r.model: [] for r in res.erf}

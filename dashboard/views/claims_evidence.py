@@ -15,6 +15,7 @@ import streamlit as st
 
 from dashboard.claims_text import SHORT_METRICS, claim_kind, metric_key
 from dashboard.services import cached, sources
+from dashboard.state import KEEP, settle
 from res2net.analysis import cam
 from res2net.evaluation import evidence
 from res2net.evaluation.results import Results, load_image_scores
@@ -108,13 +109,15 @@ def evidence_section(res: Results, scores_path: Path | None) -> None:
         return
     first = claims[0]
     c1, c2, c3 = st.columns(3)
-    model = c1.selectbox("Res2Net", models, index=models.index(first.model) if first.model in models else 0,
-                         key="claims_ev_model", help=f"compared with {res.baseline}, image by image")
-    metric = c2.selectbox("Metric", metrics, index=metrics.index(metric_key(first)) if metric_key(first) in metrics
-                          else 0, key="claims_ev_metric", format_func=lambda m: SHORT_METRICS.get(m, m))
+    settle("claims_ev_model", models, first.model if first.model in models else models[0])
+    model = c1.selectbox("Res2Net", models, key="claims_ev_model", help=f"compared with {res.baseline}, image by image",
+                         **KEEP)
+    settle("claims_ev_metric", metrics, metric_key(first) if metric_key(first) in metrics else metrics[0])
+    metric = c2.selectbox("Metric", metrics, key="claims_ev_metric", format_func=lambda m: SHORT_METRICS.get(m, m),
+                          **KEEP)
     buckets = [*res.size_buckets, "all"]
-    bucket = c3.selectbox("Size bucket", buckets, key="claims_ev_bucket",
-                          index=buckets.index(claim_kind(first)) if claim_kind(first) in buckets else 0)
+    settle("claims_ev_bucket", buckets, claim_kind(first) if claim_kind(first) in buckets else buckets[0])
+    bucket = c3.selectbox("Size bucket", buckets, key="claims_ev_bucket", **KEEP)
     tap, ref_tap = stage_tap(res, model), stage_tap(res, str(res.baseline))
     if tap is None or tap != ref_tap:
         st.info(f"`{model}` and `{res.baseline}` have no common {res.verdict_layer} output tap.")

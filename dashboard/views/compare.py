@@ -13,7 +13,7 @@ import streamlit as st
 import res2net
 from dashboard import placement, readable
 from dashboard.services import cached, photos, sources
-from dashboard.state import DEFAULT_PAIR, current_device, random_weights_notice, weights_mode
+from dashboard.state import DEFAULT_PAIR, KEEP, current_device, random_weights_notice, settle, weights_mode
 from dashboard.views import compare_grid
 from res2net.analysis import cam, gradient_free
 from res2net.data import images
@@ -25,26 +25,11 @@ INTRO = ("Class activation maps at any block or branch of several models for the
          "cell is drawn where it looks: cell (i, j) of a stride-S tap at its receptive-field centre start + S·(i, j) "
          "on the model input, carried back onto your photo. Settings stay when you change page, and the address "
          "bar holds the view, so a link reopens it.")
-KEEP = dict(persist_state="session", bind="query-params")  # every view setting: kept across pages, in the URL
 SHORT = {"scorecam": "Score-CAM", "ablationcam": "Ablation-CAM", "eigencam": "EigenCAM"}
 
 
 def method_label(m: str) -> str:
     return f"{SHORT[m]} ⁽¹ᵗᵃᵖ⁾" if m in SHORT else m
-
-
-def settle(key: str, options: list, fallback: object) -> None:
-    """Put ``fallback`` into a kept widget whose value (from another page visit, the URL or other models) is not
-    among its ``options``, so that what the box shows is always what is drawn."""
-    value = st.session_state.get(key)
-    if isinstance(fallback, list):  # a list starts from the widget's default or the address's values
-        if value is not None and [v for v in value if v in options] != list(value):
-            st.session_state[key] = [v for v in value if v in options]
-        return
-    if value is None:  # opened from a link: the address names the value (kept when valid)
-        value = st.query_params.get(key)
-    if value not in options:
-        st.session_state[key] = fallback
 
 
 st.title("Compare CAMs", help=INTRO)
@@ -106,18 +91,10 @@ def untrained(n: str) -> bool:
     return loaded[n].untrained
 
 
-def clicked_target(n: str) -> int | None:
-    """The class of the top-5 row the user clicked in model ``n``'s table, if any."""
-    selection = (st.session_state.get(f"compare_topk_{n}") or {}).get("selection") or {}
-    rows = selection.get("rows") or []
-    top = st.session_state.get(f"compare_topk_classes_{n}") or []
-    return int(top[rows[0]]) if rows and rows[0] < len(top) else None
-
-
 def target_for(n: str) -> int | None:
     if target_name:
         return cached.class_names(n).index(target_name)
-    return None if untrained(n) else clicked_target(n)
+    return None if untrained(n) else compare_grid.clicked_class(n, source.data)
 
 
 results = {n: cached.model_cams(source.data, n, lm.device, lm.weights, method, target_for(n), mode)

@@ -5,6 +5,7 @@ as tall as its panel row, is as tall as the map)."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -51,6 +52,42 @@ def column_px(units: list[float], k: int) -> float:
     """Expected width (px) of column ``k`` of ``st.columns(units)`` in the main pane at a 1280 px window."""
     free = MAIN_PANE_PX - COLUMN_GAP_PX * (len(units) - 1)
     return free * units[k] / sum(units)
+
+
+# The top-5 row a user ticked, kept outside the table's own state (which Streamlit drops on another page):
+CLICKED = "compare_clicked"  # model -> (image digest, class ticked)
+SEEN = "compare_clicked_seen"  # model -> (image digest, the table's ticked rows when last read)
+
+
+def image_digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def topk_key(n: str, data: bytes) -> str:
+    """The key of model ``n``'s top-5 table for this image: a new image starts with nothing ticked."""
+    return f"compare_topk_{n}_{image_digest(data)}"
+
+
+def clicked_class(n: str, data: bytes) -> int | None:
+    """The class of the top-5 row the user ticked for model ``n`` on this image, if any: a tick or untick since the
+    last run updates it; a table not drawn yet (back from another page) leaves it as it was."""
+    digest = image_digest(data)
+    table = st.session_state.get(topk_key(n, data))
+    shown_digest, top = st.session_state.get(f"compare_topk_classes_{n}") or ("", [])
+    clicked = dict(st.session_state.get(CLICKED, {}))
+    if table is not None and shown_digest == digest:
+        rows = list((table.get("selection") or {}).get("rows") or [])
+        seen = dict(st.session_state.get(SEEN, {}))
+        if seen.get(n) != (digest, rows):
+            seen[n] = (digest, rows)
+            st.session_state[SEEN] = seen
+            if rows and rows[0] < len(top):
+                clicked[n] = (digest, int(top[rows[0]]))
+            else:
+                clicked.pop(n, None)
+            st.session_state[CLICKED] = clicked
+    kept_digest, cls = clicked.get(n, ("", None))
+    return cls if kept_digest == digest else None
 
 
 @dataclass
@@ -149,11 +186,15 @@ def model_rows(g: Grid, extra: dict, more_methods: list[str], localisation: Call
                            "chosen class or its highest logit.")
             else:
                 top = [int(k) for k in np.argsort(r.probs)[::-1][:5]]
-                st.session_state[f"compare_topk_classes_{n}"] = top
+                st.session_state[f"compare_topk_classes_{n}"] = (image_digest(g.source_data), top)
+                clicked = clicked_class(n, g.source_data)
                 st.dataframe({"class": [classes[k] for k in top],
                               "probability": [f"{float(r.probs[k]):.3f}" for k in top]},
-                             hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
-                             key=f"compare_topk_{n}", column_config={"class": st.column_config.TextColumn(
+                             hide_index=True, width="stretch", on_select="rerun",
+                             selection_mode="single-row",
+                             selection_default={"selection": {"rows": [top.index(clicked)]}} if clicked in top
+                             else None,
+                             key=topk_key(n, g.source_data), column_config={"class": st.column_config.TextColumn(
                                  "class", help="Tick a row's box to explain that class.", width="medium"),
                                  "probability": st.column_config.TextColumn("p", width="small")})
 

@@ -11,7 +11,7 @@ import res2net
 from dashboard import charts, placement, state
 from dashboard import readable as readable_text
 from dashboard.services import cached, sources
-from dashboard.state import DEFAULT_PAIR, current_device, random_weights_notice, weights_mode
+from dashboard.state import DEFAULT_PAIR, KEEP, current_device, random_weights_notice, settle, weights_mode
 from res2net.viz import branch_plots, erf_plots, plots
 
 NOISE_SIZES = (64, 128, 224, 256, 384, 512)
@@ -26,18 +26,20 @@ st.title("ERF explorer", help="The effective receptive field (Luo et al., NeurIP
 st.caption("How far each branch of a block sees, measured on the input. The cross marks the unit's receptive-field "
            "centre, the dashed square its theoretical receptive field.")
 
-names = st.multiselect("Models", res2net.list_models(), default=list(DEFAULT_PAIR), max_selections=4, key="erf_models")
+settle("erf_models", res2net.list_models(), [])
+names = st.multiselect("Models", res2net.list_models(), default=list(DEFAULT_PAIR), max_selections=4, key="erf_models",
+                       **KEEP)
 if not names:
     st.info("Pick at least one model.")
     st.stop()
 weights = weights_mode()
 c1, c2, c3 = st.columns(3)
-input_kind = c1.radio("Inputs", ["Gaussian noise", "image"], key="erf_inputs", horizontal=True)
+input_kind = c1.radio("Inputs", ["Gaussian noise", "image"], key="erf_inputs", horizontal=True, **KEEP)
 noise = input_kind == "Gaussian noise"
 noise_size = c2.select_slider("Input size (px)", NOISE_SIZES, value=DEFAULT_NOISE_SIZE, key="erf_size",
                               disabled=not noise, help="Side of the noise inputs. Large enough, the ERF's mass does "
-                              "not reach the border; an image is used at the model's own input size.")
-n_noise = c3.slider("Noise inputs", 1, 32, 8, key="erf_n", disabled=not noise)
+                              "not reach the border; an image is used at the model's own input size.", **KEEP)
+n_noise = c3.slider("Noise inputs", 1, 32, 8, key="erf_n", disabled=not noise, **KEEP)
 st.caption(f"Weights: **{'trained' if weights == 'trained' else state.RANDOM_LABEL}** (set in the sidebar).")
 data = None
 if not noise:
@@ -52,14 +54,14 @@ blocks = placement.sorted_blocks({n: list(d) for n, d in infos.items()})
 normal = [b for b in blocks if any(d.get(b) is not None and d[b].stype == "normal" and d[b].kind == "res2net"
                                    for d in infos.values())]
 d1, d2, d3, d4 = st.columns(4)
-block = d1.selectbox("Block", blocks, index=blocks.index(normal[len(normal) // 2] if normal else blocks[0]),
-                     key="erf_block", help="Listed in network order, over all chosen models.")
+settle("erf_block", blocks, normal[len(normal) // 2] if normal else blocks[0])
+block = d1.selectbox("Block", blocks, key="erf_block", help="Listed in network order, over all chosen models.", **KEEP)
 scale = d2.radio("Colour scale", list(SCALES), format_func=SCALES.get, key="erf_scale", horizontal=True,
                  help="One scale for every map (all models): compare branches by eye; a wider ERF has a lower peak, "
-                      "because every map sums to 1. Each its own: every map divided by its own peak.")
-log_scale = d3.toggle("Log colour scale", key="erf_log", help="log10 over four decades below the top.")
+                      "because every map sums to 1. Each its own: every map divided by its own peak.", **KEEP)
+log_scale = d3.toggle("Log colour scale", key="erf_log", help="log10 over four decades below the top.", **KEEP)
 positive = d4.toggle("Positive part only", key="erf_positive", help="RepLKNet's variant: the positive part of the "
-                     "gradient instead of its absolute value.")
+                     "gradient instead of its absolute value.", **KEEP)
 
 
 

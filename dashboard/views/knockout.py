@@ -11,7 +11,16 @@ import res2net
 from dashboard import charts, placement
 from dashboard.claims_text import fmt_interval
 from dashboard.services import cached, knockout_cache, photos, sources
-from dashboard.state import BRANCH_NOTE, DEFAULT_PAIR, current_device, random_weights_notice, weights_mode
+from dashboard.state import (
+    BRANCH_NOTE,
+    DEFAULT_PAIR,
+    KEEP,
+    PERSIST,
+    current_device,
+    random_weights_notice,
+    settle,
+    weights_mode,
+)
 from res2net.analysis import cam
 from res2net.data import images
 from res2net.evaluation.results import ResultsError
@@ -73,29 +82,32 @@ def image_part(source: sources.Source, image: images.LoadedImage) -> str:
     """The knock-out on the user's image; returns the model it shows (the study below opens on the same one)."""
     models = res2net.list_models()
     c1, c2, c3 = st.columns(3)
-    name = c1.selectbox("Model", models, index=models.index(DEFAULT_PAIR[1]), key="ko_model")
+    settle("ko_model", models, DEFAULT_PAIR[1])
+    name = c1.selectbox("Model", models, key="ko_model", **KEEP)
     lm = cached.load_model(name, weights_mode(), current_device())
     random_weights_notice(name, lm.note, "knockout")
     infos = {i.name: i for i in res2net.block_infos(lm.model)}
     normal = [n for n, i in infos.items() if i.stype == "normal"]
     default = next((n for n in normal if n.startswith("layer3.")), normal[-1] if normal else next(iter(infos)))
-    block = c2.selectbox("Block", list(infos), index=list(infos).index(default), key="ko_block",
-                         format_func=lambda b: f"{b} ({infos[b].stype})")
-    method = c3.selectbox("CAM method", list(cam.METHODS), key="ko_method")
+    settle("ko_block", list(infos), default)
+    block = c2.selectbox("Block", list(infos), key="ko_block", format_func=lambda b: f"{b} ({infos[b].stype})", **KEEP)
+    method = c3.selectbox("CAM method", list(cam.METHODS), key="ko_method", **KEEP)
     info = infos[block]
     means = knockout_cache.model_branch_means(name, lm.device, lm.weights)
     d1, d2 = st.columns(2)
-    mode = d1.radio("Replace by", ["mean", "zero"] if means is not None else ["zero"], horizontal=True,
+    settle("ko_mode", ["mean", "zero"] if means is not None else ["zero"], "mean" if means is not None else "zero")
+    mode = d1.radio("Replace by", ["mean", "zero"] if means is not None else ["zero"], horizontal=True, **KEEP,
                     key="ko_mode", help="mean: the branch's per-channel mean over training images; zero: nothing."
                     + ("" if means is not None else " Mean replacement needs the embedded models' trained weights "
                        "and the Tiny-ImageNet-100 train split (the means come from its images)."))
-    effect = d2.radio("Effect", ["total", "direct"], horizontal=True, key="ko_effect",
+    effect = d2.radio("Effect", ["total", "direct"], horizontal=True, key="ko_effect", **KEEP,
                       disabled=not (info.kind == "res2net" and info.stype == "normal"),
                       help="Only a normal Res2Net block's branches feed each other; elsewhere both are the same.")
     st.markdown(f"**Knock out branches of `{block}`** ({info.stype} block; `{name}` · {lm.label})")
     knocked = tuple(i for i, col in enumerate(st.columns(max(info.num_branches, 4)))
                     if i < info.num_branches
-                    and col.checkbox(branch_plots.branch_title(info, i), key=f"ko_branch_{name}_{block}_{i}"))
+                    and col.checkbox(branch_plots.branch_title(info, i), key=f"ko_branch_{name}_{block}_{i}",
+                                     **PERSIST))
     last = list(infos)[-1]
     taps = tuple(dict.fromkeys([block, last]))
     intact = knockout_cache.knocked_cams(source.data, name, lm.device, lm.weights, block, (), mode, effect, method,
@@ -135,7 +147,7 @@ def decomposition_part(source: sources.Source, name: str, lm: cached.LoadedModel
                     "do not: branch i's path through the later branches is counted again there. Raw grids at the "
                     "block's resolution, one square per cell; red adds to the class score, blue takes away.")
     centred = st.toggle("Centred form (each branch minus its training mean; the means move into the bias)",
-                        key="ko_centred", disabled=not has_means)
+                        key="ko_centred", disabled=not has_means, **KEEP)
     dec = knockout_cache.block_decomposition(source.data, name, lm.device, lm.weights, info.name, target,
                                              centred and has_means)
     labels = [branch_plots.branch_title(info, i) for i in range(info.num_branches)]
@@ -185,14 +197,14 @@ def study_part(default_model: str | None) -> None:
         st.markdown(f"**Lesion.** {ko.lesion}.  \n**Harm.** {ko.harm}.  \n**Intervals.** {ko.intervals}.")
     models = list(dict.fromkeys(r.model for r in ko.rows))
     c1, c2 = st.columns(2)
-    model = c1.selectbox("Model", models, index=models.index(default_model) if default_model in models
-                         else len(models) - 1, key="ko_study_model", help="Opens on the model of the image above.")
+    settle("ko_study_model", models, default_model if default_model in models else models[-1])
+    model = c1.selectbox("Model", models, key="ko_study_model", help="Opens on the model of the image above.", **KEEP)
     metrics = list(ko.min_effect)
-    metric = c2.selectbox("Metric", metrics, key="ko_study_metric")
+    metric = c2.selectbox("Metric", metrics, key="ko_study_metric", **KEEP)
     charts.plotly_chart(knockout_plots.harm_by_size_figure(ko.rows, model, metric), key="ko_heat", width="stretch")
     blocks = list(dict.fromkeys(r.block for r in ko.interactions if r.model == model))
-    block = st.selectbox("Block", blocks, index=blocks.index(ko.claims[0].block) if ko.claims
-                         and ko.claims[0].block in blocks else 0, key="ko_study_block")
+    settle("ko_study_block", blocks, ko.claims[0].block if ko.claims and ko.claims[0].block in blocks else blocks[0])
+    block = st.selectbox("Block", blocks, key="ko_study_block", **KEEP)
     points = interaction_points(ko.interactions, block, metric)
     if points:
         size = res2net.get_spec(points[0].model).input_size

@@ -9,7 +9,7 @@ import streamlit as st
 import res2net
 from dashboard.services import cached
 from dashboard.serving import admission, local_weights
-from dashboard.state import forget_weight_failure, run_started, use_default_weights, use_local_weights
+from dashboard.state import KEEP, forget_weight_failure, run_started, settle, use_default_weights, use_local_weights
 from dashboard.state import local_weights as session_file
 from res2net.models import weights
 
@@ -18,7 +18,7 @@ st.caption("Parameters and GMACs are measured here by the package's counter at e
            "Released Res2Net weights are licensed CC BY-NC-SA 4.0 (non-commercial use only).")
 
 families = sorted({res2net.get_spec(n).family for n in res2net.list_models()}) + ["all"]
-family = st.segmented_control("Family", families, default="embedded", key="models_family") or "embedded"
+family = st.segmented_control("Family", families, default="embedded", key="models_family", **KEEP) or "embedded"
 names = res2net.list_models(None if family == "all" else family)
 
 ONLINE = cached.network_available()
@@ -53,7 +53,8 @@ bar.empty()
 st.table(rows)  # a plain table wraps long sources and licences instead of cutting them off
 
 st.subheader("Get weights")
-name = st.selectbox("Model", names, key="models_pick")
+settle("models_pick", names, names[0])
+name = st.selectbox("Model", names, key="models_pick", **KEEP)
 info = cached.model_info(name)
 st.markdown(f"**{name}** — {info['description']}")
 st.caption("Sources: " + "; ".join(f"{w['label']} ({w['filename']})" for w in info["weights"]))

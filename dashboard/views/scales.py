@@ -11,7 +11,16 @@ import res2net
 from dashboard import charts, placement
 from dashboard import readable as readable_text
 from dashboard.services import cached, photos, sources
-from dashboard.state import BRANCH_NOTE, DEFAULT_PAIR, current_device, random_weights_notice, weights_mode
+from dashboard.state import (
+    BRANCH_NOTE,
+    DEFAULT_PAIR,
+    KEEP,
+    PERSIST,
+    current_device,
+    random_weights_notice,
+    settle,
+    weights_mode,
+)
 from res2net.analysis import cam
 from res2net.geometry import registration
 from res2net.viz import branch_plots, plots
@@ -27,7 +36,7 @@ def gallery() -> None:
     split = cached.val_split()
     if split is not None:
         cls = st.selectbox("Class", range(len(split.classes)), format_func=lambda k: split.classes[k],
-                           key="scales_demo_class")
+                           key="scales_demo_class", **PERSIST)
         idx = [i for i in range(len(split)) if int(split.data.labels[i]) == cls][:8]
         items = [split[i] for i in idx]
         shots = [(f"val/{it['file']} ({it['class_name']})", cached.png_bytes(it["image"].numpy()),
@@ -58,8 +67,10 @@ if image is None:
 
 all_models = res2net.list_models()
 c1, c2, c3 = st.columns(3)
-name = c1.selectbox("Model", all_models, index=all_models.index(DEFAULT_PAIR[1]), key="scales_model")
-base = c2.selectbox("Baseline", all_models, index=all_models.index(DEFAULT_PAIR[0]), key="scales_base")
+settle("scales_model", all_models, DEFAULT_PAIR[1])
+name = c1.selectbox("Model", all_models, key="scales_model", **KEEP)
+settle("scales_base", all_models, DEFAULT_PAIR[0])
+base = c2.selectbox("Baseline", all_models, key="scales_base", **KEEP)
 lm = cached.load_model(name, weights_mode(), current_device())
 base_lm = cached.load_model(base, weights_mode(), current_device())
 block_lists = {n: [i.name for i in res2net.block_infos(m.model)] for n, m in ((name, lm), (base, base_lm))}
@@ -67,15 +78,17 @@ blocks = placement.sorted_blocks(block_lists)
 normal = [i.name for i in res2net.block_infos(lm.model) if i.stype == "normal" and i.kind == "res2net"]
 cams_for_size = cached.model_cams(source.data, name, lm.device, lm.weights, "gradcam", None)
 readable = [b for b in normal if min(cams_for_size.maps[b].shape[-2:]) >= 8]  # at least 8x8 cells
-block = c3.selectbox("Block", blocks, index=blocks.index((readable or normal or blocks)[-1]), key="scales_block",
+settle("scales_block", blocks, (readable or normal or blocks)[-1])
+block = c3.selectbox("Block", blocks, key="scales_block", **KEEP,
                      help="Listed in network order; the default is the deepest multi-scale block with maps of at "
                           "least 8×8.")
 e1, e2, e3 = st.columns(3)
-fmap_scale = e1.radio("Feature-map colour scale", ["local", "branch", "global"], horizontal=True, key="scales_fscale",
+fmap_scale = e1.radio("Feature-map colour scale", ["local", "branch", "global"], horizontal=True,
+                      key="scales_fscale", **KEEP,
                       help="local: each map its own range, from its minimum to its maximum; branch: one scale per "
                            "branch (row); global: one scale for every map of the block. Raw activations on hover.")
-alpha = e2.slider("CAM opacity", 0.0, 1.0, 0.5, 0.05, key="scales_alpha")
-method = e3.selectbox("CAM method", list(cam.METHODS), key="scales_method")
+alpha = e2.slider("CAM opacity", 0.0, 1.0, 0.5, 0.05, key="scales_alpha", **KEEP)
+method = e3.selectbox("CAM method", list(cam.METHODS), key="scales_method", **KEEP)
 photo = photos.rgb(source.data)
 rf_rows: list[dict] = []
 points: dict[str, list[branch_plots.BranchPoint]] = {"energy_share": [], "sparsity": []}  # charts by RF

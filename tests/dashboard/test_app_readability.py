@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from dashboard.services import sources
+from dashboard.views.compare_grid import topk_key
 from res2net.data import images
 from res2net.data.tiny_imagenet import default_data_dir
 
@@ -257,7 +259,8 @@ def test_a_clicked_top5_row_becomes_that_models_target_with_its_probability() ->
     at = _app()
     table = at.dataframe[0].value  # tiny_resnet26's top-5
     second, p = table["class"][1], float(table["probability"][1])
-    at.session_state["compare_topk_tiny_resnet26"] = {"selection": {"rows": [1], "columns": []}}  # as a click does
+    table_key = topk_key("tiny_resnet26", next(iter(sources.demo_photos().values())))  # the default photo's table
+    at.session_state[table_key] = {"selection": {"rows": [1], "columns": []}}  # as a click does
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     targets = [c.value for c in at.caption if "target:" in c.value]

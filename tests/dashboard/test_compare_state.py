@@ -11,6 +11,8 @@ import numpy as np
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from dashboard.services import sources
+from dashboard.views.compare_grid import topk_key
 from res2net.viz.compare import UNTRAINED_MARK, UNTRAINED_TITLE
 
 REPO = Path(__file__).resolve().parents[2]
@@ -65,6 +67,63 @@ def test_settings_and_a_computed_score_cam_survive_a_visit_to_claims_and_are_in_
     query = {k: [v] if isinstance(v, str) else list(v) for k, v in at.query_params.items()}
     assert query["compare_block"] == ["layer3.1"] and query["compare_method"] == ["layercam"]
     assert sorted(query["compare_models"]) == ["tiny_res2net26_8s", "tiny_resnet26"]
+
+
+def _targets(at: AppTest) -> list[str]:
+    return [c.value.split("target: ", 1)[1] for c in at.caption if "target: " in c.value]
+
+
+def test_a_ticked_top5_row_stays_the_target_after_a_visit_to_another_page_and_untick_forgets_it() -> None:
+    at = _app()
+    first = at.dataframe[0].value
+    second, p = first["class"][1], float(first["probability"][1])
+    key = topk_key("tiny_resnet26", next(iter(sources.demo_photos().values())))  # the default photo's table
+    at.session_state[key] = {"selection": {"rows": [1], "columns": []}}  # as a tick does
+    at.run()
+    assert _targets(at)[0] == f"{second} (p = {p:.3f})"
+    at.switch_page("views/erf.py").run()
+    _no_exception(at)
+    at.switch_page("views/compare.py").run()
+    _no_exception(at)
+    assert _targets(at)[0] == f"{second} (p = {p:.3f})"  # still the ticked class, not the top-1
+    at.session_state[key] = {"selection": {"rows": [], "columns": []}}  # the user unticks it
+    at.run()
+    assert _targets(at)[0] == f"{first['class'][0]} (p = {float(first['probability'][0]):.3f})"
+
+
+# One setting per page that is not Compare: (page, widget kind, key, a value other than the default).
+PAGE_SETTINGS = [
+    ("views/erf.py", "selectbox", "erf_block", "layer2.0"),
+    ("views/erf.py", "radio", "erf_scale", "own"),
+    ("views/erf.py", "toggle", "erf_log", True),
+    ("views/scales.py", "selectbox", "scales_block", "layer2.0"),
+    ("views/scales.py", "selectbox", "scales_method", "layercam"),
+    ("views/scales.py", "radio", "scales_fscale", "global"),
+    ("views/knockout.py", "selectbox", "ko_block", "layer2.0"),
+    ("views/knockout.py", "selectbox", "ko_method", "layercam"),
+    ("views/claims.py", "radio", "claims_subset", "correct"),
+    ("views/claims.py", "radio", "claims_erf_init", "random init"),
+]
+
+
+def test_every_page_keeps_its_settings_across_a_page_change_and_puts_them_in_the_url() -> None:
+    at = _app()
+    for page in dict.fromkeys(p for p, *_ in PAGE_SETTINGS):
+        at.switch_page(page).run()
+        _no_exception(at)
+        for p, kind, key, value in PAGE_SETTINGS:
+            if p == page:
+                getattr(at, kind)(key=key).set_value(value)
+        at.run()
+        _no_exception(at)
+        at.switch_page("views/models.py").run()
+        _no_exception(at)
+        at.switch_page(page).run()
+        _no_exception(at)
+        for p, kind, key, value in PAGE_SETTINGS:
+            if p == page:
+                assert getattr(at, kind)(key=key).value == value, key
+                assert key in at.query_params, key
 
 
 def test_a_shared_address_reopens_the_view() -> None:
