@@ -72,3 +72,27 @@ def test_claim_interval_is_the_t_interval_over_runs() -> None:
 def test_one_run_gives_no_interval_and_no_verdict_beyond_inconclusive() -> None:
     c = _claim([2.0])
     assert c["low"] is None and c["high"] is None and c["verdict"] == "inconclusive" and c["df"] is None
+
+
+def test_training_claims_compare_the_larger_branch_with_branch_0_and_the_model_with_the_baseline() -> None:
+    """Per-run radii made up by hand: s=4's branch 2 grows by training from 2 to 6 px past branch 0 (+4, +3 per run
+    beyond init); its block output by (12 - 10) - (9 - 9) and (14 - 11) - (9 - 10) against the ResNet's."""
+    from res2net.evaluation.erf_study import _training_claims
+
+    b0, b2, out, ref = "layer3.1.branch0", "layer3.1.branch2", "layer3.1", "layer3.1"
+    groups = {"tiny_res2net26_4s": {"layer3": {"output": out, "branch0": b0, "branch1": "layer3.1.branch1",
+                                               "branch2": b2, "branch3": "layer3.1.branch3"}},
+              "tiny_resnet26": {"layer3": {"output": ref}}}
+    radii = {("tiny_res2net26_4s", "trained"): {b0: np.array([3.0, 3.0]), b2: np.array([9.0, 8.0]),
+                                                 out: np.array([12.0, 14.0])},
+             ("tiny_res2net26_4s", "random init"): {b0: np.array([2.0, 2.0]), b2: np.array([4.0, 4.0]),
+                                                     out: np.array([9.0, 9.0])},
+             ("tiny_resnet26", "trained"): {ref: np.array([10.0, 11.0])},
+             ("tiny_resnet26", "random init"): {ref: np.array([9.0, 10.0])}}
+    border = dict.fromkeys(radii, False)
+    claims = {c["kind"]: c for c in _training_claims(radii, border, groups, list(groups), "tiny_resnet26", "p")}
+    assert claims["branch_erf"]["layer"] == f"{b0} -> {b2}"
+    assert claims["branch_erf"]["values"].tolist() == [4.0, 3.0]
+    assert claims["branch_erf"]["trained"] == 5.5 and claims["branch_erf"]["init"] == 2.0
+    assert claims["block_erf"]["values"].tolist() == [2.0, 4.0]
+    assert claims["block_erf"]["id"] == "erf-block-p-tiny_res2net26_4s"
