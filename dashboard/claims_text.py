@@ -87,8 +87,8 @@ def claim_title(res: Results, c: Claim) -> str:
         return f"top-1{both} · {s}"
     if c.section == "erf":
         a, b = erf_taps(c)
-        what = f"ERF {_branch(a)} → {_branch(b)}" if kind == "branches" or a != b else "block ERF vs ResNet"
-        return f"{what} · {s}"
+        what = f"ERF {_branch(a)} → {_branch(b)}" if kind.startswith("branches") or a != b else "block ERF vs ResNet"
+        return f"{what}, {c.subset} · {s}"  # one claim per probe
     metric = SHORT_METRICS.get(metric_key(c), metric_key(c))
     return f"{metric}, {kind or 'all'} objects{both} · {s}"
 

@@ -57,10 +57,10 @@ def constructed() -> dict:
                -0.03),
         _claim("coverage-large-x", "localisation", "coverage: coverage of the box", "no meaningful difference",
                0.001, -0.01, 0.012),
-        {**_claim("erf-branches-x", "erf", "erf_radius: 50% ERF radius (px)", "inconclusive", 1.5, -0.5, 3.5),
-         "layer": "layer3.1.branch0 -> layer3.1.branch2", "min_effect": 1.0},
-        {**_claim("erf-block-x", "erf", "erf_radius: 50% ERF radius (px)", "supported", 2.0, 1.5, 2.5),
-         "layer": "layer3.1", "min_effect": 1.0},
+        {**_claim("erf-branches-256px-noise-x", "erf", "erf_radius: 50% ERF radius (px)", "inconclusive", 1.5, -0.5,
+                  3.5), "layer": "layer3.1.branch0 -> layer3.1.branch2", "min_effect": 1.0, "subset": "256 px noise"},
+        {**_claim("erf-block-256px-noise-x", "erf", "erf_radius: 50% ERF radius (px)", "supported", 2.0, 1.5, 2.5),
+         "layer": "layer3.1", "min_effect": 1.0, "subset": "256 px noise"},
         {**_claim("maxboxacc-large-x", "localisation", "maxboxacc: MaxBoxAcc", "inconclusive", 0.01, -0.02, 0.04),
          "min_effect": 0.03},
         {**_claim("energy-small-x-both-correct", "localisation", "energy: energy inside the box", "inconclusive",
@@ -143,10 +143,10 @@ def test_every_section_and_every_verdict_is_shown(monkeypatch: pytest.MonkeyPatc
     for verdict in VERDICTS:
         assert verdict in text, verdict
     for cid, shown in (("top1-x", "2.20"), ("energy-small-x", "-0.050"), ("coverage-large-x", "0.001"),
-                       ("erf-branches-x", "1.5")):
+                       ("erf-branches-256px-noise-x", "1.5")):
         assert shown in text, cid
     assert "2.20 [1.05, 3.35] at 98.8%" in text  # the Holm-level interval the verdict used, with its level
-    assert "caveat of erf-branches-x" in text and "statement of top1-x" in text  # the paper's words, folded
+    assert "caveat of erf-branches-256px-noise-x" in text and "statement of top1-x" in text  # the paper's words, folded
     assert "exploratory" in text and "CAVEAT-RUNS" in text and "layer3" in text
     counts = {m.label.split(": ", 1)[-1]: m.value for m in at.metric}  # after the icon
     assert counts == {"supported": "2", "contradicted": "1", "no meaningful difference": "1",
@@ -173,7 +173,7 @@ def test_forest_plot_has_one_row_per_claim_with_its_family_and_verdict(monkeypat
     assert energy["marker"]["symbol"] == "circle" and energy["name"] == "contradicted · confirmatory"
     both = by_row["energy in box, small objects (both correct) · s=4"]
     assert both["marker"]["symbol"] == "circle-open" and both["name"].endswith("exploratory")
-    assert by_row["ERF branch 0 → branch 2 · s=4"]["name"].startswith("inconclusive")
+    assert by_row["ERF branch 0 → branch 2, 256 px noise · s=4"]["name"].startswith("inconclusive")
     colours = {m["name"].split(" · ")[0]: m["marker"]["color"] for m in markers}
     assert len(set(colours.values())) == len(colours) == 4  # one colour per verdict
     band = [s for s in _figures(at)["claims_forest"]["layout"]["shapes"] if s["type"] == "rect"]
