@@ -79,6 +79,9 @@ def _branch(tap: str) -> str:
     return f"branch {m.group(1)}" if m else tap
 
 
+CONTROL_SUFFIX = {"mismatch": ", over mismatched boxes", "spread": ", over the spread prior", "none": ", raw"}
+
+
 def claim_title(res: Results, c: Claim) -> str:
     """A short name of the claim, unique within a file: what is compared, where, for which Res2Net."""
     kind, s = claim_kind(c), scale_of(res, c.model)
@@ -90,7 +93,8 @@ def claim_title(res: Results, c: Claim) -> str:
         what = f"ERF {_branch(a)} → {_branch(b)}" if kind.startswith("branches") or a != b else "block ERF vs ResNet"
         return f"{what}, {c.subset} · {s}"  # one claim per probe
     metric = SHORT_METRICS.get(metric_key(c), metric_key(c))
-    return f"{metric}, {kind or 'all'} objects{both} · {s}"
+    where = {"boxes holding the centre": ", centre boxes", "off-centre boxes": ", off-centre boxes"}.get(c.subset, "")
+    return f"{metric}, {kind or 'all'} objects{both}{where}{CONTROL_SUFFIX.get(c.control or '', '')} · {s}"
 
 
 def claim_statement(res: Results, c: Claim) -> str:

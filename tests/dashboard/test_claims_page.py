@@ -187,8 +187,8 @@ def test_every_table_row_names_its_claim_and_shows_values_beside_the_baselines(m
     erf = next(t for t in tables if "ERF" in " ".join(t["claim"]))
     claims = list(erf["claim"])
     # the two ERF statements are two rows, each named, not one metric label
-    assert any("grows from branch 0 to branch 2" in c for c in claims)
-    assert any("larger than the ResNet's" in c for c in claims)
+    assert any("training widens the ERF from branch 0 to branch 2" in c and "256 px noise" in c for c in claims)
+    assert any("beyond the ResNet's" in c for c in claims)
     assert len(set(claims)) == len(claims)
     loc = next(t for t in tables if "centre prior" in t.columns)
     row = loc[loc["claim"].str.startswith("energy in box higher on small")].iloc[0]

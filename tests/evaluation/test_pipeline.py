@@ -79,7 +79,8 @@ def test_scores_match_a_hand_written_registered_gradcam(one_thread) -> None:
     x = (split.images.float() / 255.0 - mean) / std
     for stage, block, stride in (("layer2", model.layer2[1], 8), ("layer3", model.layer3[1], 16)):
         ref = _hand_registered_gradcam(model, block, stride, x, split.labels)
-        energy = [m[y0:y1, x0:x1].sum() / m.sum() for m, (x0, y0, x1, y1) in zip(ref, boxes, strict=True)]
+        energy = [m[y0:y1, x0:x1].sum() / m.sum() if m.sum() > 0 else 0.0  # a flat map is a miss (every metric)
+                  for m, (x0, y0, x1, y1) in zip(ref, boxes, strict=True)]
         np.testing.assert_allclose(scores[f"{stage}/output/energy"], energy, rtol=1e-4, atol=1e-5)
         cover = [(m[y0:y1, x0:x1] >= 0.5 * m.max()).mean() if m.max() > 0 else 0.0  # an all-zero map covers nothing
                  for m, (x0, y0, x1, y1) in zip(ref, boxes, strict=True)]
