@@ -113,7 +113,8 @@ def _statement(res: Results, c: Claim) -> str:
             return (f"training widens the ERF from {_branch(a)} to {_branch(b)} of {a.rsplit('.branch', 1)[0]} "
                     f"beyond random init ({c.subset})")
         return f"training widens the ERF of {a} beyond the ResNet's, over random init ({c.subset})"
-    return f"{metric} higher on {kind or 'all'} objects{both}"
+    where = {"boxes holding the centre": ", centre boxes", "off-centre boxes": ", off-centre boxes"}.get(c.subset, "")
+    return f"{metric} higher on {kind or 'all'} objects{both}{where}{CONTROL_SUFFIX.get(c.control or '', '')}"
 
 
 def knockout_title(c: KnockoutClaim) -> str:
@@ -268,6 +269,18 @@ def claim_table(res: Results, section: str, family: str | None = None) -> list[d
     rows = [build(res, c).table_row(DIGITS[section]) for c in claims]
     empty = [k for k in (rows[0] if rows else {}) if all(r[k] == "–" for r in rows)]
     return [{k: v for k, v in r.items() if k not in empty} for r in rows]
+
+
+VERDICT_COLUMNS = ("claim", "verdict", "difference [judged interval]", "test vs 0", "d",
+                   "about (target · R · df · method)")
+
+
+def split_claim_table(rows: list[dict[str, str]]) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """``claim_table`` rows as (the verdict columns, the claim with its values and baselines): two tables narrow
+    enough to read."""
+    verdicts = [{k: v for k, v in r.items() if k in VERDICT_COLUMNS} for r in rows]
+    values = [{k: v for k, v in r.items() if k == "claim" or k not in VERDICT_COLUMNS} for r in rows]
+    return verdicts, values
 
 
 def claim_rows(res: Results, section: str) -> list[ClaimRow]:

@@ -25,6 +25,7 @@ from dashboard.claims_text import (
     glossary,
     localisation_rows,
     section_notes,
+    split_claim_table,
     term,
     verdict_counts,
 )
@@ -111,7 +112,8 @@ if len(files) > 1:
         st.dataframe(table, hide_index=True, width="stretch")
 
 counts = verdict_counts(res.claims)
-for col, (verdict, n) in zip(st.columns(len(counts)), counts.items(), strict=True):
+widths = [max(1.0, len(v) / 12) for v in counts]  # a long verdict's label gets room to stay on its column
+for col, (verdict, n) in zip(st.columns(widths), counts.items(), strict=True):
     col.metric(f"{VERDICT_ICONS[verdict]} {verdict}", n, help=f"confirmatory claims judged {verdict}")
 
 rows = forest_rows(res)
@@ -139,6 +141,16 @@ with st.expander("How a verdict is reached, and the caveats"):
     st.markdown("**Caveats.** " + " · ".join(res.caveats))
 
 
+def show_claims(rows: list[dict[str, str]]) -> None:
+    """Two plain tables (they wrap their cells, so nothing is cut off at 1280 px): the verdicts, then each claim's
+    values beside the image-blind baselines."""
+    verdicts, values = split_claim_table(rows)
+    st.table(verdicts)
+    if values and len(values[0]) > 1:
+        st.caption("The same claims' values beside the baselines")
+        st.table(values)
+
+
 def claims_section(section: str) -> None:
     """The section's confirmatory claims, one table row each; the exploratory ones, the paper's statements and the
     caveats folded below."""
@@ -148,10 +160,10 @@ def claims_section(section: str) -> None:
         st.info("No claims of this kind in the results file.")
         return
     if table:
-        st.table(table)  # a plain table wraps its cells: no column is cut off at 1280 px
+        show_claims(table)
     if exploratory:
         with st.expander(f"{len(exploratory)} exploratory claims (open dots above)", expanded=not table):
-            st.table(exploratory)
+            show_claims(exploratory)
     papers, layers, caveats = section_notes(res, section)
     with st.expander("The paper's statements, where they are tested, and the caveats"):
         st.markdown("\n".join(f"- *{p}*" for p in papers) + "\n\nTested at " + ", ".join(f"`{v}`" for v in layers)
