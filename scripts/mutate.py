@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -567,6 +568,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="run the small subset meant for CI")
     ap.add_argument("--list", action="store_true", help="list the mutations and whether each still applies")
     ap.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per pytest run (default 240)")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                    help="mutants tested at a time, each in its own copy (default: one per core)")
     ap.add_argument("-v", "--verbose", action="store_true", help="show the end of pytest's output for every run")
     return ap.parse_args(argv)
 
@@ -614,10 +617,11 @@ def main(argv: list[str] | None = None) -> int:
         if runnable:
             check_isolation(clean, args.timeout)
         baseline = run_baselines(clean, runnable, args)
-        for m in runnable:
+        def one(m: M) -> None:
+            """Plant ``m`` in its own copy and run its tests (mutants run ``--jobs`` at a time)."""
             if baseline[m.tests].rc != 0:
                 results[m.name] = ("error", 0.0, "baseline fails")
-                continue
+                return
             copy = tmp_path / m.name
             make_copy(files, copy)
             target = copy / m.file
@@ -626,9 +630,13 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(copy, ignore_errors=True)
             result, note = judge(run)
             results[m.name] = (result, run.seconds, note)
-            print(f"  {result:8} {run.seconds:6.1f} s  {m.name}", flush=True)
-            if result != "killed" or args.verbose:
-                print(tail(run.output), flush=True)
+            print(f"  {result:8} {run.seconds:6.1f} s  {m.name}"
+                  + (f"\n{tail(run.output)}" if result != "killed" or args.verbose else ""), flush=True)
+
+        if args.jobs > 1:  # share the cores between the mutants running at once
+            os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.jobs)))
+        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            list(pool.map(one, runnable))
     total = time.monotonic() - t_start
     print(f"\n{'mutation':40} {'result':9} {'seconds':>7}  note")
     for m in chosen:

@@ -221,8 +221,9 @@ def test_embedded_family_under_torchrun_splits_batches_and_equals_one_process(tm
     one, two = tmp_path / "one" / "r.json", tmp_path / "two" / "r.json"
     r = subprocess.run([sys.executable, *_family_args(one)], env=_env(), capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                        *_family_args(two)], env=_env(), capture_output=True, text=True, timeout=900)
+    # --workers 2: the command starts torchrun itself (the dataset tests above call torchrun directly)
+    r = subprocess.run([sys.executable, *_family_args(two), "--workers", "2"], env=_env(), capture_output=True,
+                       text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     for name in MODELS:  # each rank scored its own two batches of every run, into its own shard files
         files = sorted(p.name for p in (two.with_suffix(".shards") / name / "seed0").iterdir())

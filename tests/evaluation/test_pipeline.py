@@ -106,15 +106,6 @@ def subset_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_subset_run_reruns_byte_identically_with_two_workers(subset_run: Path, tmp_path: Path) -> None:
-    again = tmp_path / "again.json"
-    argv = ["--models", "tiny_resnet26", "tiny_res2net26_4s", "--seeds", "0", "1", "--limit", "120",
-            "--erf-inputs", "3", "--erf-size", "96", "--knockout-images", "30", "--workers", "2", "--out", str(again)]
-    assert evaluate_main(argv) == 0
-    assert again.read_bytes() == subset_run.read_bytes()
-    assert image_scores_path(again).read_bytes() == image_scores_path(subset_run).read_bytes()
-
-
 def test_subset_run_top1_and_buckets_recomputed_from_per_image_scores(subset_run: Path) -> None:
     res = load_results(subset_run).to_json()
     scores = load_image_scores(image_scores_path(subset_run))
