@@ -80,6 +80,12 @@ def _branch(tap: str) -> str:
 
 
 CONTROL_SUFFIX = {"mismatch": ", over mismatched boxes", "spread": ", over the spread prior", "none": ", raw"}
+SUBSET_SUFFIX = {"boxes holding the centre": ", centre boxes", "off-centre boxes": ", off-centre boxes"}
+
+
+def _qualifiers(c: Claim) -> str:
+    """What sets a localisation claim apart from its siblings: the boxes it keeps and the control it subtracts."""
+    return SUBSET_SUFFIX.get(c.subset, "") + CONTROL_SUFFIX.get(c.control or "", "")
 
 
 def claim_title(res: Results, c: Claim) -> str:
@@ -93,8 +99,7 @@ def claim_title(res: Results, c: Claim) -> str:
         what = f"ERF {_branch(a)} → {_branch(b)}" if kind.startswith("branches") or a != b else "block ERF vs ResNet"
         return f"{what}, {c.subset} · {s}"  # one claim per probe
     metric = SHORT_METRICS.get(metric_key(c), metric_key(c))
-    where = {"boxes holding the centre": ", centre boxes", "off-centre boxes": ", off-centre boxes"}.get(c.subset, "")
-    return f"{metric}, {kind or 'all'} objects{both}{where}{CONTROL_SUFFIX.get(c.control or '', '')} · {s}"
+    return f"{metric}, {kind or 'all'} objects{both}{_qualifiers(c)} · {s}"
 
 
 def claim_statement(res: Results, c: Claim) -> str:
@@ -113,8 +118,7 @@ def _statement(res: Results, c: Claim) -> str:
             return (f"training widens the ERF from {_branch(a)} to {_branch(b)} of {a.rsplit('.branch', 1)[0]} "
                     f"beyond random init ({c.subset})")
         return f"training widens the ERF of {a} beyond the ResNet's, over random init ({c.subset})"
-    where = {"boxes holding the centre": ", centre boxes", "off-centre boxes": ", off-centre boxes"}.get(c.subset, "")
-    return f"{metric} higher on {kind or 'all'} objects{both}{where}{CONTROL_SUFFIX.get(c.control or '', '')}"
+    return f"{metric} higher on {kind or 'all'} objects{both}{_qualifiers(c)}"
 
 
 def knockout_title(c: KnockoutClaim) -> str:

@@ -28,70 +28,13 @@ def _erf_taps(model: torch.nn.Module) -> list[str]:
     return taps
 
 
-def _erf_maps(name: str, seeds: list[int], trained: bool, taps: list[str], n_inputs: int, size: int
-              ) -> tuple[dict[str, np.ndarray], dict[str, tuple[float, float]]]:
+def _erf_maps(name: str, seeds: list[int], trained: bool, taps: list[str], inputs: int | torch.Tensor,
+              size: int | None) -> tuple[dict[str, np.ndarray], dict[str, tuple[float, float]]]:
     """Per tap: per-input ERF contributions stacked over runs, (runs, inputs, H, W) float32, and the unit's centre.
 
-    Every run sees the same noise inputs (seed 0), so runs and models are paired input by input.
+    ``inputs``: a number of Gaussian-noise inputs of ``size`` px (None: the model's input size), or uint8 images at
+    the model's input size. Every run sees the same inputs (noise seed 0), so runs and models pair input by input.
     """
-    per_tap: dict[str, list[np.ndarray]] = {t: [] for t in taps}
-    centres: dict[str, tuple[float, float]] = {}
-    for seed in seeds:
-        if trained:
-            model = create_model(name, pretrained=True, seed=seed)
-        else:
-            torch.manual_seed(seed)
-            model = create_model(name)
-        erfs = compute_erf(model, n_inputs, taps, size=size, seed=0, batch_size=8, keep_inputs=True)
-        for t in taps:
-            per_tap[t].append(erfs[t].per_input)
-            centres[t] = erfs[t].centre
-    return {t: np.stack(v) for t, v in per_tap.items()}, centres
-
-
-def _erf_weights(runs: int, inputs: int, n: int) -> np.ndarray:
-    """(n, runs * inputs) weights: runs resampled, then inputs (one draw of inputs shared by the drawn runs)."""
-    rng = np.random.default_rng(0)
-    rw = rng.multinomial(runs, np.full(runs, 1.0 / runs), size=n).astype(np.float64)
-    iw = rng.multinomial(inputs, np.full(inputs, 1.0 / inputs), size=n).astype(np.float64)
-    return (rw[:, :, None] * iw[:, None, :]).reshape(n, runs * inputs)
-
-
-def _erf_summary(maps: np.ndarray, centre: tuple[float, float], weights: np.ndarray) -> tuple[dict, np.ndarray]:
-    """Radii with intervals, area ratios and border flags of one tap's ERF over runs and inputs."""
-    flat = maps.reshape(-1, *maps.shape[-2:]).astype(np.float64)
-    raw = flat.mean(0)
-    m = raw / raw.sum() if raw.sum() > 0 else raw
-    metrics = erf_metrics(m, centre, raw)
-    out = {"radius_99": _r(metrics["radius_99_square"]), "touches_border": bool(metrics["touches_border"]),
-           "area_ratio_20_published": _r(metrics["area_ratio_20"]),
-           "area_ratio_20_scale_free": _r(metrics["area_ratio_20_scale_free"]),
-           "area_ratio_50_published": _r(metrics["area_ratio_50"]),
-           "area_ratio_50_scale_free": _r(metrics["area_ratio_50_scale_free"])}
-    samples50 = radius_samples(flat, centre, 0.5, weights, interpolate=True)
-    for level, key in ((0.5, "radius_50"), (0.9, "radius_90")):
-        s = samples50 if level == 0.5 else radius_samples(flat, centre, level, weights, interpolate=True)
-        c = S.percentile_ci(s, mass_radius(m, centre, level, interpolate=True), 0.95)
-        out[key], out[f"{key}_low"], out[f"{key}_high"] = _r(c.estimate), _r(c.low), _r(c.high)
-    return out, samples50
-
-
-def _normalised(raw: np.ndarray) -> np.ndarray:
-    total = raw.sum()
-    return raw / total if total > 0 else raw
-
-
-def _run_radii(maps: np.ndarray, centre: tuple[float, float]) -> tuple[np.ndarray, bool]:
-    """Per run (``maps``: runs, inputs, H, W): the sub-pixel 50% radius of the run's mean ERF; and whether any run's
-    99% mass reaches the border (its radii are then lower bounds)."""
-    means = [_normalised(maps[r].astype(np.float64).mean(0)) for r in range(maps.shape[0])]
-    return (np.array([mass_radius(m, centre, 0.5, interpolate=True) for m in means]),
-            any(touches_border(m, centre) for m in means))
-
-
-def _probe_maps(name: str, seeds: list[int], trained: bool, taps: list[str], inputs: int | torch.Tensor,
-                size: int | None) -> tuple[dict[str, np.ndarray], dict[str, tuple[float, float]]]:
-    """``_erf_maps`` for noise (``inputs`` a count, ``size`` None: the model's input size) or given val images."""
     per_tap: dict[str, list[np.ndarray]] = {t: [] for t in taps}
     centres: dict[str, tuple[float, float]] = {}
     for seed in seeds:
@@ -106,6 +49,45 @@ def _probe_maps(name: str, seeds: list[int], trained: bool, taps: list[str], inp
             per_tap[t].append(erfs[t].per_input)
             centres[t] = erfs[t].centre
     return {t: np.stack(v) for t, v in per_tap.items()}, centres
+
+
+def _erf_weights(runs: int, inputs: int, n: int) -> np.ndarray:
+    """(n, runs * inputs) weights: runs resampled, then inputs (one draw of inputs shared by the drawn runs)."""
+    rng = np.random.default_rng(0)
+    rw = rng.multinomial(runs, np.full(runs, 1.0 / runs), size=n).astype(np.float64)
+    iw = rng.multinomial(inputs, np.full(inputs, 1.0 / inputs), size=n).astype(np.float64)
+    return (rw[:, :, None] * iw[:, None, :]).reshape(n, runs * inputs)
+
+
+def _normalised(raw: np.ndarray) -> np.ndarray:
+    total = raw.sum()
+    return raw / total if total > 0 else raw
+
+
+def _erf_summary(maps: np.ndarray, centre: tuple[float, float], weights: np.ndarray) -> dict:
+    """Radii with intervals, area ratios and border flags of one tap's ERF over runs and inputs."""
+    flat = maps.reshape(-1, *maps.shape[-2:]).astype(np.float64)
+    raw = flat.mean(0)
+    m = _normalised(raw)
+    metrics = erf_metrics(m, centre, raw)
+    out = {"radius_99": _r(metrics["radius_99_square"]), "touches_border": bool(metrics["touches_border"]),
+           "area_ratio_20_published": _r(metrics["area_ratio_20"]),
+           "area_ratio_20_scale_free": _r(metrics["area_ratio_20_scale_free"]),
+           "area_ratio_50_published": _r(metrics["area_ratio_50"]),
+           "area_ratio_50_scale_free": _r(metrics["area_ratio_50_scale_free"])}
+    for level, key in ((0.5, "radius_50"), (0.9, "radius_90")):
+        s = radius_samples(flat, centre, level, weights, interpolate=True)
+        c = S.percentile_ci(s, mass_radius(m, centre, level, interpolate=True), 0.95)
+        out[key], out[f"{key}_low"], out[f"{key}_high"] = _r(c.estimate), _r(c.low), _r(c.high)
+    return out
+
+
+def _run_radii(maps: np.ndarray, centre: tuple[float, float]) -> tuple[np.ndarray, bool]:
+    """Per run (``maps``: runs, inputs, H, W): the sub-pixel 50% radius of the run's mean ERF; and whether any run's
+    99% mass reaches the border (its radii are then lower bounds)."""
+    means = [_normalised(maps[r].astype(np.float64).mean(0)) for r in range(maps.shape[0])]
+    return (np.array([mass_radius(m, centre, 0.5, interpolate=True) for m in means]),
+            any(touches_border(m, centre) for m in means))
 
 
 def training_values(trained: np.ndarray, init: np.ndarray, trained_ref: np.ndarray, init_ref: np.ndarray
@@ -162,17 +144,17 @@ def erf_study(names: list[str], seeds: list[int], n_inputs: int, size: int, base
         raise ValueError(f"the ERF study needs at least one noise input, got {n_inputs}")
     rows = []
     weights = _erf_weights(len(seeds), n_inputs, BOOT_COMPARE)
-    groups = {name: stage_taps(create_model(name)) for name in names}
+    archs = {name: create_model(name) for name in names}  # architecture only: taps and groups
+    groups = {name: stage_taps(archs[name]) for name in names}
     probes = {f"{size} px noise": {}, "own-size noise": {}, **({"own val images": {}} if images is not None else {})}
     borders: dict[str, dict] = {p: {} for p in probes}
     for init in ("trained", "random init"):
         for name in names:
-            model = create_model(name)
-            taps = _erf_taps(model)
+            taps = _erf_taps(archs[name])
             maps, centres = _erf_maps(name, seeds, init == "trained", taps, n_inputs, size)
             main: dict[str, np.ndarray] = {}
             for t in taps:
-                summary, _ = _erf_summary(maps[t], centres[t], weights)
+                summary = _erf_summary(maps[t], centres[t], weights)
                 main[t], edge = _run_radii(maps[t], centres[t])
                 borders[f"{size} px noise"][(name, init, t)] = edge
                 stage = t.split(".")[0]
@@ -184,7 +166,7 @@ def erf_study(names: list[str], seeds: list[int], n_inputs: int, size: int, base
             verdict = list(groups[name].get(VERDICT_LAYER, {}).values())
             own = {"own-size noise": n_inputs, **({"own val images": images} if images is not None else {})}
             for probe, inputs in own.items():
-                pmaps, pcentres = _probe_maps(name, seeds, init == "trained", verdict, inputs, None)
+                pmaps, pcentres = _erf_maps(name, seeds, init == "trained", verdict, inputs, None)
                 probes[probe][(name, init)] = {}
                 for t in verdict:
                     probes[probe][(name, init)][t], borders[probe][(name, init, t)] = _run_radii(pmaps[t],
