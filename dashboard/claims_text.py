@@ -379,3 +379,26 @@ def term(word: str, definitions: dict[str, str], key: str | None = None) -> str:
     when it differs from the word)."""
     text = definitions[key or word].replace('"', "'")
     return f'[{word}](#{GLOSSARY_ANCHOR} "{text}")'
+
+
+PLACEMENT_WORDS = {"rf_centre": "RF centre (the claims)", "effective_centre": "effective centre",
+                   "half_pixel": "half-pixel"}
+
+
+def placement_table(res: Results) -> tuple[list[dict[str, str]], int]:
+    """One row per confirmatory claim: its verdict and estimate under each placement of the maps; and how many
+    claims get another verdict under some placement."""
+    ps = res.placement_sensitivity
+    if ps is None:
+        return [], 0
+    claims = {c.id: c for c in res.claims}
+    rows = []
+    for r in ps.rows:
+        c = claims.get(r.id)
+        row = {"claim": claim_title(res, c) if c is not None else r.id}
+        for rule, words in PLACEMENT_WORDS.items():
+            p = r.placements.get(rule)
+            row[words] = "—" if p is None else f"{p.verdict} ({fmt(p.estimate, 4)})"
+        row["verdict changes"] = "yes" if r.changes else "no"
+        rows.append(row)
+    return rows, sum(r.changes for r in ps.rows)

@@ -24,6 +24,7 @@ from dashboard.claims_text import (
     forest_rows,
     glossary,
     localisation_rows,
+    placement_table,
     section_notes,
     split_claim_table,
     term,
@@ -198,6 +199,13 @@ if res.controls:
                        "gain over spread-matched (95%)": fmt_interval(r.gain_over_spread.mean, r.gain_over_spread.low,
                                                                       r.gain_over_spread.high, 3),
                        "n": r.n, "runs": r.runs} for r in res.controls], hide_index=True, width="stretch")
+placed_rows, placed_changes = placement_table(res)
+if placed_rows:
+    with st.expander(f"Where the maps are placed: {placed_changes} of {len(placed_rows)} confirmatory verdicts "
+                     "change with the placement"):
+        st.caption(f"{res.placement_sensitivity.rule}. Effective centres from {res.placement_sensitivity.probes} "
+                   "probe images per run.")
+        st.dataframe(placed_rows, hide_index=True, width="stretch")
 map_metrics = [m for m in METRIC_TABLE if m.source == "map" and m.name in res.metrics]  # the file's, in table order
 stages = sorted({r.stage for r in res.localisation})
 c1, c2, c3 = st.columns(3)

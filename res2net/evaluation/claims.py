@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from res2net.evaluation.control_scores import CONTROLS
+from res2net.evaluation.control_scores import CONTROL_METRICS, CONTROLS
 from res2net.evaluation.judging import ALPHA, SATURATED_AT, Pending, judge, run_matrix, sig
-from res2net.evaluation.protocol import PAPER, VERDICT_LAYER
+from res2net.evaluation.protocol import PAPER, SENSITIVITY_PLACEMENTS, VERDICT_LAYER
 from res2net.metrics import controls as C
 from res2net.metrics import effect_size as E
 from res2net.metrics import inference as I
@@ -24,7 +24,8 @@ from res2net.metrics import statistics as S
 from res2net.metrics import table as T
 from res2net.metrics.table import rounded as _r
 
-__all__ = ["LOCALISATION", "CONTROL_WORDS", "claims", "inference_info", "heldout_hits"]
+__all__ = ["LOCALISATION", "CONTROL_WORDS", "claims", "inference_info", "heldout_hits", "placement_sensitivity",
+           "PLACEMENT_RULE"]
 
 LOCALISATION = (("small", "energy"), ("small", "pointing"), ("large", "coverage"), ("large", "maxboxacc"))
 CONTROL_WORDS = {"mismatch": "mismatched boxes (same size bucket)", "spread": "spread-matched centre prior"}
@@ -172,6 +173,55 @@ def claims(res: dict, arrays: dict[str, np.ndarray], entries: dict, names: list[
     out = judge([p for p in pending if p is not None])
     out += [_erf_claim(c) for c in erf_claims]
     return out
+
+
+PLACEMENT_RULE = ("rf_centre: cell i at its receptive-field centre start + stride * i (the claims); effective_centre: "
+                  "at the gradient centroid of diagonal cell (i, i) over the probe images (|d sum_c T / d input|, "
+                  "one backward per row); half_pixel: the cells spread evenly over the input (a plain resize). Under "
+                  "each placement the verdict layer's maps and both controls are rescored and the whole family is "
+                  "judged again")
+
+
+def _placed(arrays: dict[str, np.ndarray], entries: dict, names: list[str], runs: dict[str, list[str]], rule: str
+            ) -> dict[str, np.ndarray] | None:
+    """``arrays`` with the verdict layer's map scores (and their controls) replaced by those placed by ``rule``;
+    None when the rows do not hold that placement."""
+    keys = [*CONTROL_METRICS, *(f"{c}_{m}" for c in CONTROLS for m in CONTROL_METRICS)]
+    view = dict(arrays)
+    for name in names:
+        tap = entries[name]["taps"][VERDICT_LAYER]["output"]
+        for run in runs[name]:
+            for k in keys:
+                alt = f"{name}/{run}/{tap}/{rule}/{k}"
+                if alt not in arrays:
+                    return None
+                view[f"{name}/{run}/{tap}/{k}"] = arrays[alt]
+    return view
+
+
+def placement_sensitivity(judged: list[dict], res: dict, arrays: dict[str, np.ndarray], entries: dict,
+                          names: list[str], runs: dict[str, list[str]], labels: np.ndarray, buckets: np.ndarray,
+                          centre: np.ndarray) -> list[dict]:
+    """Each confirmatory claim of ``judged`` (the claims at RF centres) beside its verdict when the verdict layer's
+    maps are placed at their effective centres and spread half-pixel, each placement's family judged whole."""
+    def cell(c: dict) -> dict:
+        return {"estimate": c["estimate"], "low": c["low"], "high": c["high"], "verdict": c["verdict"],
+                "family": c["family"]}
+
+    rows = {c["id"]: {"id": c["id"], "model": c["model"], "metric": c["metric"].split(":")[0],
+                      "bucket": c.get("bucket"), "control": c.get("control", "none"),
+                      "placements": {"rf_centre": cell(c)}}
+            for c in judged if c["family"] == "confirmatory"}
+    for rule in SENSITIVITY_PLACEMENTS:
+        view = _placed(arrays, entries, names, runs, rule)
+        if view is None:
+            return []
+        for c in claims(res, view, entries, names, runs, labels, buckets, centre, [], "", ""):
+            if c["id"] in rows:
+                rows[c["id"]]["placements"][rule] = cell(c)
+    for r in rows.values():
+        r["changes"] = len({p["verdict"] for p in r["placements"].values()}) > 1
+    return list(rows.values())
 
 
 def inference_info(runs: int, confirmatory: int, controls: bool) -> dict:

@@ -20,7 +20,7 @@ import numpy as np
 from res2net.metrics import boxes as L
 from res2net.metrics import controls as C
 
-__all__ = ["CONTROLS", "CONTROL_METRICS", "MISMATCH_SEED", "tap_scores", "flat_rule"]
+__all__ = ["CONTROLS", "CONTROL_METRICS", "MISMATCH_SEED", "tap_scores", "placement_scores", "flat_rule"]
 
 CONTROLS = ("mismatch", "spread")
 CONTROL_METRICS = ("energy", "pointing", "coverage")
@@ -62,8 +62,26 @@ def tap_scores(maps: np.ndarray, boxes: Sequence[Sequence[Box]], full: bool, uni
     union = L.union_masks(boxes, size) if union is None else union
     flat = C.flat_maps(maps)
     out = flat_rule(L.multi_box_scores(maps, boxes, full, union), flat)
-    if not controls:
-        return out
+    if controls:
+        out.update(_control_scores(maps, boxes, union, flat))
+    return out
+
+
+def placement_scores(maps: np.ndarray, boxes: Sequence[Sequence[Box]], union: np.ndarray | None = None
+                     ) -> dict[str, np.ndarray]:
+    """What the claims need of a map placed another way (the placement sensitivity): ``CONTROL_METRICS`` under the
+    flat-map rule and both controls' ``CONTROL_METRICS``."""
+    maps = np.asarray(maps, dtype=np.float64)
+    union = L.union_masks(boxes, maps.shape[1:]) if union is None else union
+    flat = C.flat_maps(maps)
+    return {**_cheap_scores(maps, boxes, union, flat), **_control_scores(maps, boxes, union, flat)}
+
+
+def _control_scores(maps: np.ndarray, boxes: Sequence[Sequence[Box]], union: np.ndarray, flat: np.ndarray
+                    ) -> dict[str, np.ndarray]:
+    """``mismatch_<metric>`` and ``spread_<metric>`` of float64 ``maps`` (see the module docstring)."""
+    size = maps.shape[1:]
+    out: dict[str, np.ndarray] = {}
     src = C.mismatched_box_sources(_buckets(boxes, size), MISMATCH_SEED)
     has = src >= 0
     mismatch = {k: np.full(len(boxes), np.nan) for k in CONTROL_METRICS}

@@ -14,7 +14,8 @@ from res2net.metrics import table as T
 from res2net.models.taps import block_infos
 
 __all__ = ["DEFAULT_OUT", "BASELINE", "STAGES", "VERDICT_LAYER", "ERF_STAGES", "ERF_SIZE", "ERF_INPUTS",
-           "BOOT_SUMMARY", "BOOT_COMPARE", "OUTPUT_METRICS", "BRANCH_METRICS", "MIN_EFFECT", "VERDICT_RULE",
+           "BOOT_SUMMARY", "BOOT_COMPARE", "CONTROL_COLUMN", "PLACEMENT_PROBES", "SENSITIVITY_PLACEMENTS",
+           "OUTPUT_METRICS", "BRANCH_METRICS", "MIN_EFFECT", "VERDICT_RULE",
            "METRICS", "PAPER", "FAMILY_BATCH", "DATASET_BATCH", "stage_taps", "scale_of", "even_indices",
            "results_header"]
 
@@ -26,6 +27,8 @@ CONTROL_COLUMN = f"{VERDICT_LAYER}/output"  # the tap scored against the image-b
 ERF_STAGES = ("layer2", "layer3")  # stages whose last block's branches get ERFs
 ERF_SIZE = 256  # noise inputs large enough that the 99% mass of layer1-3 ERFs fits (flagged where it does not)
 ERF_INPUTS = 16
+SENSITIVITY_PLACEMENTS = ("effective_centre", "half_pixel")  # scored beside the RF centres at CONTROL_COLUMN
+PLACEMENT_PROBES = 32  # evenly spaced images whose gradients give the effective cell centres (placement sensitivity)
 BOOT_SUMMARY = 1000
 BOOT_COMPARE = 2000
 FAMILY_BATCH = 100  # images per fixed batch of the embedded family's run (the shipped results were scored so)
@@ -51,7 +54,9 @@ PAPER = {
     "block_erf": "a Res2Net block covers a wider range of receptive fields than a ResNet block (§3.1, §1)",
 }
 PLACEMENT = ("registered: cell (i, j) of a tap at its receptive-field centre start + stride * (i, j) "
-             "(res2net.cam.register); bilinear between centres, edge values beyond")
+             "(res2net.geometry.registration.register); bilinear between centres, edge values beyond; the verdict "
+             "layer's maps also placed at their effective centres and spread half-pixel for the placement "
+             "sensitivity")
 
 
 def stage_taps(model: torch.nn.Module) -> dict[str, dict[str, str]]:

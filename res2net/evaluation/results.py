@@ -310,6 +310,42 @@ class ControlRow(Record):
 
 
 @dataclass(frozen=True, kw_only=True)
+class PlacedVerdict(Record):
+    """A claim judged with the verdict layer's maps placed one way."""
+
+    estimate: float | None = doc("the claim's estimate")
+    low: float | None = doc("interval at the claim's Holm level, low end")
+    high: float | None = doc("interval at the claim's Holm level, high end")
+    verdict: str = doc("the four-way verdict, or 'not tested'")
+    family: str = doc("'confirmatory' or 'exploratory' under this placement (saturation can differ)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlacementRow(Record):
+    """One confirmatory claim's verdict under each placement of the maps: RF centres (the claims), effective
+    centres and half-pixel spreading, each placement's family judged as a whole."""
+
+    id: str = doc("the claim's id")
+    model: str = doc("zoo name")
+    metric: str = doc("the claim's metric")
+    bucket: str | None = doc("size bucket")
+    control: str = doc("the control its gain is over ('none' for top-1)")
+    placements: Mapping[str, PlacedVerdict] = doc("'rf_centre' | 'effective_centre' | 'half_pixel' -> verdict")
+    changes: bool = doc("whether any placement gives another verdict than the RF centres")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlacementSensitivity(Record):
+    """How much the confirmatory verdicts rest on where the maps' cells are put."""
+
+    rule: str = doc("the three placements and how the effective centres are found")
+    probes: int = doc("images whose gradients give the effective centres")
+    centres: Mapping[str, Mapping[str, Mapping[str, tuple[float, ...]]]] = doc(
+        "model -> run -> 'rows' | 'cols' -> effective centre of each row / column (input px)")
+    rows: tuple[PlacementRow, ...] = doc("per confirmatory claim")
+
+
+@dataclass(frozen=True, kw_only=True)
 class FloorInfo(Record):
     """The smallest change that matters in a metric's units."""
 
@@ -513,6 +549,8 @@ class Results(Record):
     effect_size: EffectSizeRule | None = doc("the d rule per metric and bucket, with its reasoning", optional=True)
     inference: Inference | None = doc("how the claims were judged (targets, family, controls)", optional=True)
     knockout: KnockoutStudy | None = doc("embedded family: the branch knock-out study", optional=True)
+    placement_sensitivity: PlacementSensitivity | None = doc("the confirmatory verdicts under three placements of "
+                                                             "the maps", optional=True)
     scale_sweep: ScaleSweep | None = doc("embedded family: the scale sweep", optional=True)
     weights: str | None = doc("dataset run: pretrained (released or embedded), random-init, or a file name",
                               optional=True)

@@ -27,7 +27,7 @@ import torch
 
 from res2net.data.datasets import EvalDataset, open_dataset, tiny_imagenet
 from res2net.data.tiny_imagenet import DataError, default_data_dir, load_split, read_box_array
-from res2net.evaluation.claims import claims, inference_info
+from res2net.evaluation.claims import PLACEMENT_RULE, claims, inference_info, placement_sensitivity
 from res2net.evaluation.controls_table import control_rows
 from res2net.evaluation.distributed import setup, teardown
 from res2net.evaluation.erf_study import erf_study
@@ -35,6 +35,7 @@ from res2net.evaluation.protocol import (
     BASELINE,
     DATASET_BATCH,
     FAMILY_BATCH,
+    PLACEMENT_PROBES,
     VERDICT_LAYER,
     even_indices,
     results_header,
@@ -42,7 +43,7 @@ from res2net.evaluation.protocol import (
     stage_taps,
 )
 from res2net.evaluation.results import image_scores_path, save_image_scores
-from res2net.evaluation.scoring import Job, evaluate_dataset, merge_rows
+from res2net.evaluation.scoring import Job, evaluate_dataset, merge_rows, probe_images, set_placement_probes
 from res2net.evaluation.summary import parse_boxes, size_buckets, stored, summarise_rows
 from res2net.metrics import boxes as L
 from res2net.metrics.controls import contains_centre
@@ -261,6 +262,10 @@ def _finish(ev: Evaluation, rows: dict[str, np.ndarray], device_type: str, log: 
                             model_caveat=models_note,
                             map_caveat=f"{VERDICT_LAYER} maps are {side // 16}x{side // 16} cells at {side} px")
                      if res["baseline"] in judged else [])
+    sensitivity = placement_sensitivity(res["claims"], res, arrays, entries, judged, runs, labels, buckets, centre)
+    if sensitivity:
+        res["placement_sensitivity"] = {"rule": PLACEMENT_RULE, "probes": PLACEMENT_PROBES,
+                                        "centres": _effective_centres(ev), "rows": sensitivity}
     res["inference"] = inference_info(min(len(r) for r in runs.values()),
                                       sum(c["family"] == "confirmatory" for c in res["claims"]), bool(res["controls"]))
     if ev.family:
@@ -270,6 +275,17 @@ def _finish(ev: Evaluation, rows: dict[str, np.ndarray], device_type: str, log: 
         return res, arrays
     res.update(_dataset_header(ev, rows, res["erf"], device_type))
     return res, rows
+
+
+def _effective_centres(ev: Evaluation) -> dict[str, dict[str, dict[str, list[float]]]]:
+    """Each run's effective row and column centres at the verdict layer's output, as the scoring found them (the
+    same probe images, so the same numbers)."""
+    out: dict[str, dict[str, dict[str, list[float]]]] = {}
+    for name, run, build in ev.jobs:
+        model = build()
+        c = set_placement_probes(model, probe_images(ev.ds, model.spec.input_size))["effective_centre"]
+        out.setdefault(name, {})[run] = {"rows": [_r(v) for v in c.rows], "cols": [_r(v) for v in c.cols]}
+    return out
 
 
 def _top(rows: dict[str, np.ndarray], name: str, run: str, key: str) -> tuple[int, int]:

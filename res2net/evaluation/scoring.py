@@ -19,19 +19,63 @@ import torch
 from res2net.analysis.cam import compute_cams
 from res2net.data.datasets import EvalDataset, RecordError
 from res2net.evaluation import distributed as D
-from res2net.evaluation.control_scores import tap_scores
-from res2net.evaluation.protocol import CONTROL_COLUMN, DATASET_BATCH, stage_taps
+from res2net.evaluation.control_scores import placement_scores, tap_scores
+from res2net.evaluation.protocol import (
+    CONTROL_COLUMN,
+    DATASET_BATCH,
+    PLACEMENT_PROBES,
+    SENSITIVITY_PLACEMENTS,
+    stage_taps,
+)
+from res2net.geometry.cell_centres import CellCentres, centres_for
 from res2net.geometry.receptive_field import tap_rf_info
-from res2net.geometry.registration import register_maps
+from res2net.geometry.registration import register_maps, register_maps_between
 from res2net.metrics import boxes as L
 from res2net.models.preprocessing import normalize
 
-__all__ = ["score_batch", "ImageItems", "evaluate_dataset", "merge_rows", "Job"]
+__all__ = ["score_batch", "ImageItems", "evaluate_dataset", "merge_rows", "Job", "set_placement_probes",
+           "probe_images"]
 
 Job = tuple[str, str, Callable[[], torch.nn.Module]]  # (model, run label, builder of the run's model)
 
 
 _PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_OTHER_PLACEMENTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def probe_images(ds: EvalDataset, side: int, n: int = PLACEMENT_PROBES) -> torch.Tensor:
+    """Up to ``n`` evenly spaced decodable images of ``ds`` (uint8, side x side): the same on every rank and in
+    every resumed run, so every process places the maps alike."""
+    idx = sorted({int(i) for i in np.linspace(0, len(ds) - 1, min(n, len(ds))).round()})
+    got = []
+    for i in idx:
+        try:
+            got.append(ds.load(i, side)[0])
+        except RecordError:
+            continue
+    if not got:
+        raise RecordError(f"none of the {len(idx)} probe images of {ds.name} could be decoded")
+    return torch.stack(got)
+
+
+def set_placement_probes(model: torch.nn.Module, images: torch.Tensor) -> dict[str, CellCentres]:
+    """Give ``model`` the other placements of its control column's tap (effective centres over ``images``, uint8
+    at the model's input size; half-pixel): its batches then also score the maps placed those ways."""
+    col = next(t for t, (c, _, _) in _tap_plan(model).items() if c == CONTROL_COLUMN)
+    x = normalize(images, model.spec, next(model.parameters()).device)
+    with torch.no_grad():
+        grid = tuple(_grid(model, col, x[:1]))
+    size = tuple(images.shape[-2:])
+    _OTHER_PLACEMENTS[model] = {r: centres_for(model, col, grid, size, r, x) for r in SENSITIVITY_PLACEMENTS}
+    return _OTHER_PLACEMENTS[model]
+
+
+def _grid(model: torch.nn.Module, tap: str, x: torch.Tensor) -> tuple[int, int]:
+    from res2net.models.taps import TapCapture
+
+    with TapCapture(model, [tap], stop_at_last=True) as cap:
+        cap.run(x)
+    return tuple(cap.activations[tap].shape[-2:])
 
 
 def _tap_plan(model: torch.nn.Module) -> dict[str, tuple[str, tuple, tuple]]:
@@ -45,28 +89,39 @@ def _tap_plan(model: torch.nn.Module) -> dict[str, tuple[str, tuple, tuple]]:
     return _PLANS[model]
 
 
-def _model_stage(model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor
-                 ) -> tuple[dict[str, np.ndarray], list[tuple[str, torch.Tensor, tuple, tuple]], tuple[int, int]]:
-    """The model's part of a batch: correct / correct5, each tap's raw Grad-CAM with its column and placement, and
-    the image size (registration is left to the metric stage, which runs beside the next batch's model pass)."""
+Staged = tuple[dict[str, np.ndarray], list[tuple[str, torch.Tensor, tuple, tuple]], tuple[int, int],
+               dict[str, CellCentres]]
+
+
+def _model_stage(model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor) -> Staged:
+    """The model's part of a batch: correct / correct5, each tap's raw Grad-CAM with its column and placement, the
+    image size and the control column's other placements (registration is left to the metric stage, which runs
+    beside the next batch's model pass)."""
     plan = _tap_plan(model)
     x = normalize(images, model.spec, next(model.parameters()).device)
     cams, logits = compute_cams(model, x, targets=targets, taps=list(plan), return_logits=True)
     top5 = logits.topk(min(5, logits.shape[1]), 1).indices
     out = {"correct": (top5[:, 0] == targets).numpy(), "correct5": (top5 == targets[:, None]).any(1).numpy()}
-    return out, [(col, cams[t], start, jump) for t, (col, start, jump) in plan.items()], tuple(images.shape[-2:])
+    return (out, [(col, cams[t], start, jump) for t, (col, start, jump) in plan.items()], tuple(images.shape[-2:]),
+            _OTHER_PLACEMENTS.get(model, {}))
 
 
 def _metric_stage(out: dict[str, np.ndarray], cams: list[tuple[str, torch.Tensor, tuple, tuple]],
-                  size: tuple[int, int], boxes: list[list[tuple[int, int, int, int]]]) -> dict[str, np.ndarray]:
+                  size: tuple[int, int], others: dict[str, CellCentres], boxes: list[list[tuple[int, int, int, int]]]
+                  ) -> dict[str, np.ndarray]:
     """The CPU part of a batch (no model): each tap's map placed on the image (``cam.register``) and scored
-    against the boxes with every metric."""
+    against the boxes with every metric; the control column also at its other placements
+    (``<column>/<placement>/<metric>``)."""
     out = dict(out)
     union = L.union_masks(boxes, size)
     for col, cam, start, jump in cams:
         m = register_maps(cam, start, jump, size)
         for k, v in tap_scores(m, boxes, col.endswith("/output"), union, col == CONTROL_COLUMN).items():
             out[f"{col}/{k}"] = v
+        if col == CONTROL_COLUMN:
+            for rule, centres in others.items():
+                for k, v in placement_scores(register_maps_between(cam, centres, size), boxes, union).items():
+                    out[f"{col}/{rule}/{k}"] = v
     return out
 
 
@@ -162,6 +217,7 @@ def _evaluate_jobs(ds: EvalDataset, jobs: list[Job], shard_dir: Path, batches: l
             continue
         model = build().to(ctx.device)
         side = model.spec.input_size
+        set_placement_probes(model, probe_images(ds, side))
         bar = D.Progress(sum(len(batches[b]) for b in todo), progress and ctx.main, f"{name} ({run_label})")
         loader = torch.utils.data.DataLoader(
             ImageItems(ds, side), batch_sampler=[list(batches[b]) for b in todo], num_workers=loader_workers,

@@ -13,7 +13,14 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from res2net.evaluation.control_scores import CONTROL_METRICS, CONTROLS
-from res2net.evaluation.protocol import BOOT_COMPARE, BOOT_SUMMARY, BRANCH_METRICS, OUTPUT_METRICS, STAGES
+from res2net.evaluation.protocol import (
+    BOOT_COMPARE,
+    BOOT_SUMMARY,
+    BRANCH_METRICS,
+    OUTPUT_METRICS,
+    SENSITIVITY_PLACEMENTS,
+    STAGES,
+)
 from res2net.metrics import boxes as L
 from res2net.metrics import statistics as S
 from res2net.metrics import table as T
@@ -70,6 +77,11 @@ def run_arrays(rows: dict[str, np.ndarray], entries: dict, runs: dict[str, list[
                         col = f"{stage}/{group}/{control}_{metric}"
                         if col in rows:
                             arrays[f"{name}/{run}/{tap}/{control}_{metric}"] = rows[col][sel].astype(np.float64)
+                for rule in SENSITIVITY_PLACEMENTS if group == "output" else ():  # the maps placed other ways
+                    for metric in [*CONTROL_METRICS, *(f"{c}_{m}" for c in CONTROLS for m in CONTROL_METRICS)]:
+                        col = f"{stage}/{group}/{rule}/{metric}"
+                        if col in rows:
+                            arrays[f"{name}/{run}/{tap}/{rule}/{metric}"] = rows[col][sel].astype(np.float64)
     return arrays, sel0
 
 

@@ -21,11 +21,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from res2net.geometry.cell_centres import CellCentres, cell_index_at
 from res2net.geometry.receptive_field import tap_rf_info
 from res2net.models.zoo import ModelSpec, as_spec
 
 __all__ = [
-    "cell_index", "interp_axis", "register_maps", "sample_at_centres", "size_hw", "tap_placement", "register",
+    "cell_index", "interp_axis", "register_maps", "register_maps_between", "sample_between", "sample_at_centres",
+    "size_hw", "tap_placement", "register",
     "register_all", "place_on_photo", "register_to_photo", "PhotoCells", "cells_on_photo", "PREPROCESS_MODES",
     "CropBox", "crop_box", "resized_size", "pad_layout", "resize_map", "map_to_image",
 ]
@@ -62,6 +64,23 @@ def register_maps(cams: torch.Tensor, start: tuple, jump: tuple, size: tuple[int
     return interp_axis(interp_axis(m, iy, m.ndim - 2), ix, m.ndim - 1).astype(np.float64)
 
 
+def register_maps_between(cams: torch.Tensor | np.ndarray, centres: CellCentres, size: tuple[int, int]
+                          ) -> np.ndarray:
+    """(N, h, w) maps as float64 numpy on the (H, W) input, interpolated between any increasing cell centres
+    (``cell_centres``: effective centres, half-pixel spreading) instead of the receptive-field grid."""
+    m = torch.as_tensor(cams).detach().cpu().numpy()
+    _check_grid(m.shape[-2:], centres)
+    iy = cell_index_at(np.arange(size[0]), centres.rows)
+    ix = cell_index_at(np.arange(size[1]), centres.cols)
+    return interp_axis(interp_axis(m, iy, m.ndim - 2), ix, m.ndim - 1).astype(np.float64)
+
+
+def _check_grid(shape: Sequence[int], centres: CellCentres) -> None:
+    if tuple(shape) != centres.grid:
+        raise ValueError(f"the map has {shape[0]}x{shape[1]} cells but the {centres.rule} centres are for "
+                         f"{centres.grid[0]}x{centres.grid[1]}")
+
+
 def _interp_axis_torch(m: Tensor, idx: Tensor, dim: int) -> Tensor:
     """``interp_axis`` for tensors (index_select, the map's dtype)."""
     n = m.shape[dim]
@@ -91,6 +110,19 @@ def sample_at_centres(maps: Tensor | np.ndarray, start: Sequence[float], jump: S
     return _interp_axis_torch(_interp_axis_torch(m, iy, m.ndim - 2), ix, m.ndim - 1)
 
 
+def sample_between(maps: Tensor | np.ndarray, centres: CellCentres, ys: Tensor | np.ndarray,
+                   xs: Tensor | np.ndarray) -> Tensor:
+    """``sample_at_centres`` for cells at any increasing centres (``CellCentres``) instead of an affine grid."""
+    m = torch.as_tensor(maps)
+    m = m.double() if m.dtype == torch.float64 else m.float()
+    if m.ndim < 2:
+        raise ValueError(f"maps must have shape (..., h, w), got {tuple(m.shape)}")
+    _check_grid(m.shape[-2:], centres)
+    iy = torch.from_numpy(cell_index_at(np.asarray(ys, dtype=np.float64).reshape(-1), centres.rows))
+    ix = torch.from_numpy(cell_index_at(np.asarray(xs, dtype=np.float64).reshape(-1), centres.cols))
+    return _interp_axis_torch(_interp_axis_torch(m, iy, m.ndim - 2), ix, m.ndim - 1)
+
+
 def size_hw(size: int | Sequence[int]) -> tuple[int, int]:
     """(height, width) from an int side or a pair; refuses anything else."""
     if isinstance(size, Integral):
@@ -107,14 +139,18 @@ def tap_placement(model: nn.Module, tap: str) -> tuple[tuple[float, float], tupl
     return rf.start, rf.jump
 
 
-def register(model: nn.Module, tap: str, maps: Tensor | np.ndarray, size: int | Sequence[int]) -> Tensor:
+def register(model: nn.Module, tap: str, maps: Tensor | np.ndarray, size: int | Sequence[int],
+             centres: CellCentres | None = None) -> Tensor:
     """A tap's (h, w) or (N, h, w) map placed on the (H, W) model input by its cells' receptive-field centres.
 
     Cell (i, j) of ``tap`` sees the input centred at ``start + stride * (i, j)`` (from the op graph, e.g. 0 + 32 i
-    at ResNet-50's layer4); the map is interpolated between those centres, edge values beyond them.
+    at ResNet-50's layer4); the map is interpolated between those centres, edge values beyond them. ``centres``
+    places the cells elsewhere (``cell_centres``: effective centres, half-pixel).
     """
-    start, jump = tap_placement(model, tap)
     h, w = size_hw(size)
+    if centres is not None:
+        return sample_between(maps, centres, np.arange(h), np.arange(w))
+    start, jump = tap_placement(model, tap)
     return sample_at_centres(maps, start, jump, np.arange(h), np.arange(w))
 
 
@@ -219,20 +255,30 @@ def place_on_photo(map_2d: Tensor | np.ndarray, start: Sequence[float], jump: Se
         raise ValueError(f"expected a 2-D map, got shape {tuple(m.shape)}")
     v, u = crop.display_coords(out_size)
     out = sample_at_centres(m.double(), start, jump, v, u).numpy()
-    inside_y = (v >= -0.5) & (v <= crop.size - 0.5)
-    inside_x = (u >= -0.5) & (u <= crop.size - 0.5)
-    return np.where(inside_y[:, None] & inside_x[None, :], out, np.nan)
+    return np.where(_shown(v, crop)[:, None] & _shown(u, crop)[None, :], out, np.nan)
 
 
 def register_to_photo(model: nn.Module, tap: str, map_2d: Tensor | np.ndarray, crop: CropBox,
-                      out_size: tuple[int, int] | None = None) -> np.ndarray:
+                      out_size: tuple[int, int] | None = None, centres: CellCentres | None = None) -> np.ndarray:
     """A tap's (h, w) map placed on the user's photo through the preprocessing (``crop``: centre crop, resize, pad).
 
     Returns a (height, width) float64 array at ``out_size`` = (width, height) (default: the photo's size), NaN
-    where the model input did not show the photo (outside a centre crop).
+    where the model input did not show the photo (outside a centre crop). ``centres``: as in ``register``.
     """
-    start, jump = tap_placement(model, tap)
-    return place_on_photo(map_2d, start, jump, crop, out_size)
+    if centres is None:
+        start, jump = tap_placement(model, tap)
+        return place_on_photo(map_2d, start, jump, crop, out_size)
+    m = torch.as_tensor(map_2d)
+    if m.ndim != 2:
+        raise ValueError(f"expected a 2-D map, got shape {tuple(m.shape)}")
+    v, u = crop.display_coords(out_size)
+    out = sample_between(m.double(), centres, v, u).numpy()
+    return np.where(_shown(v, crop)[:, None] & _shown(u, crop)[None, :], out, np.nan)
+
+
+def _shown(coords: np.ndarray, crop: CropBox) -> np.ndarray:
+    """Which display coordinates (model-input pixels) fall on the model input."""
+    return (coords >= -0.5) & (coords <= crop.size - 0.5)
 
 
 class PhotoCells(NamedTuple):

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from res2net.evaluation.control_scores import tap_scores
+from res2net.evaluation.control_scores import CONTROL_METRICS, CONTROLS, placement_scores, tap_scores
 
 SIDE = 32
 
@@ -55,3 +55,17 @@ def test_the_spread_matched_control_is_a_centred_blob_of_the_maps_spread() -> No
 def test_branch_taps_get_no_controls_and_no_full_metrics() -> None:
     out = tap_scores(np.stack([_spot(3, 3)]), [[(0, 0, 8, 8)]], False)
     assert sorted(out) == ["energy", "pointing"]
+
+
+def test_placement_scores_are_the_tap_scores_of_the_same_maps() -> None:
+    """The sensitivity rescoring uses the same metrics and controls as the claims' own columns: on the same placed
+    maps both give the same numbers."""
+    rng = np.random.default_rng(3)
+    maps = rng.random((6, 16, 16)) ** 4
+    maps[2] = 0.0  # a flat map: a miss everywhere, in both
+    boxes = [[(0, 0, 4, 4)], [(2, 2, 14, 14)], [(5, 5, 9, 12)], [(1, 8, 6, 15)], [(0, 0, 16, 16)], [(3, 3, 5, 5)]]
+    full = tap_scores(maps, boxes, True, controls=True)
+    placed = placement_scores(maps, boxes)
+    assert set(placed) == set(CONTROL_METRICS) | {f"{c}_{m}" for c in CONTROLS for m in CONTROL_METRICS}
+    for k, v in placed.items():
+        np.testing.assert_array_equal(v, np.asarray(full[k], dtype=np.float64), err_msg=k)

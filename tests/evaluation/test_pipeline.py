@@ -286,3 +286,34 @@ def test_shipped_results_agree_with_the_model_cards_and_the_rule() -> None:
     _check_verdicts(res)
     scores = load_image_scores(image_scores_path(RESULTS))
     assert scores["image_index"].shape == (5000,)
+
+
+def test_subset_run_rejudges_every_confirmatory_claim_under_three_placements(subset_run: Path) -> None:
+    """Placement sensitivity: the RF-centre column is the claim itself; the effective centres are each run's
+    gradient centroids (increasing, pulled inside the RF grid at the border); half-pixel and effective-centre scores
+    differ from the RF ones where the maps are not flat."""
+    res = load_results(subset_run)
+    arrays = load_image_scores(image_scores_path(subset_run))
+    ps = res.placement_sensitivity
+    assert ps is not None and ps.probes == ev.PLACEMENT_PROBES
+    by_id = {c.id: c for c in res.claims}
+    confirmatory = {c.id for c in res.claims if c.family == "confirmatory"}
+    assert {r.id for r in ps.rows} == confirmatory
+    for r in ps.rows:
+        assert set(r.placements) == {"rf_centre", "effective_centre", "half_pixel"}
+        rf = r.placements["rf_centre"]
+        assert (rf.estimate, rf.low, rf.high, rf.verdict) == (by_id[r.id].estimate, by_id[r.id].low,
+                                                              by_id[r.id].high, by_id[r.id].verdict)
+        assert r.changes == (len({p.verdict for p in r.placements.values()}) > 1)
+    assert set(ps.centres) == {"tiny_resnet26", "tiny_res2net26_4s"}
+    for runs in ps.centres.values():
+        assert set(runs) == {"seed0", "seed1"}
+        for c in runs.values():
+            rows = np.asarray(c["rows"])
+            assert rows.size == 4 and (np.diff(rows) > 0).all() and rows[0] > 0 and rows[-1] < 48
+    tap = res.models["tiny_res2net26_4s"].taps["layer3"]["output"]
+    rf_energy = arrays[f"tiny_res2net26_4s/seed0/{tap}/energy"].astype(np.float64)
+    for rule in ev.SENSITIVITY_PLACEMENTS:
+        other = arrays[f"tiny_res2net26_4s/seed0/{tap}/{rule}/energy"].astype(np.float64)
+        ok = np.isfinite(rf_energy) & np.isfinite(other)
+        assert ok.sum() > 50 and not np.allclose(rf_energy[ok], other[ok])
