@@ -15,6 +15,7 @@ import numpy as np
 from torch import nn
 
 from res2net.geometry import registration
+from res2net.geometry.cell_centres import CellCentres
 from res2net.geometry.receptive_field import tap_rf_info
 from res2net.metrics import boxes as localize
 from res2net.viz import plots
@@ -23,14 +24,17 @@ REGISTRATION_RULE = "cell (i,j) at start + stride·(i,j)"
 REGISTERED_PREFIX = "registered/"  # .npz key prefix of the maps placed on the model input
 
 
-def place(model: nn.Module, tap: str, raw: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """One tap's raw (h, w) map registered onto the (H, W) model input, float64 (``registration.register``)."""
-    return registration.register(model, tap, np.asarray(raw, dtype=np.float64), size).numpy()
+def place(model: nn.Module, tap: str, raw: np.ndarray, size: tuple[int, int], centres: CellCentres | None = None
+          ) -> np.ndarray:
+    """One tap's raw (h, w) map registered onto the (H, W) model input, float64 (``registration.register``);
+    ``centres``: at those cell centres (the effective ones) instead of the receptive-field grid."""
+    return registration.register(model, tap, np.asarray(raw, dtype=np.float64), size, centres).numpy()
 
 
-def place_all(model: nn.Module, raw: Mapping[str, np.ndarray], size: tuple[int, int]) -> dict[str, np.ndarray]:
-    """``place`` for every tap of a ``{tap: raw map}`` dict."""
-    return {t: place(model, t, m, size) for t, m in raw.items()}
+def place_all(model: nn.Module, raw: Mapping[str, np.ndarray], size: tuple[int, int],
+              centres: Mapping[str, CellCentres] | None = None) -> dict[str, np.ndarray]:
+    """``place`` for every tap of a ``{tap: raw map}`` dict (``centres``: per tap, where given)."""
+    return {t: place(model, t, m, size, (centres or {}).get(t)) for t, m in raw.items()}
 
 
 def geometry(model: nn.Module, tap: str) -> dict[str, object]:
@@ -42,8 +46,11 @@ def geometry(model: nn.Module, tap: str) -> dict[str, object]:
             "registration": REGISTRATION_RULE}
 
 
-def geometry_text(model: nn.Module, tap: str) -> str:
-    """The rule with this tap's numbers, e.g. 'cell (i,j) at (0, 0) + 16·(i,j) px'."""
+def geometry_text(model: nn.Module, tap: str, centres: CellCentres | None = None) -> str:
+    """The rule with this tap's numbers, e.g. 'cell (i,j) at (0, 0) + 16·(i,j) px', or the effective centres."""
+    if centres is not None:
+        return ("cells at their effective centres: rows at " + ", ".join(f"{v:.1f}" for v in centres.rows)
+                + " px, columns at " + ", ".join(f"{v:.1f}" for v in centres.cols) + " px")
     g = geometry(model, tap)
     return f"cell (i,j) at ({g['start_y']}, {g['start_x']}) + {g['stride']}·(i,j) px"
 
@@ -98,20 +105,22 @@ def localisation_caption(loc: Mapping[str, float | bool], tap_rule: str, sigma_n
 
 # ------------------------------------------------------------------------------------ maps on the user's photo
 def photo_map(model: nn.Module, tap: str, raw: np.ndarray, crop: registration.CropBox, title: str, *,
-              cells: bool = True, display_side: int = 160) -> plots.PhotoMap:
+              cells: bool = True, display_side: int = 160, centres: CellCentres | None = None) -> plots.PhotoMap:
     """A tap's raw map ready to draw on the user's photo, cells at their receptive-field centres.
 
     ``cells``: the raw grid, each cell at its receptive-field centre carried back onto the photo
     (``registration.cells_on_photo``). Otherwise the map sampled by ``registration.register_to_photo`` on a display
-    grid of at most ``display_side`` px a side (NaN where the model did not see the photo).
+    grid of at most ``display_side`` px a side (NaN where the model did not see the photo), interpolated between
+    ``centres`` when given (the effective centres), else between the receptive-field centres.
     """
     w, h = crop.image_size
-    if cells:
+    if cells and centres is None:
         c = registration.cells_on_photo(model, tap, crop)
         return plots.PhotoMap(np.asarray(raw, dtype=np.float64), c.x0, c.dx, c.y0, c.dy, title, c.seen)
     f = min(1.0, display_side / max(w, h))
     ow, oh = max(1, round(w * f)), max(1, round(h * f))
-    grid = registration.register_to_photo(model, tap, np.asarray(raw, dtype=np.float64), crop, out_size=(ow, oh))
+    grid = registration.register_to_photo(model, tap, np.asarray(raw, dtype=np.float64), crop, out_size=(ow, oh),
+                                          centres=centres)
     return plots.PhotoMap(grid, -0.5 + 0.5 * w / ow, w / ow, -0.5 + 0.5 * h / oh, h / oh, title)
 
 

@@ -12,7 +12,7 @@ import streamlit as st
 
 import res2net
 from dashboard import placement, readable
-from dashboard.services import cached, photos, sources
+from dashboard.services import cached, centres, photos, sources
 from dashboard.state import DEFAULT_PAIR, KEEP, current_device, random_weights_notice, settle, weights_mode
 from dashboard.views import compare_grid
 from res2net.analysis import cam, gradient_free
@@ -65,9 +65,12 @@ with st.sidebar:
         else:
             settle("compare_class", common, common[0])
             target_name = st.selectbox("Class", common, key="compare_class", **KEEP)
-    display = st.radio("Display", ["cells", "smooth"], key="compare_display", horizontal=True,
+    display = st.radio("Display", ["cells", "smooth", "effective centre"], key="compare_display", horizontal=True,
                        help="cells: each map cell as a flat square at its receptive-field centre (what the model "
-                            "computed); smooth: interpolated between the cell centres.", **KEEP)
+                            "computed); smooth: interpolated between those centres; effective centre: interpolated "
+                            "between the cells' gradient centroids over the demo photos (zero padding pulls border "
+                            "cells inward). The localisation numbers and the exported maps follow the choice.",
+                       **KEEP)
     alpha = st.slider("Opacity", 0.0, 1.0, 0.5, 0.05, key="compare_alpha", **KEEP)
     cmap = st.selectbox("Colormap", list(plots.COLORMAPS), key="compare_cmap", **KEEP)
     faith = st.toggle("Faithfulness curves", key="compare_faith", help=readable.FAITHFULNESS_HELP, **KEEP)
@@ -148,8 +151,17 @@ crops = {n: images.crop_box(image.image.size, n, mode) for n in names}
 photo = photos.rgb(source.data)
 shown = {n: list(dict.fromkeys(t for t in [tap_for(n)] + (infos[n][block].branch_taps if block in infos[n] else [])
                                if t)) for n in names}
+effective: dict[tuple[str, str], object] = {}
+if display == "effective centre":
+    for n in names:
+        for t in shown[n]:
+            try:
+                effective[(n, t)] = centres.tap_centres(n, loaded[n].device, loaded[n].weights, t)
+            except ValueError as e:
+                st.warning(f"`{n}` {t}: no effective centres ({e}); drawn at its receptive-field centres.")
 placed = {n: placement.place_all(loaded[n].model, {t: results[n].maps[t] for t in shown[n]},
-                                 results[n].picture.shape[:2]) for n in names}
+                                 results[n].picture.shape[:2], {t: c for (m, t), c in effective.items() if m == n})
+          for n in names}
 # the shared scale covers the trained models' raw maps of the main method only (an untrained model's magnitudes
 # would flatten every trained map, and other methods are in other units)
 trained_maps = [results[n].maps[t] for n in names if not untrained(n) for t in shown[n]]
@@ -159,6 +171,7 @@ grid = compare_grid.Grid(
     source_data=source.data, names=names, loaded=loaded, results=results, infos=infos, crops=crops, photo=photo,
     photo_uri=photos.photo_uri(source.data), box=None if source.box is None else tuple(float(v) for v in source.box),
     method=method, mode=mode, block=block, tap_kind=tap_kind, cells=display == "cells", alpha=alpha, cmap=cmap,
+    centres=effective,
     shared_range=placement.colour_range(trained_maps) if scale == "shared" and trained_maps else None,
     window=compare_viz.view_window((photo.shape[1], photo.shape[0]), [s for s in seen if s is not None]),
     tap_for=tap_for, why_missing=why_missing, target_for=target_for)
@@ -192,7 +205,8 @@ def localisation_line(n: str) -> str | None:
     t = tap_for(n)
     if source.box is None or t is None:
         return None
-    return placement.localisation_caption(localisation(n, t), placement.geometry_text(loaded[n].model, t),
+    return placement.localisation_caption(localisation(n, t), placement.geometry_text(loaded[n].model, t,
+                                                                                      effective.get((n, t))),
                                           prior_sigma(n)[1])
 
 
@@ -230,7 +244,8 @@ rows = [
      "target_prob": "" if untrained(n) else float(results[n].probs[results[n].target]),
      "height": m.shape[0], "width": m.shape[1], "max": float(m.max()), "mean": float(m.mean()),
      "all_zero": bool(float(np.abs(m).max()) == 0.0),
-     **placement.geometry(loaded[n].model, t), **(localisation(n, t) or {})}
+     **placement.geometry(loaded[n].model, t), "placement": "effective centre" if (n, t) in effective else
+     "receptive-field centre", **(localisation(n, t) or {})}
     for n in names for t in shown[n] if (m := results[n].maps.get(t)) is not None
 ]
 maps = {f"{n}/{t}": results[n].maps[t] for n in names for t in shown[n]}
@@ -266,5 +281,6 @@ if zero:
 st.caption(f"Device: {current_device()}. The .npz file holds the raw (unnormalised) maps at each tap's resolution "
            f"under `model/tap`, the same maps registered on the model input under `{placement.REGISTERED_PREFIX}"
            "model/tap`, and each model's weights under `weights/model`; the CSV gives each map's stride and where "
-           f"its cells sit ({placement.REGISTRATION_RULE}, in model-input pixels)"
+           f"its cells sit ({placement.REGISTRATION_RULE}, in model-input pixels"
+           + (f"; drawn and scored at the effective centres, {centres.probe_note()}" if effective else "") + ")"
            + (", and the localisation numbers with their baselines." if source.box is not None else "."))

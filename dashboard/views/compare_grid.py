@@ -108,6 +108,7 @@ class Grid:
     block: str
     tap_kind: str
     cells: bool
+    centres: dict  # (model, tap) -> CellCentres where the maps are placed at their effective centres
     alpha: float
     cmap: str
     shared_range: tuple | None
@@ -131,7 +132,8 @@ class Grid:
                colorbar: str = "CAM", bar_below: bool = False) -> None:
         """Taps of one model on the photo, on one colour range (``rng`` None: these maps' own)."""
         lo, hi = rng or placement.colour_range([maps[t] for t in taps])
-        pm = [placement.photo_map(model, t, maps[t], self.crops[n], title, cells=self.cells)
+        pm = [placement.photo_map(model, t, maps[t], self.crops[n], title, cells=self.cells,
+                                  centres=self.centres.get((n, t)))
               for t, title in zip(taps, titles, strict=True)]
         fig = plots.maps_on_photo_figure(self.photo, pm, vmin=lo, vmax=hi, with_photo=with_photo, cells=self.cells,
                                          alpha=self.alpha, colorscale=self.cmap, box=self.box,

@@ -3,6 +3,7 @@ marked inside every plot, and extreme photo shapes are drawn and described as th
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 from pathlib import Path
@@ -179,3 +180,31 @@ def test_a_tiny_photos_upscaling_note_names_each_model_once() -> None:
     notes = [c.value for c in at.caption if "upscaled" in c.value]
     assert len(notes) == 1, notes  # one note for both models, each named once
     assert notes[0].count("tiny_resnet26") == 1 and notes[0].count("tiny_res2net26_4s") == 1
+
+
+def _array(z: object) -> np.ndarray:
+    """A plotly array: a nested list, or its typed-array form {'dtype', 'bdata' (base64), 'shape'}."""
+    if isinstance(z, dict):
+        a = np.frombuffer(base64.b64decode(z["bdata"]), dtype=z["dtype"])
+        shape = z.get("shape")
+        return a.reshape([int(v) for v in str(shape).split(",")] if shape else -1).astype(float)
+    return np.asarray(z, dtype=float)
+
+
+def _heatmaps(at: AppTest) -> list[np.ndarray]:
+    return [_array(t["z"]) for sp in _specs(at) for t in sp["data"] if t.get("type") == "heatmap"]
+
+
+def test_the_effective_centre_placement_moves_the_drawn_maps_and_says_where_the_cells_sit() -> None:
+    """Third placement: the same maps interpolated between the cells' gradient centroids instead of their
+    receptive-field centres; the page draws them differently and names the centres it used."""
+    at = _app(compare_models=["tiny_resnet26"], compare_block="layer3.1", compare_display="smooth")
+    smooth = _heatmaps(at)
+    at.radio(key="compare_display").set_value("effective centre").run()
+    _no_exception(at)
+    effective = _heatmaps(at)
+    assert smooth and len(smooth) == len(effective)
+    assert any(a.shape == b.shape and not np.allclose(np.nan_to_num(a), np.nan_to_num(b))
+               for a, b in zip(smooth, effective, strict=True))
+    captions = " ".join(c.value for c in at.caption)
+    assert "effective centres" in captions and "demo photos" in captions
