@@ -94,6 +94,8 @@ def claim_title(res: Results, c: Claim) -> str:
     both = " (both correct)" if c.subset == "both correct" else ""
     if c.section == "accuracy":
         return f"top-1{both} · {s}"
+    if c.section == "knockout":
+        return f"knock-out {_knockout_words(c)} · {s}"
     if c.section == "erf":
         a, b = erf_taps(c)
         what = f"ERF {_branch(a)} → {_branch(b)}" if kind.startswith("branches") or a != b else "block ERF vs ResNet"
@@ -112,6 +114,8 @@ def _statement(res: Results, c: Claim) -> str:
     both = ", both correct" if c.subset == "both correct" else ""
     if c.section == "accuracy":
         return f"top-1 higher than the ResNet's{both}"
+    if c.section == "knockout":
+        return f"a larger-RF branch serves large objects more than branch 0 does: {_knockout_words(c)}"
     if c.section == "erf":
         a, b = erf_taps(c)
         if a != b:
@@ -121,9 +125,17 @@ def _statement(res: Results, c: Claim) -> str:
     return f"{metric} higher on {kind or 'all'} objects{both}{_qualifiers(c)}"
 
 
+def _knockout_words(c: Claim) -> str:
+    """'top-1, branch 2 − branch 0 at layer1.1' from a knock-out claim's metric and layer."""
+    block, _, contrast = c.layer.partition(" (")
+    return f"{SHORT_METRICS.get(metric_key(c), metric_key(c))}, {contrast.rstrip(')').replace(' minus ', ' − ')} " \
+           f"at {block}"
+
+
 def knockout_title(c: KnockoutClaim) -> str:
     """A short name of a knock-out claim."""
-    return f"knock-out {SHORT_METRICS.get(c.metric, c.metric)}, {c.contrast.replace(' minus ', ' − ')} · s={c.scale}"
+    return (f"knock-out {SHORT_METRICS.get(c.metric, c.metric)}, {c.contrast.replace(' minus ', ' − ')} at {c.block} "
+            f"· s={c.scale}")
 
 
 # ----------------------------------------------------------------------------------------------- the forest plot
@@ -131,12 +143,12 @@ def forest_rows(res: Results) -> list[ForestRow]:
     """Every claim of the file, the knock-out study's included, as forest-plot rows in page order (sections in
     turn; within one, confirmatory before exploratory)."""
     rows = []
-    for section in ("accuracy", "localisation", "erf"):
+    for section in ("accuracy", "localisation", "erf", "knockout"):
         claims = sorted((c for c in res.claims if c.section == section), key=lambda c: not c.confirmatory)
         rows += [ForestRow(claim_title(res, c), SECTION_TITLES[section], c.family, c.verdict, c.estimate, c.low,
                            c.high, c.low95, c.high95, c.level, c.min_effect, UNITS.get(metric_key(c), ""))
                  for c in claims]
-    if res.knockout is not None:
+    if res.knockout is not None and not any(c.section == "knockout" for c in res.claims):  # an older file
         rows += [ForestRow(knockout_title(c), SECTION_TITLES["knockout"], "confirmatory", c.verdict, c.estimate,
                            c.low, c.high, c.low95, c.high95, c.level, c.min_effect, UNITS.get(c.metric, ""))
                  for c in res.knockout.claims]

@@ -28,16 +28,22 @@ def knockout_section(res: Results) -> None:
                                                    f"{100 * c.level:.1f}%",
                    "95% interval": fmt_interval(c.estimate, c.low95, c.high95),
                    "d": f"{c.min_effect:g}", "verdict": c.verdict,
+                   "lesion strength (s−2 / 0)": "–" if not c.strength else
+                   f"{c.strength.get('branch s-2', float('nan')):.3f} / {c.strength.get('branch 0', float('nan')):.3f}",
                    "small / large images": f"{c.small} / {c.large}"} for c in ko.claims])
+        st.caption("Judged in the one Holm family with every other claim (sections 1–3). Lesion strength: "
+                   "||knocked out − intact|| / ||intact|| of the block's output, mean over images and runs.")
     hypothesis = ko.hypothesis.removeprefix("stated before any run: ")
     with st.expander("The hypothesis (stated before any run), the lesion, and the ResNet reference"):
         st.markdown(f"**Hypothesis.** {hypothesis}.  \n**Lesion.** {ko.lesion}.  \n**Interaction.** "
                     f"{ko.interaction}; {ko.images} val images, {ko.runs} runs, {ko.mean_images} train images for the "
-                    "means. Holm-corrected over these knock-out claims (their own family).")
-        st.markdown("**The ResNet's single 3×3 removed** (large minus small harm at the same block)")
-        st.dataframe([{"model": r.model, "block": r.block, "metric": r.metric,
+                    "means. The confirmatory claims are in the one Holm family with every other claim.")
+        st.markdown("**Every lesion beside its control** (large minus small harm; the random channel group has one "
+                    "branch's width; the ResNet's 3×3 removed whole and a random quarter of it)")
+        st.dataframe([{"model": r.model, "block": r.block, "lesion": r.label, "metric": r.metric,
                        "interaction (95%)": fmt_interval(r.interaction, r.low, r.high),
-                       "verdict (exploratory)": r.verdict} for r in ko.resnet_reference],
+                       "strength": "–" if r.strength is None else f"{r.strength:.3f}",
+                       "verdict (exploratory)": r.verdict} for r in ko.interactions if r.metric != "logprob"],
                      hide_index=True, width="stretch")
     sweep = res.scale_sweep
     if sweep is not None:

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from res2net.models.blocks import Bottle2neck, TappedBlock
 from res2net.models.taps import TapCapture, check_images, eval_mode, iter_blocks
 
-__all__ = ["MODES", "EFFECTS", "AblationError", "ablate", "branch_means", "resolve_knockout"]
+__all__ = ["MODES", "EFFECTS", "AblationError", "ablate", "ablate_channels", "branch_means", "resolve_knockout"]
 
 MODES = ("zero", "mean")
 EFFECTS = ("total", "direct")
@@ -142,6 +142,44 @@ def ablate(model: nn.Module, branches: Mapping[str, int | Iterable[int]], mode: 
         finally:
             for h in handles:
                 h.remove()
+
+
+@contextmanager
+def ablate_channels(model: nn.Module, block: str, channels: Iterable[int], means: Mapping[str, Tensor]
+                    ) -> Iterator[nn.Module]:
+    """Replace ``channels`` of ``block``'s 1x1 fusion-conv input by their means over training images (the block's
+    branch means, concatenated in branch order) for the calling thread's forwards: a lesion of any channel group,
+    e.g. a random group the size of one branch, the knock-out's control. Eval mode; hooks removed on exit."""
+    blocks = dict(iter_blocks(model))
+    if block not in blocks:
+        raise AblationError(f"unknown block {block!r}; blocks of this model: {', '.join(blocks)}")
+    b = blocks[block]
+    n = b.conv3.in_channels
+    idx = sorted(set(channels))
+    if not idx or any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < n for i in idx):
+        raise AblationError(f"channels must be a non-empty set of indices in 0..{n - 1} (the fusion conv's input of "
+                            f"{block!r}); got {list(channels)!r}")
+    plan = {block: list(range(b.num_branches))}
+    full = torch.cat([_check_means(model, plan, means)[f"{block}.branch{i}"] for i in range(b.num_branches)])
+    if full.numel() != n:
+        raise AblationError(f"the branch means of {block!r} hold {full.numel()} channels; its fusion conv reads {n}")
+    owner = threading.get_ident()
+    where = torch.tensor(idx)
+
+    def hook(module: nn.Module, inputs: tuple) -> tuple | None:
+        if threading.get_ident() != owner:
+            return None
+        x = inputs[0].clone()
+        x[:, where] = full[where].to(device=x.device, dtype=x.dtype).view(1, -1, 1, 1).expand(
+            x.shape[0], -1, x.shape[2], x.shape[3])
+        return (x, *inputs[1:])
+
+    with eval_mode(model):
+        handle = b.conv3.register_forward_pre_hook(hook)
+        try:
+            yield model
+        finally:
+            handle.remove()
 
 
 @torch.no_grad()

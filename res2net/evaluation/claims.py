@@ -12,6 +12,8 @@ images).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from res2net.evaluation.control_scores import CONTROL_METRICS, CONTROLS
@@ -149,10 +151,11 @@ def _erf_claim(c: dict) -> dict:
 
 def claims(res: dict, arrays: dict[str, np.ndarray], entries: dict, names: list[str], runs: dict[str, list[str]],
            labels: np.ndarray, buckets: np.ndarray, centre: np.ndarray, erf_claims: list[dict], model_caveat: str,
-           map_caveat: str) -> list[dict]:
+           map_caveat: str, extra: Sequence[Pending] = ()) -> list[dict]:
     """The Claims page's statements, judged (``judging.judge``): accuracy and localisation from the per-run arrays
     of the images every run scored (``labels`` their classes, ``buckets`` their size buckets, ``centre`` whether a
-    box holds the image centre), then the ERF study's claims (exploratory)."""
+    box holds the image centre), then the ERF study's claims (exploratory); ``extra``: more claims for the same
+    Holm family (the knock-out study's)."""
     base = res["baseline"]
     if base is None:
         return []
@@ -170,7 +173,7 @@ def claims(res: dict, arrays: dict[str, np.ndarray], entries: dict, names: list[
                                 diffs, np.ones(diffs.shape, bool), labels, E.min_effect("top1", "all"), True))
         pending += _localisation(res, arrays, name, base, runs, entries, labels, buckets, np.asarray(centre, bool),
                                  map_caveat)
-    out = judge([p for p in pending if p is not None])
+    out = judge([p for p in pending if p is not None] + list(extra))
     out += [_erf_claim(c) for c in erf_claims]
     return out
 
@@ -201,7 +204,7 @@ def _placed(arrays: dict[str, np.ndarray], entries: dict, names: list[str], runs
 
 def placement_sensitivity(judged: list[dict], res: dict, arrays: dict[str, np.ndarray], entries: dict,
                           names: list[str], runs: dict[str, list[str]], labels: np.ndarray, buckets: np.ndarray,
-                          centre: np.ndarray) -> list[dict]:
+                          centre: np.ndarray, extra: Sequence[Pending] = ()) -> list[dict]:
     """Each confirmatory claim of ``judged`` (the claims at RF centres) beside its verdict when the verdict layer's
     maps are placed at their effective centres and spread half-pixel, each placement's family judged whole."""
     def cell(c: dict) -> dict:
@@ -216,7 +219,7 @@ def placement_sensitivity(judged: list[dict], res: dict, arrays: dict[str, np.nd
         view = _placed(arrays, entries, names, runs, rule)
         if view is None:
             return []
-        for c in claims(res, view, entries, names, runs, labels, buckets, centre, [], "", ""):
+        for c in claims(res, view, entries, names, runs, labels, buckets, centre, [], "", "", extra):
             if c["id"] in rows:
                 rows[c["id"]]["placements"][rule] = cell(c)
     for r in rows.values():
@@ -239,8 +242,8 @@ def inference_info(runs: int, confirmatory: int, controls: bool) -> dict:
         "family": f"one Holm family over the {confirmatory} confirmatory claims: ranked by the p-value of their "
                   f"best-supported decision, the k-th of m judged on its 1 - {2 * ALPHA:g}/(m - k) interval; the "
                   "first inconclusive one stops the procedure and later ones are 'not tested'",
-        "knockout": "the knock-out study's claims are not in this family: they stay a separate Holm family over "
-                    "their own bootstrap (runs, then classes and images) until they have run-level evidence",
+        "knockout": "the knock-out study's confirmatory claims (direct lesions at layer1 and layer2) are in this "
+                    "family, judged like every architecture claim; its per-branch rows stay exploratory",
         "test_against_zero": "two-sided p against 0 of the evidence the verdict uses, raw and Holm-adjusted over the "
                              "family; 'excludes_zero': whether the judged interval excludes 0",
         "controls": ("localisation claims are gains over image-blind controls at the verdict layer: the map scored "

@@ -46,6 +46,8 @@ VERDICT_RULE = {"rule": "interval above +d: supported; below -d: contradicted; i
                               "first inconclusive one stops it and the rest are 'not tested'; exploratory rows use "
                               "their 95% interval; d per metric and bucket in 'effect_size'"}
 PAPER = {
+    "knockout": "each branch of a Res2Net block serves the object scales its receptive field suits: the granular "
+                "multi-scale features of §3.1 (tested by knocking a branch out)",
     "accuracy": "Res2Net improves top-1 over ResNet at similar parameters and FLOPs (Gao et al., TPAMI 2021, "
                 "Table 1; the scale ablation of Table 3)",
     "small": "Res2Net's Grad-CAM maps are more concentrated on small objects (§4.5, Fig. 4)",

@@ -232,7 +232,7 @@ class Claim(Record):
     """One of the paper's statements tested here, with its numbers and verdict."""
 
     id: str = doc("stable identifier")
-    section: str = doc("accuracy, localisation or erf")
+    section: str = doc("accuracy, localisation, erf or knockout")
     paper: str = doc("the paper's statement and where it is made")
     metric: str = doc("the metric tested and its label, 'name: label'")
     model: str = doc("the Res2Net model compared with the baseline")
@@ -277,6 +277,9 @@ class Claim(Record):
     @property
     def confirmatory(self) -> bool:
         return self.family == "confirmatory"
+
+
+CLAIM_FIELDS = frozenset(field_docs(Claim))  # what a claim of the results file holds
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -410,6 +413,10 @@ class KnockoutRow(Record):
     high: float | None = doc("95% interval, high end")
     n: int = doc("images")
     runs: int = doc("runs")
+    lesion: str | None = doc("'branch' or 'random group' (the control: a random channel group of one branch's width)",
+                             optional=True)
+    strength: float | None = doc("the lesion's strength on these images: ||ablated - intact|| / ||intact|| of the "
+                                 "lesioned block's output, mean over images and runs", optional=True)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -431,20 +438,24 @@ class Interaction(Record):
     small: int = doc("small-object images")
     large: int = doc("large-object images")
     runs: int = doc("runs")
+    lesion: str | None = doc("'branch' or 'random group'", optional=True)
+    strength: float | None = doc("the lesion's strength (relative change of the block's output), mean over images "
+                                 "and runs", optional=True)
 
 
 @dataclass(frozen=True, kw_only=True)
 class KnockoutClaim(Record):
-    """Confirmatory knock-out claim: interaction of branch s-2 minus that of branch 0 at the verdict block."""
+    """Confirmatory knock-out claim: interaction of branch s-2 minus that of branch 0 at a block, judged in the one
+    family of ``claims`` (the same numbers as its entry there)."""
 
     id: str = doc("stable identifier")
     model: str = doc("the Res2Net")
     scale: int = doc("its scale s")
-    block: str = doc("the verdict block")
+    block: str = doc("the lesioned block")
     metric: str = doc("metric name")
     contrast: str = doc("which branches are compared")
     estimate: float | None = doc("the contrast")
-    low: float | None = doc("interval the verdict uses (Holm over the knock-out claims), low end")
+    low: float | None = doc("interval the verdict uses (Holm over the one family), low end")
     high: float | None = doc("interval the verdict uses, high end")
     low95: float | None = doc("unadjusted 95% interval, low end")
     high95: float | None = doc("unadjusted 95% interval, high end")
@@ -454,6 +465,8 @@ class KnockoutClaim(Record):
     small: int = doc("small-object images")
     large: int = doc("large-object images")
     runs: int = doc("runs")
+    strength: Mapping[str, float] | None = doc("each lesion's strength: 'branch s-2' and 'branch 0' -> relative "
+                                               "change of the block's output", optional=True)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -461,7 +474,7 @@ class KnockoutStudy(Record):
     """The branch knock-out study (embedded family only). Per-image scores in the .npz under knockout/."""
 
     hypothesis: str = doc("the hypothesis, stated before any run")
-    lesion: str = doc("how a branch is removed (mean ablation, total effect)")
+    lesion: str = doc("how a branch is removed (mean ablation, its direct effect) and the control lesion")
     harm: str = doc("how harm is defined")
     interaction: str = doc("how the interaction is defined")
     score_tap: str = doc("the tap whose map is scored")
@@ -472,8 +485,8 @@ class KnockoutStudy(Record):
     min_effect: Mapping[str, float] = doc("metric -> minimum meaningful effect")
     rows: tuple[KnockoutRow, ...] = doc("harm per model, block, branch, metric and bucket")
     interactions: tuple[Interaction, ...] = doc("large minus small harm per branch")
-    claims: tuple[KnockoutClaim, ...] = doc("the confirmatory claims, Holm-corrected among themselves")
-    resnet_reference: tuple[Interaction, ...] = doc("the ResNet's single 3x3 removed at the verdict block")
+    claims: tuple[KnockoutClaim, ...] = doc("the confirmatory claims, as judged in the one Holm family")
+    resnet_reference: tuple[Interaction, ...] = doc("the ResNet's lesions (its whole 3x3, a random quarter) per block")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -26,15 +26,18 @@ import numpy as np
 import torch
 
 from res2net.data.datasets import EvalDataset, open_dataset, tiny_imagenet
-from res2net.data.tiny_imagenet import DataError, default_data_dir, load_split, read_box_array
+from res2net.data.tiny_imagenet import DataError, Split, default_data_dir, load_split, read_box_array
+from res2net.evaluation import knockout_study as K
 from res2net.evaluation.claims import PLACEMENT_RULE, claims, inference_info, placement_sensitivity
 from res2net.evaluation.controls_table import control_rows
 from res2net.evaluation.distributed import setup, teardown
 from res2net.evaluation.erf_study import erf_study
+from res2net.evaluation.judging import Pending
 from res2net.evaluation.protocol import (
     BASELINE,
     DATASET_BATCH,
     FAMILY_BATCH,
+    MIN_EFFECT,
     PLACEMENT_PROBES,
     VERDICT_LAYER,
     even_indices,
@@ -42,7 +45,7 @@ from res2net.evaluation.protocol import (
     scale_of,
     stage_taps,
 )
-from res2net.evaluation.results import image_scores_path, save_image_scores
+from res2net.evaluation.results import CLAIM_FIELDS, image_scores_path, save_image_scores
 from res2net.evaluation.scoring import Job, evaluate_dataset, merge_rows, probe_images, set_placement_probes
 from res2net.evaluation.summary import parse_boxes, size_buckets, stored, summarise_rows
 from res2net.metrics import boxes as L
@@ -258,19 +261,24 @@ def _finish(ev: Evaluation, rows: dict[str, np.ndarray], device_type: str, log: 
     epochs = {r.get("epochs") for e in entries.values() for r in e["runs"]}
     models_note = (f"{epochs.pop()}-epoch models on {side} px images" if ev.family and len(epochs) == 1
                    else f"{ev.weights} weights, {side} px inputs")
-    res["claims"] = (claims(res, arrays, entries, judged, runs, labels, buckets, centre, erf_claims,
-                            model_caveat=models_note,
-                            map_caveat=f"{VERDICT_LAYER} maps are {side // 16}x{side // 16} cells at {side} px")
-                     if res["baseline"] in judged else [])
-    sensitivity = placement_sensitivity(res["claims"], res, arrays, entries, judged, runs, labels, buckets, centre)
+    ko_val, ko_pending = None, []
+    if ev.family:
+        log("branch knock-out study ...")
+        ko_val, ko_pending = _knockout_scores(ev, arrays, log)
+    every = (claims(res, arrays, entries, judged, runs, labels, buckets, centre, erf_claims,
+                    model_caveat=models_note,
+                    map_caveat=f"{VERDICT_LAYER} maps are {side // 16}x{side // 16} cells at {side} px",
+                    extra=ko_pending) if res["baseline"] in judged else [])
+    res["claims"] = [{k: v for k, v in c.items() if k in CLAIM_FIELDS} for c in every]
+    sensitivity = placement_sensitivity(res["claims"], res, arrays, entries, judged, runs, labels, buckets, centre,
+                                        ko_pending)
     if sensitivity:
         res["placement_sensitivity"] = {"rule": PLACEMENT_RULE, "probes": PLACEMENT_PROBES,
                                         "centres": _effective_centres(ev), "rows": sensitivity}
     res["inference"] = inference_info(min(len(r) for r in runs.values()),
                                       sum(c["family"] == "confirmatory" for c in res["claims"]), bool(res["controls"]))
     if ev.family:
-        log("branch knock-out study ...")
-        res.update(_knockout(ev, res, arrays, log))
+        res.update(_knockout_summary(ev, res, arrays, ko_val, [c for c in every if c["section"] == "knockout"]))
         res.update(_family_header(ev, res["erf"]))
         return res, arrays
     res.update(_dataset_header(ev, rows, res["erf"], device_type))
@@ -320,15 +328,20 @@ def _dataset_entry(name: str, runs: list[str], taps: dict, rows: dict[str, np.nd
             "params": None, "gmacs": None, "weights": weights, "input_size": spec.input_size}
 
 
-def _knockout(ev: Evaluation, res: dict, arrays: dict[str, np.ndarray], log: Callable[[str], None]) -> dict:
-    """The knock-out study and the scale sweep (``knockout_study``); their per-image scores join ``arrays``."""
-    from res2net.evaluation import knockout_study as K
-    from res2net.evaluation.protocol import MIN_EFFECT
-
+def _knockout_scores(ev: Evaluation, arrays: dict[str, np.ndarray], log: Callable[[str], None]
+                     ) -> tuple[Split, list[Pending]]:
+    """The knock-out study's per-image scores (joining ``arrays``, as stored) and its confirmatory claims for the
+    one family."""
     val = load_split("val", ev.data_dir)
     n = ev.knockout_images or min(ev.limit or K.KNOCKOUT_IMAGES, K.KNOCKOUT_IMAGES)
     arrays.update(stored(K.run_study(ev.names, ev.seeds, ev.data_dir, val, VERDICT_LAYER, n, log=log)))
-    return {"knockout": K.summarise_study(arrays, ev.names, ev.seeds, val, VERDICT_LAYER, MIN_EFFECT),
+    return val, K.knockout_pending(arrays, ev.names, ev.seeds, val, MIN_EFFECT)
+
+
+def _knockout_summary(ev: Evaluation, res: dict, arrays: dict[str, np.ndarray], val: Split, judged: list[dict]
+                      ) -> dict:
+    """The knock-out study (rows, interactions, its judged claims) and the scale sweep (``knockout_study``)."""
+    return {"knockout": K.summarise_study(arrays, ev.names, ev.seeds, val, VERDICT_LAYER, MIN_EFFECT, judged),
             "scale_sweep": K.scale_sweep(res, arrays, ev.names, ev.seeds, VERDICT_LAYER)}
 
 
