@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import res2net
-from res2net.analysis.lesion import AblationError, ablate, branch_means
+from res2net.analysis.lesion import AblationError, ablate, ablate_channels, branch_means
 
 from helpers import randomise_bn
 
@@ -198,3 +198,58 @@ def test_bad_requests_say_what_is_valid(r2) -> None:
     with pytest.raises(AblationError, match="effect must be"), ablate(r2, {"layer3.1": [0]}, effect="indirect"):
         pass
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in r2.modules())
+
+
+def _hand_fusion_lesion(b: torch.nn.Module, x: torch.Tensor, channels: list[int], mean: torch.Tensor
+                        ) -> torch.Tensor:
+    """A Res2Net normal block written out with chosen channels of the fusion conv's input set to ``mean`` (the
+    branches themselves untouched)."""
+    relu = torch.relu
+    with torch.no_grad():
+        xs = torch.split(relu(b.bn1(b.conv1(x))), b.width, 1)
+        fused, prev = [], None
+        for i in range(len(xs) - 1):
+            prev = relu(b.bns[i](b.convs[i](xs[i] if i == 0 else xs[i] + prev)))
+            fused.append(prev)
+        z = torch.cat([*fused, xs[-1]], 1).clone()
+        z[:, channels] = mean[channels].view(1, -1, 1, 1)
+        return relu(b.bn3(b.conv3(z)) + x)
+
+
+def test_a_channel_group_lesion_follows_the_hand_written_block(r2) -> None:
+    """Rule: ``ablate_channels`` replaces exactly the given channels of the fusion input by the concatenated branch
+    means; a group that is one branch's slice is that branch's direct mean knock-out."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 3, 64, 64, generator=g)
+    means = branch_means(r2, torch.randn(6, 3, 64, 64, generator=g))
+    block = r2.layer2[1]
+    inp, _ = _block_io(r2, block, x)
+    mu = torch.cat([means[f"layer2.1.branch{i}"] for i in range(4)]).float()
+    group = [0, 5, 17, 30, 31, 40, 51]
+    with ablate_channels(r2, "layer2.1", group, means):
+        _, got = _block_io(r2, block, x)
+    torch.testing.assert_close(got, _hand_fusion_lesion(block, inp, group, mu), rtol=1e-5, atol=1e-5)
+    w = block.width
+    with ablate_channels(r2, "layer2.1", range(2 * w, 3 * w), means):
+        _, by_group = _block_io(r2, block, x)
+    with ablate(r2, {"layer2.1": [2]}, mode="mean", effect="direct", means=means):
+        _, by_branch = _block_io(r2, block, x)
+    torch.testing.assert_close(by_group, by_branch, rtol=0, atol=0)
+    with pytest.raises(AblationError, match="0..51"):
+        with ablate_channels(r2, "layer2.1", [52], means):
+            pass
+    with pytest.raises(AblationError, match="unknown block"):
+        with ablate_channels(r2, "layer9.1", [0], means):
+            pass
+
+
+def test_a_resnet_channel_group_covering_its_3x3_is_the_branch_mean_lesion(rn) -> None:
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(2, 3, 64, 64, generator=g)
+    means = branch_means(rn, torch.randn(6, 3, 64, 64, generator=g))
+    block = rn.layer1[1]
+    with ablate_channels(rn, "layer1.1", range(block.conv3.in_channels), means):
+        _, by_group = _block_io(rn, block, x)
+    with ablate(rn, {"layer1.1": [0]}, mode="mean", means=means):
+        _, by_branch = _block_io(rn, block, x)
+    torch.testing.assert_close(by_group, by_branch, rtol=1e-6, atol=1e-6)
