@@ -252,7 +252,12 @@ def test_subset_run_claims_follow_their_intervals(subset_run: Path) -> None:
                                                           c["caveat"])[0])
             assert c["estimate"] == pytest.approx(trained - init, abs=2e-4), c["id"]
             assert c["runs"] == 2 and c["df"] == 1 and c["control"] == "random init"
-    assert all(c["layer"].startswith(res["verdict_layer"]) for c in res["claims"] if c["section"] != "accuracy")
+    assert all(c["layer"].startswith(res["verdict_layer"]) for c in res["claims"]
+               if c["section"] not in ("accuracy", "knockout"))
+    knockout = [c for c in res["claims"] if c["section"] == "knockout"]  # one family: lesions below the verdict layer
+    assert {c["layer"].split()[0] for c in knockout} == {"layer1.1", "layer2.1"}
+    assert all(c["family"] == "confirmatory" for c in knockout)
+    assert [c["id"] for c in res["knockout"]["claims"]] == [c["id"] for c in knockout]
     stages = {r["stage"] for r in res["localisation"]}
     assert stages == {"layer1", "layer2", "layer3", "layer4"}  # every stage in the tables
 
