@@ -74,12 +74,12 @@ def test_per_image_scores_and_strength_equal_a_hand_made_direct_lesion(study) ->
     mean, std = torch.tensor(spec.mean).view(1, 3, 1, 1), torch.tensor(spec.std).view(1, 3, 1, 1)
     model = res2net.create_model("tiny_res2net26_4s", pretrained=True, seed=1).eval()
     block = model.layer2[1]
-    mu = _hand_means(model, block.branch2, (train.images[midx].float() / 255 - mean) / std)
+    mu = _hand_means(model, block.branch0, (train.images[midx].float() / 255 - mean) / std)
     w = block.width
 
-    def direct(m, i):  # only the fusion conv's input slice of branch 2 takes the train mean
+    def direct(m, i):  # only the fusion conv's input slice of branch 0 takes the train mean; branch 1 still sees it
         z = i[0].clone()
-        z[:, 2 * w:3 * w] = mu.view(1, -1, 1, 1)
+        z[:, 0:w] = mu.view(1, -1, 1, 1)
         return (z,)
 
     xv = (val.images[idx].float() / 255 - mean) / std
@@ -94,7 +94,7 @@ def test_per_image_scores_and_strength_equal_a_hand_made_direct_lesion(study) ->
     hb.remove()
     changed = outs["block"].flatten(1).double()
     y = val.labels[idx]
-    key = "knockout/tiny_res2net26_4s/seed1/layer2.1.branch2"
+    key = "knockout/tiny_res2net26_4s/seed1/layer2.1.branch0"
     want = torch.log_softmax(logits.double(), 1).gather(1, y[:, None])[:, 0].numpy()
     np.testing.assert_allclose(arrays[f"{key}/logprob"].astype(float), want, rtol=2e-3, atol=2e-3)  # float16 stored
     assert arrays[f"{key}/top1"].astype(bool).tolist() == (logits.argmax(1) == y).tolist()
@@ -255,3 +255,20 @@ def test_the_claims_page_shows_the_shipped_knockout_verdicts(one_thread) -> None
     assert all(str(v).endswith(c["verdict"]) for v, c in zip(table["verdict"], res["knockout"]["claims"], strict=True))
     sweep = [r["scale"] for r in res["scale_sweep"]["rows"]]
     assert sweep == [1, 2, 4, 8]
+
+
+def test_knockout_scores_follow_the_flat_map_rule(monkeypatch, one_thread) -> None:
+    """A flat (all-zero) map is a miss, energy 0 and coverage 0, as in every other score: never NaN."""
+    model = res2net.create_model("tiny_res2net26_4s")
+    x = torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    boxes = np.tile(np.array([[8, 8, 40, 40]]), (4, 1))
+    real = K.compute_cams
+
+    def flat_first_two(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        cams, logits = real(*args, **kwargs)
+        return {t: torch.cat([torch.zeros_like(c[:2]), c[2:]]) for t, c in cams.items()}, logits
+
+    monkeypatch.setattr(K, "compute_cams", flat_first_two)
+    got = K.score_pass(model, x, torch.arange(4), boxes, "layer3.1")
+    assert got["energy"][:2].tolist() == [0.0, 0.0] and got["coverage"][:2].tolist() == [0.0, 0.0]
+    assert np.isfinite(got["energy"]).all() and np.isfinite(got["coverage"]).all()

@@ -35,22 +35,25 @@ class _ConvBlock(TappedBlock):
 
     stype = "normal"
 
-    def __init__(self, kernel_1d: tuple[float, float, float], channels: int = 1) -> None:
+    def __init__(self, kernel_1d: tuple[float, float, float], channels: int = 1,
+                 kernel_x: tuple[float, float, float] | None = None) -> None:
         super().__init__()
         self._make_taps(0)
         self.conv = nn.Conv2d(channels, 1, 3, stride=2, padding=1, bias=False)
-        k = torch.tensor(kernel_1d, dtype=torch.float32)
+        ky = torch.tensor(kernel_1d, dtype=torch.float32)
+        kx = torch.tensor(kernel_x or kernel_1d, dtype=torch.float32)
         with torch.no_grad():
-            self.conv.weight.copy_((k[:, None] * k[None, :]).expand(1, channels, 3, 3))
+            self.conv.weight.copy_((ky[:, None] * kx[None, :]).expand(1, channels, 3, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.output(self.conv(x))
 
 
 class _Net(nn.Module):
-    def __init__(self, kernel_1d: tuple[float, float, float], channels: int = 1) -> None:
+    def __init__(self, kernel_1d: tuple[float, float, float], channels: int = 1,
+                 kernel_x: tuple[float, float, float] | None = None) -> None:
         super().__init__()
-        self.blk = _ConvBlock(kernel_1d, channels)
+        self.blk = _ConvBlock(kernel_1d, channels, kernel_x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.blk(x)
@@ -80,6 +83,11 @@ def test_effective_centre_weights_the_gradient_magnitude_not_its_sign():
     assert c.rows == pytest.approx(_hand_centroids(kernel, 10))
     assert c.cols == pytest.approx(_hand_centroids(kernel, 12))
     assert c.rows[2] == pytest.approx(4 + 1 / 3)
+    # rows from the centroid's y, columns from its x: a kernel that differs along the two axes
+    kx = (3.0, 1.0, 0.5)
+    c = effective_centres(_Net(kernel, kernel_x=kx), "blk", torch.randn(2, 1, 10, 12))
+    assert c.rows == pytest.approx(_hand_centroids(kernel, 10))
+    assert c.cols == pytest.approx(_hand_centroids(kx, 12))
 
 
 def test_effective_centre_sums_rgb_magnitudes_after_the_derivative():
