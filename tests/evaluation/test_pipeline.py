@@ -274,6 +274,18 @@ def test_subset_results_render_on_the_claims_page(subset_run: Path, monkeypatch:
     at.switch_page("views/claims.py").run()
     assert not at.exception, [e.value for e in at.exception]
     assert len(at.header) == 4 and len(at.get("plotly_chart")) >= 2  # accuracy, localisation, ERF, knock-out
+    res = load_results(subset_run)
+    ps = res.placement_sensitivity
+    changed = sum(r.changes for r in ps.rows)
+    label = f"{changed} of {len(ps.rows)} confirmatory verdicts change with the placement"
+    assert any(label in e.label for e in at.expander)
+    table = next(d.value for d in at.dataframe if "effective centre" in d.value.columns)
+    assert len(table) == len(ps.rows)
+    for row, r in zip(table.to_dict("records"), ps.rows, strict=True):  # each cell: verdict (estimate)
+        for rule, words in (("rf_centre", "RF centre (the claims)"), ("effective_centre", "effective centre"),
+                            ("half_pixel", "half-pixel")):
+            assert row[words].startswith(r.placements[rule].verdict)
+        assert row["verdict changes"] == ("yes" if r.changes else "no")
 
 
 @pytest.mark.skipif(not RESULTS.is_file(), reason="assets/results/tiny_imagenet_100.json not generated yet")
