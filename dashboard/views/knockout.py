@@ -169,7 +169,7 @@ def decomposition_part(source: sources.Source, name: str, lm: cached.LoadedModel
 def interaction_points(interactions: list, block: str, metric: str) -> list[branch_plots.BranchPoint]:
     """The study's interaction rows of one block and metric as branches placed by their receptive field (px of the
     model input): a ResNet's one path (s = 1) is its own mark, a Res2Net's last branch (identity) sits apart."""
-    sel = [r for r in interactions if r.block == block and r.metric == metric]
+    sel = [r for r in interactions if r.block == block and r.metric == metric and r.branch >= 0]  # no control
     out = []
     for r in sel:
         tap = f"{r.block}.branch{r.branch}"
@@ -212,8 +212,15 @@ def study_part(default_model: str | None) -> None:
             points, title=f"{block}: harm on large minus harm on small objects ({metric})",
             value_title="large minus small", rf_title=f"theoretical receptive field (px of the {size} px input)",
             band=ko.min_effect[metric], reference_level=False), key="ko_inter", width="stretch")
-    st.dataframe([{"model": r.model, "branch": "3×3 path" if r.scale == 1 else r.label,
+    controls = [r for r in ko.interactions if r.block == block and r.metric == metric and r.branch < 0]
+    if controls:
+        st.caption("Control lesion (not drawn): " + "; ".join(
+            f"{r.model}, {r.label}: {fmt_interval(r.interaction, r.low, r.high)}" for r in controls)
+            + ". A branch whose interaction sits inside its model's control range is no more size-specific than "
+              "a random group of channels of the same width.")
+    st.dataframe([{"model": r.model, "lesion": "3×3 path" if r.scale == 1 and r.branch >= 0 else r.label,
                    "large minus small (95%)": fmt_interval(r.interaction, r.low, r.high),
+                   "strength": "–" if r.strength is None else f"{r.strength:.3f}",
                    "verdict (exploratory)": r.verdict} for r in ko.interactions
                   if r.block == block and r.metric == metric], hide_index=True, width="stretch")
     if res.scale_sweep is not None:
