@@ -11,7 +11,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dashboard import state  # noqa: E402
-from dashboard.services import cached
+from dashboard.services import model_store
 from dashboard.serving import admission, budget
 
 budget.return_large_frees_to_os()  # decoded uploads' memory goes back to the system when dropped
@@ -41,10 +41,10 @@ def sidebar() -> None:
                  format_func=lambda w: "trained" if w == "trained" else "random init",
                  help="Random-init models are useful for receptive-field studies and always work offline.")
         st.markdown("**Weights status**")
-        online = cached.network_available()
+        online = model_store.network_available()
         for name in dict.fromkeys([*state.DEFAULT_PAIR, *(st.session_state.get("compare_models") or [])]):
             own = state.local_weights(name)  # this session's own file comes first
-            status = own.label if own is not None else cached.weight_status(name)
+            status = own.label if own is not None else model_store.weight_status(name)
             st.caption(f"`{name}`: {'not downloaded (offline)' if status == 'downloadable' and not online else status}")
         if not online:
             st.info("The network is unreachable: the embedded models (trained on Tiny-ImageNet-100, shipped with "

@@ -1,6 +1,6 @@
 """Session settings shared by the views (device, weights), on-screen notes and friendly error display.
 
-Nothing here computes anything: heavy work is in ``res2net`` behind the cached wrappers of ``cached.py``.
+Nothing here computes anything: heavy work is in ``res2net`` behind the cached wrappers of ``dashboard.services``.
 """
 
 from __future__ import annotations

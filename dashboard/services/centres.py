@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from dashboard.services import cached
+from dashboard.services import image_inputs, model_store, shared_cache
 from res2net.data import images
 from res2net.geometry.cell_centres import CellCentres, effective_centres
 from res2net.models.zoo import get_spec
@@ -16,17 +16,17 @@ PROBE_NOTE = "gradient centroids of each row's and column's diagonal cell over t
 def probe_inputs(name: str) -> torch.Tensor:
     """The demo photos as model ``name``'s centre-cropped inputs (N, 3, S, S)."""
     photos = [p.read_bytes() for p in images.demo_images().values()]
-    return torch.cat([cached.model_input(data, name) for data in photos])
+    return torch.cat([image_inputs.model_input(data, name) for data in photos])
 
 
 def tap_centres(name: str, device: str, weights: str, tap: str) -> CellCentres:
     """The effective centres of ``tap`` of the model (name, device, weights), cached for every session."""
     def compute() -> CellCentres:
-        model = cached.get_model(name, device, weights)
+        model = model_store.get_model(name, device, weights)
         return effective_centres(model, tap, probe_inputs(name).to(device))
 
     size = get_spec(name).input_size
-    return cached.shared(("effective_centres", name, device, weights, tap, size),
+    return shared_cache.shared(("effective_centres", name, device, weights, tap, size),
                          f"Effective centres of {tap} ({name})", compute)
 
 

@@ -2,7 +2,7 @@
 
 A branch set is part of the key, so toggling a branch off and on again shows the cached result without a forward.
 Branch means for ``mode='mean'`` are measured once per model on training images (embedded models, data present).
-Results live in the server's byte-bounded cache and are computed in compute-gate slots (``cached.shared``); what a
+Results live in the server's byte-bounded cache and are computed in compute-gate slots (``shared_cache.shared``); what a
 result needs from another cached result (the model input, the branch means) is fetched before its own slot.
 """
 
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from dashboard.services import cached
-from dashboard.services.cached import read_only
+from dashboard.services import image_inputs, model_store, shared_cache
+from dashboard.services.shared_cache import read_only
 from res2net.analysis import cam
 from res2net.analysis.decompose import decompose
 from res2net.analysis.lesion import ablate, branch_means
@@ -30,8 +30,8 @@ def model_branch_means(name: str, device: str, weights: str) -> dict[str, torch.
 
     if weights == "random" or not res2net.get_spec(name).embedded:
         return None
-    return cached.shared(("branch_means", name, device, weights), "Measuring branch means on training images",
-                         lambda: _branch_means(name, device, weights))
+    return shared_cache.shared(("branch_means", name, device, weights), "Measuring branch means on training images",
+                               lambda: _branch_means(name, device, weights))
 
 
 def _branch_means(name: str, device: str, weights: str) -> dict[str, torch.Tensor] | None:
@@ -40,7 +40,7 @@ def _branch_means(name: str, device: str, weights: str) -> dict[str, torch.Tenso
     except data.DataError:
         return None
     x = knockout.train_images(train, name)
-    return branch_means(cached.get_model(name, device, weights), x.to(device))
+    return branch_means(model_store.get_model(name, device, weights), x.to(device))
 
 
 @dataclass(frozen=True)
@@ -55,20 +55,20 @@ class KnockoutResult:
 def knocked_cams(image: bytes, name: str, device: str, weights: str, block: str, branches: tuple[int, ...],
                  mode: str, effect: str, method: str, target: int | None, taps: tuple[str, ...]) -> KnockoutResult:
     """CAMs at ``taps`` for class ``target`` (None: this run's top-1) with ``branches`` of ``block`` knocked out."""
-    key = ("knocked_cams", cached.image_key(image), name, device, weights, block, branches, mode, effect, method,
+    key = ("knocked_cams", shared_cache.image_key(image), name, device, weights, block, branches, mode, effect, method,
            target, taps)
-    x = cached.model_input(image, name)
+    x = image_inputs.model_input(image, name)
     means = model_branch_means(name, device, weights) if mode == "mean" else None
-    return cached.shared(key, f"Running {name} with the branches knocked out",
-                         lambda: _knocked_cams(x, name, device, weights, block, branches, mode, effect, method,
-                                               target, taps, means))
+    return shared_cache.shared(key, f"Running {name} with the branches knocked out",
+                               lambda: _knocked_cams(x, name, device, weights, block, branches, mode, effect, method,
+                                                     target, taps, means))
 
 
 def _knocked_cams(x: torch.Tensor, name: str, device: str, weights: str, block: str, branches: tuple[int, ...],
                   mode: str, effect: str, method: str, target: int | None, taps: tuple[str, ...],
                   means: dict[str, torch.Tensor] | None) -> KnockoutResult:
     x = x.to(device)
-    model = cached.get_model(name, device, weights)
+    model = model_store.get_model(name, device, weights)
     if branches:
         with ablate(model, {block: list(branches)}, mode=mode, effect=effect, means=means):
             maps, logits = cam.compute_cams(model, x, targets=target, taps=list(taps), method=method,
@@ -96,12 +96,12 @@ class DecompositionResult:
 def block_decomposition(image: bytes, name: str, device: str, weights: str, block: str, target: int,
                         centred: bool) -> DecompositionResult:
     """The exact per-branch decomposition of ``block``'s gradient x activation map for class ``target``."""
-    key = ("block_decomposition", cached.image_key(image), name, device, weights, block, target, centred)
-    x = cached.model_input(image, name)
+    key = ("block_decomposition", shared_cache.image_key(image), name, device, weights, block, target, centred)
+    x = image_inputs.model_input(image, name)
     means = model_branch_means(name, device, weights) if centred else None
 
     def compute() -> DecompositionResult:
-        model = cached.get_model(name, device, weights)
+        model = model_store.get_model(name, device, weights)
         d = decompose(model, x.to(device), targets=target, blocks=[block], means=means).blocks[block]
         return DecompositionResult(parts=read_only(d.branches[0].cpu().numpy()),
                                    bias=read_only(d.bias[0].cpu().numpy()),
@@ -109,5 +109,5 @@ def block_decomposition(image: bytes, name: str, device: str, weights: str, bloc
                                    total_gradient=read_only(d.total_gradient[0].cpu().numpy()),
                                    sum_error=float(d.sum_error), centred=d.centred)
 
-    return cached.shared(key, f"Decomposing {block} of {name} by branch", compute)
+    return shared_cache.shared(key, f"Decomposing {block} of {name} by branch", compute)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dashboard.services import cached
+from dashboard.services import image_inputs, shared_cache
 from res2net.viz import plots
 
 DISPLAY_SIDE = 512  # px: the longest side the photo is sent at (maps keep their own resolution)
@@ -13,10 +13,10 @@ DISPLAY_SIDE = 512  # px: the longest side the photo is sent at (maps keep their
 
 def photo_uri(data: bytes) -> tuple[str, tuple[int, int]]:
     """The decoded image bytes as a PNG data URI at most ``DISPLAY_SIDE`` px a side, and its encoded size."""
-    return cached.shared(("photo_uri", cached.image_key(data), DISPLAY_SIDE), "Encoding the photo for display",
-                         lambda: plots.png_data_uri(rgb(data), DISPLAY_SIDE))
+    return shared_cache.shared(("photo_uri", shared_cache.image_key(data), DISPLAY_SIDE),
+                               "Encoding the photo for display", lambda: plots.png_data_uri(rgb(data), DISPLAY_SIDE))
 
 
 def rgb(data: bytes) -> np.ndarray:
     """The decoded photo as (H, W, 3) uint8 at its own resolution."""
-    return np.asarray(cached.decode_image(data).image.convert("RGB"))
+    return np.asarray(image_inputs.decode_image(data).image.convert("RGB"))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from dashboard.services import cached
+from dashboard.services import image_inputs, study_data
 from dashboard.state import KEEP, PERSIST, settle
 from res2net.data import images
 
@@ -37,7 +37,7 @@ def demo_photos() -> dict[str, bytes]:
 
 def val_choice(key: str) -> Source | None:
     """A val image chosen by class and index, with its box."""
-    split = cached.val_split()
+    split = study_data.val_split()
     if split is None:
         st.info("The Tiny-ImageNet-100 data folder is not present; use an upload or a demo photo.")
         return None
@@ -52,7 +52,7 @@ def val_choice(key: str) -> Source | None:
         return None
     item = split[idx[int(k)]]
     box = item["box"] if min(item["box"]) >= 0 else None
-    return Source(f"val/{item['file']} ({item['class_name']})", cached.png_bytes(item["image"].numpy()), box)
+    return Source(f"val/{item['file']} ({item['class_name']})", image_inputs.png_bytes(item["image"].numpy()), box)
 
 
 def pick_image(key: str) -> Source | None:
@@ -113,7 +113,7 @@ def validated(source: Source | None) -> images.LoadedImage | None:
     if source is None:
         return None
     try:
-        loaded = cached.decode_image(source.data)
+        loaded = image_inputs.decode_image(source.data)
     except images.ImageError as exc:
         st.error(f"**{source.label}** cannot be used: {exc.message.strip().rstrip('.')}. Choose another file; the "
                  "results of the previous image are no longer shown.")

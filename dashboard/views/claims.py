@@ -30,7 +30,7 @@ from dashboard.claims_text import (
     term,
     verdict_counts,
 )
-from dashboard.services import cached
+from dashboard.services import analyses, study_data
 from dashboard.state import KEEP, settle
 from dashboard.views import claims_evidence
 from res2net.evaluation.results import Results, ResultsError
@@ -45,12 +45,12 @@ NO_RESULTS = ("No evaluation results yet. Generate them with `python -m res2net.
               "Tiny-ImageNet-100 data folder); it writes `{path}`, which this page reads, or upload one below.")
 
 st.title("Claims", help=INTRO)
-files = cached.results_files()
-rel = cached.RESULTS_FILE.relative_to(cached.REPO_ROOT) if cached.RESULTS_FILE.is_relative_to(cached.REPO_ROOT) \
-    else cached.RESULTS_FILE
+files = study_data.results_files()
+rel = study_data.RESULTS_FILE.relative_to(study_data.REPO_ROOT) \
+    if study_data.RESULTS_FILE.is_relative_to(study_data.REPO_ROOT) else study_data.RESULTS_FILE
 if not files:
     st.info(NO_RESULTS.format(path=rel))
-labels = {(p.relative_to(cached.REPO_ROOT).as_posix() if p.is_relative_to(cached.REPO_ROOT) else str(p)): p
+labels = {(p.relative_to(study_data.REPO_ROOT).as_posix() if p.is_relative_to(study_data.REPO_ROOT) else str(p)): p
           for p in files}
 settle("claims_file", [*labels, UPLOAD], next(iter(labels), UPLOAD))
 choice = st.selectbox("Results file", [*labels, UPLOAD], key="claims_file", **KEEP,
@@ -71,7 +71,7 @@ def uploaded() -> tuple[Results, bytes, str]:
     if not name.lower().endswith(".json"):
         raise ResultsError(f"{name} is not a results file: the page reads the `.json` that "
                            "`python -m res2net.evaluate` writes")
-    return cached.uploaded_results(raw, name), raw, name
+    return study_data.uploaded_results(raw, name), raw, name
 
 
 scores: Path | None = None
@@ -79,8 +79,8 @@ try:
     if choice == UPLOAD:
         res, raw, raw_name = uploaded()
     else:
-        path = labels.get(choice, cached.RESULTS_FILE)
-        res = cached.results(path)
+        path = labels.get(choice, study_data.RESULTS_FILE)
+        res = study_data.results(path)
         if res is not None:
             raw, raw_name, scores = path.read_bytes(), path.name, path.with_suffix(".npz")
 except ResultsError as exc:
@@ -103,7 +103,7 @@ if len(files) > 1:
         table = []
         for label, p in labels.items():
             try:
-                r = cached.results(p)
+                r = study_data.results(p)
             except ResultsError as exc:
                 table.append({"file": label, "dataset": f"not usable: {exc}"})
                 continue
@@ -242,7 +242,8 @@ for block in erf_blocks(res, init):
     for r in res.erf:
         if r.weights == init and r.tap.startswith(f"{block}.branch"):
             taps[r.model].append(r.tap)
-    rf = {(m, t): float(v[0]) for m, ts in taps.items() if ts for t, v in cached.theoretical_rfs(m, tuple(ts)).items()}
+    rf = {(m, t): float(v[0]) for m, ts in taps.items() if ts
+          for t, v in analyses.theoretical_rfs(m, tuple(ts)).items()}
     points = erf_points(res, init, block, rf)
     if points:
         size = next(r.size for r in res.erf if r.weights == init)

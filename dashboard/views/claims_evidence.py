@@ -14,7 +14,7 @@ import numpy as np
 import streamlit as st
 
 from dashboard.claims_text import SHORT_METRICS, claim_kind, metric_key
-from dashboard.services import cached, sources
+from dashboard.services import image_inputs, sources, study_data
 from dashboard.state import KEEP, settle
 from res2net.analysis import cam
 from res2net.evaluation import evidence
@@ -38,14 +38,15 @@ def bucket_gains(path: str, mtime: float, model: str, reference: str, tap: str, 
 @st.cache_data(show_spinner=False, max_entries=4096)
 def thumbnail(image_index: int) -> str | None:
     """A val image as a PNG data URI (None without the data folder)."""
-    split = cached.val_split()
+    split = study_data.val_split()
     if split is None or not 0 <= image_index < len(split):
         return None
-    return "data:image/png;base64," + base64.b64encode(cached.png_bytes(split[image_index]["image"].numpy())).decode()
+    png = image_inputs.png_bytes(split[image_index]["image"].numpy())
+    return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
 def val_item(image_index: int) -> dict | None:
-    split = cached.val_split()
+    split = study_data.val_split()
     return None if split is None or not 0 <= image_index < len(split) else split[image_index]
 
 
@@ -63,7 +64,7 @@ def open_on_compare(res: Results, model: str, image_index: int) -> None:
         return
     label = f"val/{item['file']} ({item['class_name']})"
     box = item["box"] if min(item["box"]) >= 0 else None
-    st.session_state[sources.PICKED] = (label, cached.png_bytes(item["image"].numpy()), box)
+    st.session_state[sources.PICKED] = (label, image_inputs.png_bytes(item["image"].numpy()), box)
     st.session_state["compare_source"] = "Picked image"
     st.session_state["compare_models"] = [str(res.baseline), model]
     tap = stage_tap(res, model)
@@ -131,7 +132,7 @@ def evidence_section(res: Results, scores_path: Path | None) -> None:
     if not gains:
         st.info("No image of this bucket has a score for both models.")
         return
-    with_thumbs = cached.val_split() is not None
+    with_thumbs = study_data.val_split() is not None
     best, worst = gains[:SHOWN], gains[::-1][:SHOWN]
     left, right = st.columns(2)
     left.markdown(f"**Res2Net gains most** · {len(gains)} images, mean gain "

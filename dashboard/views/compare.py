@@ -12,7 +12,7 @@ import streamlit as st
 
 import res2net
 from dashboard import placement, readable
-from dashboard.services import cached, centres, photos, sources
+from dashboard.services import analyses, centres, model_store, photos, sources, study_data
 from dashboard.state import DEFAULT_PAIR, KEEP, current_device, random_weights_notice, settle, weights_mode
 from dashboard.views import compare_grid
 from res2net.analysis import cam, gradient_free
@@ -57,7 +57,7 @@ with st.sidebar:
                            key="compare_target_mode",
                            help="Tick a row of a model's top-5 table to explain that class instead of its top-1.",
                            **KEEP)
-    common = sorted(set.intersection(*(set(cached.class_names(n)) for n in names)))
+    common = sorted(set.intersection(*(set(model_store.class_names(n)) for n in names)))
     target_name = None
     if target_mode == "one class for all":
         if not common:
@@ -87,7 +87,7 @@ more_methods = c2.multiselect(
          "methods are in different units). ⁽¹ᵗᵃᵖ⁾: gradient-free, computed one tap at a time (Score-CAM, Ablation-CAM: "
          "one forward per channel, on request; EigenCAM: an SVD).", **KEEP)
 
-loaded = {n: cached.load_model(n, weights_mode(), current_device()) for n in names}
+loaded = {n: model_store.load_model(n, weights_mode(), current_device()) for n in names}
 
 
 def untrained(n: str) -> bool:
@@ -96,11 +96,11 @@ def untrained(n: str) -> bool:
 
 def target_for(n: str) -> int | None:
     if target_name:
-        return cached.class_names(n).index(target_name)
+        return model_store.class_names(n).index(target_name)
     return None if untrained(n) else compare_grid.clicked_class(n, source.data)
 
 
-results = {n: cached.model_cams(source.data, n, lm.device, lm.weights, method, target_for(n), mode)
+results = {n: analyses.model_cams(source.data, n, lm.device, lm.weights, method, target_for(n), mode)
            for n, lm in loaded.items()}
 infos = {n: {i.name: i for i in res2net.block_infos(loaded[n].model)} for n in names}
 blocks = placement.sorted_blocks({n: list(infos[n]) for n in names})
@@ -145,7 +145,7 @@ def why_missing(n: str) -> str:
     return f"`{block}` of `{n}` has {info.num_branches} branches: there is no {tap_kind}."
 
 
-extra = {(n, m): cached.model_cams(source.data, n, loaded[n].device, loaded[n].weights, m, results[n].target, mode)
+extra = {(n, m): analyses.model_cams(source.data, n, loaded[n].device, loaded[n].weights, m, results[n].target, mode)
          for n in names for m in more_methods if m in cam.METHODS}
 crops = {n: images.crop_box(image.image.size, n, mode) for n in names}
 photo = photos.rgb(source.data)
@@ -184,7 +184,7 @@ def box_in(n: str) -> tuple[float, float, float, float] | None:
 
 def prior_sigma(n: str) -> tuple[float, str]:
     """The centre prior's width in model ``n``'s input pixels (fitted at 64 px, scaled like the image) and its note."""
-    sigma64, note = cached.centre_prior_sigma()
+    sigma64, note = study_data.centre_prior_sigma()
     sx, sy = crops[n].scale
     sigma = sigma64 * (sx + sy) / 2
     if abs(sigma - sigma64) > 1e-9:
@@ -228,19 +228,19 @@ for note in notes:
     st.caption(note)
 
 compare_grid.branch_rows(grid)
-compare_grid.difference_section(grid, lambda n, t: cached.theoretical_rfs(n, (t,))[t][0])
+compare_grid.difference_section(grid, lambda n, t: analyses.theoretical_rfs(n, (t,))[t][0])
 if faith:
     compare_grid.faithfulness_section(grid)
 if sanity:
-    randomised = {n: cached.model_cams(source.data, n, loaded[n].device, "random", method, results[n].target, mode)
+    randomised = {n: analyses.model_cams(source.data, n, loaded[n].device, "random", method, results[n].target, mode)
                   for n in names if not untrained(n)}
     compare_grid.sanity_section(grid, randomised,
-                                {n: cached.load_model(n, "random", current_device()).model for n in randomised})
+                                {n: model_store.load_model(n, "random", current_device()).model for n in randomised})
 
 st.divider()
 rows = [
     {"model": n, "weights": loaded[n].label, "method": method, "preprocessing": mode, "tap": t,
-     "target": cached.class_names(n)[results[n].target],
+     "target": model_store.class_names(n)[results[n].target],
      "target_prob": "" if untrained(n) else float(results[n].probs[results[n].target]),
      "height": m.shape[0], "width": m.shape[1], "max": float(m.max()), "mean": float(m.mean()),
      "all_zero": bool(float(np.abs(m).max()) == 0.0),
@@ -262,7 +262,7 @@ if with_block:
         labels.append(f"branch {i}")
     titles = [f"{n}{' [UNTRAINED]' if untrained(n) else ''}\n"
               + (textwrap.fill(loaded[n].label, 40) + "\n" if loaded[n].file else "")
-              + f"{block} · target {cached.class_names(n)[results[n].target]}" for n in with_block]
+              + f"{block} · target {model_store.class_names(n)[results[n].target]}" for n in with_block]
     mixed = scale == "shared" and any(untrained(n) for n in with_block) and not all(untrained(n) for n in with_block)
     png = partial(plots.cam_panel_png, [results[n].picture for n in with_block], panel, titles, row_labels=labels,
                   shared_scale=scale == "shared" and not mixed, alpha=alpha, box=[box_in(n) for n in with_block],

@@ -14,7 +14,7 @@ import streamlit as st
 from torch import nn
 
 from dashboard import charts, placement, readable
-from dashboard.services import cached, one_tap
+from dashboard.services import model_store, one_tap
 from res2net.analysis import gradient_free, similarity
 from res2net.data import images
 from res2net.viz import compare as compare_viz
@@ -162,7 +162,7 @@ def model_rows(g: Grid, extra: dict, more_methods: list[str], localisation: Call
     main_h = panel_height(main_px, 2 if with_photo else 1, g.aspect)
     for n in g.names:
         lm, r = g.loaded[n], g.results[n]
-        classes = cached.class_names(n)
+        classes = model_store.class_names(n)
         st.markdown(f"##### {n} &nbsp; {badge(g, n)}")
         cols = st.columns(units, vertical_alignment="top")
         tap = g.tap_for(n)

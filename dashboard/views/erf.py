@@ -10,7 +10,7 @@ import streamlit as st
 import res2net
 from dashboard import charts, placement, state
 from dashboard import readable as readable_text
-from dashboard.services import cached, sources
+from dashboard.services import analyses, image_inputs, model_store, sources
 from dashboard.state import DEFAULT_PAIR, KEEP, current_device, random_weights_notice, settle, weights_mode
 from res2net.viz import branch_plots, erf_plots, plots
 
@@ -48,7 +48,7 @@ if not noise:
         st.stop()
     data = source.data
 
-loaded = {n: cached.load_model(n, weights, current_device()) for n in names}
+loaded = {n: model_store.load_model(n, weights, current_device()) for n in names}
 infos = {n: {i.name: i for i in res2net.block_infos(lm.model)} for n, lm in loaded.items()}
 blocks = placement.sorted_blocks({n: list(d) for n, d in infos.items()})
 normal = [b for b in blocks if any(d.get(b) is not None and d[b].stype == "normal" and d[b].kind == "res2net"
@@ -87,11 +87,11 @@ for k, n in enumerate(names):
         continue
     taps = tuple(info.branch_taps) + (block,)
     bar.progress(k / len(names), text=f"ERF of `{n}` · {block} ({len(taps)} taps)…")
-    out = cached.model_erf(n, lm.device, lm.weights, taps, data, n_noise, positive, noise_size if noise else None)
+    out = analyses.model_erf(n, lm.device, lm.weights, taps, data, n_noise, positive, noise_size if noise else None)
     if out.cpu_fallback:
         st.warning(f"`{n}`: the GPU ran out of memory, so this model ran on the CPU.")
     titles = {t: branch_plots.branch_title(info, i) for i, t in enumerate(info.branch_taps)} | {block: "block output"}
-    results[n] = {"erf": out.taps, "weights": lm.label, "taps": taps, "rf": cached.theoretical_rfs(n, taps),
+    results[n] = {"erf": out.taps, "weights": lm.label, "taps": taps, "rf": analyses.theoretical_rfs(n, taps),
                   "titles": titles, "input": noise_size if noise else res2net.get_spec(n).input_size}
 bar.empty()
 
@@ -99,7 +99,7 @@ if data is not None:
     with st.expander("Input image as the models see it"):
         pics = st.columns(min(4, len(names)))
         for col, n in zip(pics, names, strict=False):
-            col.image(cached.display_image(cached.model_input(data, n), n), caption=f"{n} input", width=160)
+            col.image(image_inputs.display_image(image_inputs.model_input(data, n), n), caption=f"{n} input", width=160)
 
 top = erf_plots.shared_peak([e.map for r in results.values() for e in r["erf"].values()]) if scale == "shared" else None
 window = zoom_window(results)

@@ -10,7 +10,7 @@ import streamlit as st
 import res2net
 from dashboard import charts, placement
 from dashboard.claims_text import fmt_interval
-from dashboard.services import cached, knockout_cache, photos, sources
+from dashboard.services import analyses, knockout_cache, model_store, photos, sources, study_data
 from dashboard.state import (
     BRANCH_NOTE,
     DEFAULT_PAIR,
@@ -49,7 +49,7 @@ def intact_rows(probs: np.ndarray, names: list[str]) -> list[dict]:
             for k in np.argsort(-probs)[:5].tolist()]
 
 
-def knockout_maps(lm: cached.LoadedModel, tap: str, intact: np.ndarray, after: np.ndarray | None,
+def knockout_maps(lm: model_store.LoadedModel, tap: str, intact: np.ndarray, after: np.ndarray | None,
                   photo: np.ndarray, crop: registration.CropBox, uri: tuple[str, tuple[int, int]],
                   knocked_label: str) -> None:
     """One tap's CAM on the photo, drawn as cells with a colour bar: intact, and once branches are knocked out,
@@ -84,7 +84,7 @@ def image_part(source: sources.Source, image: images.LoadedImage) -> str:
     c1, c2, c3 = st.columns(3)
     settle("ko_model", models, DEFAULT_PAIR[1])
     name = c1.selectbox("Model", models, key="ko_model", **KEEP)
-    lm = cached.load_model(name, weights_mode(), current_device())
+    lm = model_store.load_model(name, weights_mode(), current_device())
     random_weights_notice(name, lm.note, "knockout")
     infos = {i.name: i for i in res2net.block_infos(lm.model)}
     normal = [n for n, i in infos.items() if i.stype == "normal"]
@@ -114,7 +114,7 @@ def image_part(source: sources.Source, image: images.LoadedImage) -> str:
                                          None, taps)
     after = (knockout_cache.knocked_cams(source.data, name, lm.device, lm.weights, block, knocked, mode, effect,
                                          method, intact.target, taps) if knocked else None)
-    names = cached.class_names(name)
+    names = model_store.class_names(name)
     target = names[intact.target] if intact.target < len(names) else str(intact.target)
     if after is None:
         st.info("Tick branches above to knock them out: the top-5 change and the maps without them appear here.",
@@ -136,7 +136,7 @@ def image_part(source: sources.Source, image: images.LoadedImage) -> str:
     return name
 
 
-def decomposition_part(source: sources.Source, name: str, lm: cached.LoadedModel, info: res2net.BlockInfo,
+def decomposition_part(source: sources.Source, name: str, lm: model_store.LoadedModel, info: res2net.BlockInfo,
                        target: int, has_means: bool) -> None:
     st.subheader("The block's map, split exactly by branch")
     with st.expander("How the split works"):
@@ -173,7 +173,7 @@ def interaction_points(interactions: list, block: str, metric: str) -> list[bran
     out = []
     for r in sel:
         tap = f"{r.block}.branch{r.branch}"
-        rf = cached.theoretical_rfs(r.model, (tap,))[tap][0]
+        rf = analyses.theoretical_rfs(r.model, (tap,))[tap][0]
         kind = branch_plots.branch_kind(r.branch, r.scale, r.scale > 1)
         label = "3×3 path" if kind == "path" else r.label
         out.append(branch_plots.BranchPoint(r.model, kind, rf, r.interaction, label, r.low, r.high))
@@ -183,7 +183,7 @@ def interaction_points(interactions: list, block: str, metric: str) -> list[bran
 def study_part(default_model: str | None) -> None:
     st.subheader("The knock-out study: which branch serves which object size")
     try:
-        res = cached.results()
+        res = study_data.results()
     except ResultsError as exc:
         st.error(f"The results file cannot be used: {exc}")
         return

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import streamlit as st
 
 import res2net
-from dashboard.services import cached
+from dashboard.services import model_store
 from dashboard.serving import admission, local_weights
 from dashboard.state import KEEP, forget_weight_failure, run_started, settle, use_default_weights, use_local_weights
 from dashboard.state import local_weights as session_file
@@ -21,7 +21,7 @@ families = sorted({res2net.get_spec(n).family for n in res2net.list_models()}) +
 family = st.segmented_control("Family", families, default="embedded", key="models_family", **KEEP) or "embedded"
 names = res2net.list_models(None if family == "all" else family)
 
-ONLINE = cached.network_available()
+ONLINE = model_store.network_available()
 UPLOAD_CAP_MB = int(st.get_option("server.maxUploadSize"))  # what the server accepts (.streamlit/config.toml)
 
 
@@ -30,7 +30,7 @@ def status_text(name: str) -> str:
     own = session_file(name)
     if own is not None:
         return own.label
-    status = cached.weight_status(name)
+    status = model_store.weight_status(name)
     return "not downloaded (offline)" if status == "downloadable" and not ONLINE else status
 
 
@@ -42,7 +42,7 @@ rows = []
 bar = st.progress(0.0, text="Measuring parameters and GMACs…")
 for k, n in enumerate(names):
     bar.progress(k / len(names), text=f"Measuring `{n}` ({k + 1}/{len(names)}; kept for later visits)…")
-    info = cached.model_info(n)
+    info = model_store.model_info(n)
     rows.append({
         "model": n, "family": info["family"], "params (M)": fmt(info["params_m"], 2), "GMACs": fmt(info["gmacs"], 3),
         "input": info["input_size"], "top-1": fmt(info["reported_top1"], 2), "top-5": fmt(info["reported_top5"], 2),
@@ -55,10 +55,10 @@ st.table(rows)  # a plain table wraps long sources and licences instead of cutti
 st.subheader("Get weights")
 settle("models_pick", names, names[0])
 name = st.selectbox("Model", names, key="models_pick", **KEEP)
-info = cached.model_info(name)
+info = model_store.model_info(name)
 st.markdown(f"**{name}** — {info['description']}")
 st.caption("Sources: " + "; ".join(f"{w['label']} ({w['filename']})" for w in info["weights"]))
-status = cached.weight_status(name)
+status = model_store.weight_status(name)
 if status in ("embedded", "cached", "local"):
     st.success(f"Weights are available offline ({status}).")
 elif status == "embedded-missing":
@@ -85,7 +85,7 @@ if status == "downloadable" and st.button("Download weights", key="models_downlo
             st.code(reason, language="text")
     else:
         bar.progress(1.0, text="Done: verified and cached.")
-        cached.weight_status.clear()
+        model_store.weight_status.clear()
         forget_weight_failure(name)
         st.success(f"`{name}` weights downloaded, verified and cached.")
 

@@ -10,7 +10,7 @@ import streamlit as st
 import res2net
 from dashboard import charts, placement
 from dashboard import readable as readable_text
-from dashboard.services import cached, photos, sources
+from dashboard.services import analyses, image_inputs, model_store, photos, sources, study_data
 from dashboard.state import (
     BRANCH_NOTE,
     DEFAULT_PAIR,
@@ -33,13 +33,13 @@ st.caption("Inside one block, branch by branch: what each branch responds to and
 
 def gallery() -> None:
     """Class demos: a small gallery of one class; 'Open' sends an image to this view (and to Compare CAMs)."""
-    split = cached.val_split()
+    split = study_data.val_split()
     if split is not None:
         cls = st.selectbox("Class", range(len(split.classes)), format_func=lambda k: split.classes[k],
                            key="scales_demo_class", **PERSIST)
         idx = [i for i in range(len(split)) if int(split.data.labels[i]) == cls][:8]
         items = [split[i] for i in idx]
-        shots = [(f"val/{it['file']} ({it['class_name']})", cached.png_bytes(it["image"].numpy()),
+        shots = [(f"val/{it['file']} ({it['class_name']})", image_inputs.png_bytes(it["image"].numpy()),
                   it["box"] if min(it["box"]) >= 0 else None) for it in items]
     else:
         st.caption("The Tiny-ImageNet-100 data folder is absent: showing the offline demo photos.")
@@ -71,12 +71,12 @@ settle("scales_model", all_models, DEFAULT_PAIR[1])
 name = c1.selectbox("Model", all_models, key="scales_model", **KEEP)
 settle("scales_base", all_models, DEFAULT_PAIR[0])
 base = c2.selectbox("Baseline", all_models, key="scales_base", **KEEP)
-lm = cached.load_model(name, weights_mode(), current_device())
-base_lm = cached.load_model(base, weights_mode(), current_device())
+lm = model_store.load_model(name, weights_mode(), current_device())
+base_lm = model_store.load_model(base, weights_mode(), current_device())
 block_lists = {n: [i.name for i in res2net.block_infos(m.model)] for n, m in ((name, lm), (base, base_lm))}
 blocks = placement.sorted_blocks(block_lists)
 normal = [i.name for i in res2net.block_infos(lm.model) if i.stype == "normal" and i.kind == "res2net"]
-cams_for_size = cached.model_cams(source.data, name, lm.device, lm.weights, "gradcam", None)
+cams_for_size = analyses.model_cams(source.data, name, lm.device, lm.weights, "gradcam", None)
 readable = [b for b in normal if min(cams_for_size.maps[b].shape[-2:]) >= 8]  # at least 8x8 cells
 settle("scales_block", blocks, (readable or normal or blocks)[-1])
 block = c3.selectbox("Block", blocks, key="scales_block", **KEEP,
@@ -98,7 +98,7 @@ n_top = 3  # channels per branch: at half the page width (1280 px window) each m
 def show(model_name: str, col, side: str) -> dict | None:  # noqa: ANN001
     """The per-scale panel of one model's block; returns its branch statistics for the shared bar charts."""
     with col:
-        lm = cached.load_model(model_name, weights_mode(), current_device())
+        lm = model_store.load_model(model_name, weights_mode(), current_device())
         infos = {i.name: i for i in res2net.block_infos(lm.model)}
         st.subheader(model_name)
         random_weights_notice(model_name, lm.note, f"scales_{side}")
@@ -107,9 +107,9 @@ def show(model_name: str, col, side: str) -> dict | None:  # noqa: ANN001
             st.info(f"`{model_name}` has no block `{block}`.")
             return None
         paths = f"{info.num_branches} branches · " if info.num_branches > 1 else ""  # the badge names a single path
-        st.markdown(f"`{block}` · {readable_text.block_badge(info)} · {paths}{cached.weights_label(lm)}")
-        cams = cached.model_cams(source.data, model_name, lm.device, lm.weights, method, None)
-        feats = cached.block_features(source.data, model_name, lm.device, lm.weights, block)
+        st.markdown(f"`{block}` · {readable_text.block_badge(info)} · {paths}{model_store.weights_label(lm)}")
+        cams = analyses.model_cams(source.data, model_name, lm.device, lm.weights, method, None)
+        feats = analyses.block_features(source.data, model_name, lm.device, lm.weights, block)
         labels = [branch_plots.branch_title(info, i) for i in range(info.num_branches)]
         st.markdown("**Per-branch CAM**" if info.num_branches > 1 else "**CAM of the 3×3 path**")
         crop = registration.crop_box(image.image.size, model_name)
@@ -134,8 +134,8 @@ def show(model_name: str, col, side: str) -> dict | None:  # noqa: ANN001
         charts.plotly_chart(plots.feature_maps_figure(channel_maps, scale=fmap_scale, channel_labels=channel_labels,
                                                   title=f"{model_name} · {block} ({fmap_scale} colour scale)"),
                         key=f"scales_fm_{model_name}", width="stretch")
-        rfs = cached.theoretical_rfs(model_name, tuple(info.branch_taps))
-        erfs = cached.model_erf(model_name, lm.device, lm.weights, tuple(info.branch_taps), source.data, 0, False)
+        rfs = analyses.theoretical_rfs(model_name, tuple(info.branch_taps))
+        erfs = analyses.model_erf(model_name, lm.device, lm.weights, tuple(info.branch_taps), source.data, 0, False)
         size = res2net.get_spec(model_name).input_size
         for i, (lab, tap) in enumerate(zip(labels, info.branch_taps, strict=True)):
             kind = branch_plots.branch_kind(i, info.num_branches, info.kind == "res2net")

@@ -242,10 +242,10 @@ def test_class_demo_opens_in_scales_and_compare() -> None:
 
 
 def test_claims_without_results_says_how_to_make_them(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from dashboard.services import cached
+    from dashboard.services import study_data
 
-    monkeypatch.setattr(cached, "RESULTS_FILE", tmp_path / "absent.json")
-    monkeypatch.setattr(cached, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(study_data, "RESULTS_FILE", tmp_path / "absent.json")
+    monkeypatch.setattr(study_data, "REPO_ROOT", tmp_path)
     at = _app("views/claims.py")
     _no_exception(at)
     assert any("python -m res2net.evaluate" in i.value for i in at.info)
@@ -271,11 +271,11 @@ def test_imagenet_model_without_weights_says_why_and_keeps_working() -> None:
 def test_models_download_failure_shows_the_weights_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The test refuses every connection itself (AppTest runs in this process), so it runs online and offline."""
     import res2net
-    from dashboard.services import cached
+    from dashboard.services import model_store
 
     name = "resnet50"
     tried = refuse_downloads(monkeypatch, tmp_path)  # empty checkpoint cache: the weights are 'downloadable'
-    cached.weight_status.clear()
+    model_store.weight_status.clear()
     try:
         at = _app("views/models.py")
         at.button_group(key="models_family").set_value(res2net.get_spec(name).family).run()
@@ -291,7 +291,7 @@ def test_models_download_failure_shows_the_weights_error(monkeypatch: pytest.Mon
         assert tried == urls and all(u in details for u in urls)
         assert not list(tmp_path.rglob("*.pth*")), "nothing may be left in the cache"
     finally:
-        cached.weight_status.clear()  # its entries were computed with this test's TORCH_HOME
+        model_store.weight_status.clear()  # its entries were computed with this test's TORCH_HOME
 
 
 def _val_source_page() -> None:
@@ -327,7 +327,7 @@ def test_val_source_hands_out_the_exclusive_box() -> None:
 def test_gpu_out_of_memory_falls_back_to_cpu() -> None:
     import torch
 
-    from dashboard.services import cached
+    from dashboard.services import analyses
 
     seen = []
 
@@ -337,7 +337,7 @@ def test_gpu_out_of_memory_falls_back_to_cpu() -> None:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return "done"
 
-    assert cached._on_device(run, "cuda") == ("done", True)
+    assert analyses._on_device(run, "cuda") == ("done", True)
     assert seen == ["cuda", "cpu"]
     with pytest.raises(torch.cuda.OutOfMemoryError):
-        cached._on_device(lambda d: run("cuda"), "cpu")  # no device left to fall back to
+        analyses._on_device(lambda d: run("cuda"), "cpu")  # no device left to fall back to

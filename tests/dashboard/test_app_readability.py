@@ -114,7 +114,7 @@ def _no_imagenet_weights(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
     import urllib.error
     import urllib.request
 
-    from dashboard.services import cached
+    from dashboard.services import model_store
     from res2net.models import weights
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
@@ -125,20 +125,20 @@ def _no_imagenet_weights(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
         raise urllib.error.URLError(ConnectionRefusedError(111, "Connection refused"))
 
     monkeypatch.setattr(urllib.request, "urlopen", refuse)
-    cached.weight_status.clear()
-    cached.get_model.clear()
+    model_store.weight_status.clear()
+    model_store.get_model.clear()
 
 
 def test_untrained_stand_in_is_badged_has_no_probabilities_and_keeps_its_own_scale(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from dashboard.services import cached
+    from dashboard.services import model_store
 
     _no_imagenet_weights(monkeypatch, tmp_path)
     try:
         _check_untrained_stand_in()
     finally:
-        cached.weight_status.clear()
-        cached.get_model.clear()
+        model_store.weight_status.clear()
+        model_store.get_model.clear()
 
 
 def _check_untrained_stand_in() -> None:

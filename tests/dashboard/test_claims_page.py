@@ -98,13 +98,13 @@ def constructed() -> dict:
 
 
 def _page(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, res: object | None) -> AppTest:
-    from dashboard.services import cached
+    from dashboard.services import study_data
 
     path = tmp_path / "tiny_imagenet_100.json"
     if res is not None:
         path.write_text(json.dumps(res))
-    monkeypatch.setattr(cached, "RESULTS_FILE", path)
-    monkeypatch.setattr(cached, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(study_data, "RESULTS_FILE", path)
+    monkeypatch.setattr(study_data, "REPO_ROOT", tmp_path)
     at = AppTest.from_file(APP, default_timeout=120)
     at.session_state["device"] = "cpu"
     at.run()
@@ -258,13 +258,13 @@ def test_picker_offers_every_results_file_and_states_dataset_and_weights(monkeyp
 
 
 def test_uploaded_file_that_is_not_results_gets_a_clear_message() -> None:
-    from dashboard.services import cached
+    from dashboard.services import study_data
 
     with pytest.raises(ResultsError, match="up.json is not a JSON file"):
-        cached.uploaded_results(b"\x89PNG", "up.json")
+        study_data.uploaded_results(b"\x89PNG", "up.json")
     with pytest.raises(ResultsError, match="up.json has schema version 1"):
-        cached.uploaded_results(json.dumps({"schema_version": 1}).encode(), "up.json")
-    assert cached.uploaded_results(json.dumps(constructed()).encode(), "ok.json").images == constructed()["images"]
+        study_data.uploaded_results(json.dumps({"schema_version": 1}).encode(), "up.json")
+    assert study_data.uploaded_results(json.dumps(constructed()).encode(), "ok.json").images == constructed()["images"]
 
 
 def test_localisation_metrics_are_the_metric_tables_map_metrics_the_file_describes(monkeypatch: pytest.MonkeyPatch,

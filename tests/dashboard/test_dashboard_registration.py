@@ -25,7 +25,7 @@ from streamlit.testing.v1 import AppTest
 
 import res2net
 from dashboard import placement
-from dashboard.services import cached
+from dashboard.services import analyses, study_data
 from res2net.data import images
 from res2net.data.tiny_imagenet import default_data_dir
 from res2net.geometry import receptive_field, registration
@@ -138,7 +138,7 @@ def test_centre_prior_sigma_is_fitted_on_the_train_boxes(tmp_path: Path) -> None
     """Four 8x8 boxes 16 px off the centre (and one row without a box): the best width is in between."""
     inclusive = [(44, 28, 51, 35), (12, 28, 19, 35), (28, 44, 35, 51), (28, 12, 35, 19), (-1, -1, -1, -1)]
     _write_boxes(tmp_path / "tin", inclusive)
-    sigma, note = cached.centre_prior_sigma(str(tmp_path / "tin"))
+    sigma, note = study_data.centre_prior_sigma(str(tmp_path / "tin"))
     boxes = [(x0, y0, x1 + 1, y1 + 1) for x0, y0, x1, y1 in inclusive[:4]]
 
     def mean_energy(s: float) -> float:
@@ -147,22 +147,22 @@ def test_centre_prior_sigma_is_fitted_on_the_train_boxes(tmp_path: Path) -> None
 
     best = max(mean_energy(s) for s in np.arange(4.0, 40.0, 1.0))
     assert mean_energy(sigma) >= best - 1e-3
-    assert 8 < sigma < 30 and sigma != cached.CENTRE_PRIOR_SIGMA_FALLBACK
+    assert 8 < sigma < 30 and sigma != study_data.CENTRE_PRIOR_SIGMA_FALLBACK
     assert "fitted on 4 " in note and "train boxes" in note
 
 
 def test_centre_prior_sigma_falls_back_and_says_so(tmp_path: Path) -> None:
-    sigma, note = cached.centre_prior_sigma(str(tmp_path / "absent"))
-    assert sigma == cached.CENTRE_PRIOR_SIGMA_FALLBACK
+    sigma, note = study_data.centre_prior_sigma(str(tmp_path / "absent"))
+    assert sigma == study_data.CENTRE_PRIOR_SIGMA_FALLBACK
     assert "fixed value" in note and "not present" in note
 
 
 # ---------------------------------------------------------------------------------------- the views (AppTest)
 def _impulse_cams(monkeypatch: pytest.MonkeyPatch, model: str, tap: str, cell: tuple[int, int]) -> None:
-    """Make ``cached.model_cams`` return, for ``model``, an impulse at ``cell`` of ``tap`` (other maps real)."""
-    real = cached.model_cams
+    """Make ``analyses.model_cams`` return, for ``model``, an impulse at ``cell`` of ``tap`` (other maps real)."""
+    real = analyses.model_cams
 
-    def fake(data: bytes, name: str, *args: object, **kwargs: object) -> cached.CamResult:
+    def fake(data: bytes, name: str, *args: object, **kwargs: object) -> analyses.CamResult:
         out = real(data, name, *args, **kwargs)
         if name == model:
             maps = dict(out.maps)
@@ -172,7 +172,7 @@ def _impulse_cams(monkeypatch: pytest.MonkeyPatch, model: str, tap: str, cell: t
             out = dataclasses.replace(out, maps=maps)
         return out
 
-    monkeypatch.setattr(cached, "model_cams", fake)
+    monkeypatch.setattr(analyses, "model_cams", fake)
 
 
 def _record(monkeypatch: pytest.MonkeyPatch) -> dict[str, list]:
@@ -309,7 +309,7 @@ def test_compare_with_a_box_scores_the_registered_map_beside_its_baselines(monke
     cy, cx = _centres(heat)
     np.testing.assert_allclose(cx, np.arange(SIZE))
     np.testing.assert_allclose(cy, np.arange(SIZE))
-    sigma, note = cached.centre_prior_sigma()
+    sigma, note = study_data.centre_prior_sigma()
     g = gaussian(sigma)
     x0, y0, x1, y1 = box
     assert not hits((23.5, 39.5), box) and hits((16, 32), box) and not hits((31.5, 31.5), box)

@@ -165,9 +165,9 @@ def test_knockout_shows_the_table_first_then_cell_maps_with_a_difference_and_ope
 
 
 def test_knockout_study_places_branches_by_receptive_field_and_joins_no_identity_to_a_conv_branch() -> None:
-    from dashboard.services import cached
+    from dashboard.services import study_data
 
-    res = cached.results()
+    res = study_data.results()
     if res is None or res.knockout is None:
         import pytest
 
@@ -186,9 +186,9 @@ def test_knockout_study_places_branches_by_receptive_field_and_joins_no_identity
 
 
 def test_the_centre_priors_sigma_is_printed_to_a_tenth_of_a_pixel(tmp_path: Path) -> None:
-    from dashboard.services import cached
+    from dashboard.services import study_data
 
     for folder in (None, str(tmp_path)):  # fitted on the train boxes when present; the fixed fallback without
-        sigma, note = cached.centre_prior_sigma(folder)
+        sigma, note = study_data.centre_prior_sigma(folder)
         assert f"σ = {sigma:.1f} px at 64 px" in note, note
         assert not re.search(r"σ = \d+\.\d{2,}", note), note

@@ -255,11 +255,11 @@ def test_a_result_needing_another_inside_its_slot_does_not_wait_for_a_second_slo
 
 
 def test_a_session_waiting_for_the_gate_is_told_its_place(monkeypatch: pytest.MonkeyPatch) -> None:
-    from dashboard.services import cached
+    from dashboard.services import shared_cache
 
     gate = admission.FairGate(workers=1)
     monkeypatch.setattr(admission, "_GATE", gate)
-    monkeypatch.setattr(cached, "RESULTS", budget.ByteBudgetCache(10**6, ttl_s=60))
+    monkeypatch.setattr(shared_cache, "RESULTS", budget.ByteBudgetCache(10**6, ttl_s=60))
     shown: list[str | None] = []
 
     class Placeholder:  # stands in for st.empty(): records what the page would show
@@ -272,11 +272,11 @@ def test_a_session_waiting_for_the_gate_is_told_its_place(monkeypatch: pytest.Mo
         def empty(self) -> None:
             shown.append(None)
 
-    monkeypatch.setattr(cached.st, "empty", Placeholder)
+    monkeypatch.setattr(shared_cache.st, "empty", Placeholder)
     got = []
     with gate.slot():  # another session's analysis holds the only slot
         waiter = threading.Thread(daemon=True,
-                                  target=lambda: got.append(cached.shared(("t", 1), "Test analysis", lambda: 42)))
+                                  target=lambda: got.append(shared_cache.shared(("t", 1), "Test analysis", lambda: 42)))
         waiter.start()
         deadline = time.monotonic() + 10
         while not shown and time.monotonic() < deadline:
@@ -285,29 +285,29 @@ def test_a_session_waiting_for_the_gate_is_told_its_place(monkeypatch: pytest.Mo
         assert got == []
     waiter.join(10)
     assert got == [42] and shown[-1] is None  # ran once admitted; the notice is cleared
-    assert cached.shared(("t", 1), "Test analysis", lambda: 0) == 42  # later sessions get the cached result
+    assert shared_cache.shared(("t", 1), "Test analysis", lambda: 0) == 42  # later sessions get the cached result
 
 
 def test_a_result_needed_inside_a_slot_is_not_awaited_from_a_session_queued_behind_it(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Session B starts computing a result and queues for the only slot, which A holds; A's computation then needs
     the same result (an image decode inside a CAM computation). Waiting for B would wait forever: A computes it."""
-    from dashboard.services import cached
+    from dashboard.services import shared_cache
 
     gate = admission.FairGate(workers=1)
     monkeypatch.setattr(admission, "_GATE", gate)
-    monkeypatch.setattr(cached, "RESULTS", budget.ByteBudgetCache(10**6, ttl_s=60))
+    monkeypatch.setattr(shared_cache, "RESULTS", budget.ByteBudgetCache(10**6, ttl_s=60))
 
     class Placeholder:  # stands in for st.empty()
         def info(self, text: str, **kw: object) -> None: ...
         def caption(self, text: str) -> None: ...
         def empty(self) -> None: ...
 
-    monkeypatch.setattr(cached.st, "empty", Placeholder)
+    monkeypatch.setattr(shared_cache.st, "empty", Placeholder)
     got: dict[str, int] = {}
 
     def session_b() -> None:
-        got["b"] = cached.shared(("decoded", 1), "B", lambda: 7)
+        got["b"] = shared_cache.shared(("decoded", 1), "B", lambda: 7)
 
     def session_a() -> None:
         with gate.slot():
@@ -315,7 +315,7 @@ def test_a_result_needed_inside_a_slot_is_not_awaited_from_a_session_queued_behi
             deadline = time.monotonic() + 10
             while gate.waiting < 1 and time.monotonic() < deadline:
                 time.sleep(0.01)
-            got["a"] = cached.shared(("decoded", 1), "A", lambda: 7)
+            got["a"] = shared_cache.shared(("decoded", 1), "A", lambda: 7)
 
     a = threading.Thread(target=session_a, daemon=True)
     a.start()
@@ -324,7 +324,7 @@ def test_a_result_needed_inside_a_slot_is_not_awaited_from_a_session_queued_behi
     deadline = time.monotonic() + 10
     while "b" not in got and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert got.get("b") == 7 and ("decoded", 1) in cached.RESULTS
+    assert got.get("b") == 7 and ("decoded", 1) in shared_cache.RESULTS
 
 
 def test_workers_and_threads_follow_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -487,10 +487,10 @@ def test_demo_photo_choice_survives_a_page_switch() -> None:
 
 def test_failed_weight_load_stays_in_its_session(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The download is refused in this process (AppTest runs here), so the test is the same online and offline."""
-    from dashboard.services import cached
+    from dashboard.services import model_store
 
     tried = refuse_downloads(monkeypatch, tmp_path)  # empty checkpoint cache: the weights are 'downloadable'
-    cached.weight_status.clear()
+    model_store.weight_status.clear()
     try:
         a, b = _app(), _app()
         page_b = [(w.value) for w in b.warning] + [s.value for s in b.subheader]
@@ -516,4 +516,4 @@ def test_failed_weight_load_stays_in_its_session(monkeypatch: pytest.MonkeyPatch
         _clean(a)
         assert len(tried) > attempts  # the retry button tries again
     finally:
-        cached.weight_status.clear()
+        model_store.weight_status.clear()

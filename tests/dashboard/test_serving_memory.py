@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
-from dashboard.services import cached
+from dashboard.services import image_inputs, shared_cache
 from dashboard.serving import budget
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
@@ -38,7 +38,7 @@ def _big_png(k: int) -> bytes:
 
 def test_twenty_large_uploads_keep_memory_and_the_cache_within_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
     cache = budget.ByteBudgetCache(BUDGET, ttl_s=3600)
-    monkeypatch.setattr(cached, "RESULTS", cache)
+    monkeypatch.setattr(shared_cache, "RESULTS", cache)
     at = AppTest.from_file(APP, default_timeout=300)
     at.session_state["device"] = "cpu"
     at.run()
@@ -57,5 +57,5 @@ def test_twenty_large_uploads_keep_memory_and_the_cache_within_bounds(monkeypatc
     assert grown < 2**30, f"resident memory grew by {grown / 2**20:.0f} MB over {N_UPLOADS} uploads"
     assert cache.evictions > 0 and cache.misses >= N_UPLOADS  # every upload was decoded, old ones dropped
     hits = cache.hits
-    w, h = cached.decode_image(data).size  # the last upload, still cached: kept at reduced size
-    assert cache.hits == hits + 1 and w == h and w * h <= cached.KEEP_PIXELS
+    w, h = image_inputs.decode_image(data).size  # the last upload, still cached: kept at reduced size
+    assert cache.hits == hits + 1 and w == h and w * h <= image_inputs.KEEP_PIXELS

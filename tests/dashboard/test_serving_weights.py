@@ -16,7 +16,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 import res2net
-from dashboard.services import cached, sources
+from dashboard.services import image_inputs, model_store, sources
 from res2net.models import weights
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
@@ -69,20 +69,20 @@ def _load_file(at: AppTest, filename: str, data: bytes) -> None:
 def untouched_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """A ``RES2NET_WEIGHTS`` directory that must stay empty and named as it is."""
     monkeypatch.setenv(weights.ENV_WEIGHTS, str(tmp_path))
-    cached.weight_status.clear()
+    model_store.weight_status.clear()
     yield tmp_path
-    cached.weight_status.clear()
+    model_store.weight_status.clear()
 
 
 def test_a_loaded_file_is_used_in_its_session_only(untouched_env: Path) -> None:
     env_before = dict(os.environ)
     mine = _shifted_model()
     data = _state_dict_bytes(mine)
-    classes = cached.class_names(NAME)
+    classes = model_store.class_names(NAME)
     photo = next(iter(sources.demo_photos().values()))  # Compare's default image
     with torch.no_grad():
-        ref = torch.softmax(mine(cached.model_input(photo, NAME))[0], 0).numpy()
-    default_top1 = int(np.argmax(res2net.create_model(NAME, pretrained=True)(cached.model_input(photo, NAME))[0]
+        ref = torch.softmax(mine(image_inputs.model_input(photo, NAME))[0], 0).numpy()
+    default_top1 = int(np.argmax(res2net.create_model(NAME, pretrained=True)(image_inputs.model_input(photo, NAME))[0]
                                  .detach().numpy()))
 
     a, b = _app(), _app()
@@ -143,7 +143,7 @@ def test_a_file_dropped_to_keep_the_budget_says_so_and_shows_the_default(untouch
     from dashboard.serving import local_weights
 
     monkeypatch.setenv(local_weights.ENV_FILES_MB, "0.001")  # a kilobyte: only the newest file stays
-    cached.get_model.clear()  # no model built from these files is still in memory
+    model_store.get_model.clear()  # no model built from these files is still in memory
     a = _app()
     default = _top5(a)
     shifted = _shifted_model()

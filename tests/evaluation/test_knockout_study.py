@@ -204,7 +204,7 @@ def test_the_view_knocks_out_on_a_users_image_and_toggling_back_recomputes_nothi
     from PIL import Image
     from streamlit.testing.v1 import AppTest
 
-    from dashboard.services import cached, sources
+    from dashboard.services import shared_cache, sources
 
     rng = np.random.default_rng(0)
     buf = io.BytesIO()
@@ -212,7 +212,7 @@ def test_the_view_knocks_out_on_a_users_image_and_toggling_back_recomputes_nothi
     calls = []
     real = res2net.analysis.cam.compute_cams
     monkeypatch.setattr(res2net.analysis.cam, "compute_cams", lambda *a, **k: calls.append(1) or real(*a, **k))
-    cached.RESULTS.clear()  # knock-out results live in the server's shared cache: start from none
+    shared_cache.RESULTS.clear()  # knock-out results live in the server's shared cache: start from none
     at = AppTest.from_file(str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py"), default_timeout=300)
     at.session_state["device"] = "cpu"
     at.session_state[sources.PICKED] = ("noise.png", buf.getvalue(), None)

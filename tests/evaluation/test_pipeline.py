@@ -265,9 +265,9 @@ def test_subset_run_claims_follow_their_intervals(subset_run: Path) -> None:
 def test_subset_results_render_on_the_claims_page(subset_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from streamlit.testing.v1 import AppTest
 
-    from dashboard.services import cached
+    from dashboard.services import study_data
 
-    monkeypatch.setattr(cached, "RESULTS_FILE", subset_run)
+    monkeypatch.setattr(study_data, "RESULTS_FILE", subset_run)
     at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=120)
     at.session_state["device"] = "cpu"
     at.run()
