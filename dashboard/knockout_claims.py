@@ -48,9 +48,12 @@ def knockout_section(res: Results) -> None:
     sweep = res.scale_sweep
     if sweep is not None:
         charts.plotly_chart(knockout_plots.scale_sweep_figure(sweep), key="claims_sweep", width="stretch")
-        ours = "rises" if sweep.top1_rises_with_s else "does not rise monotonically"
         paper = "rises" if sweep.paper_top1_rises_with_s else "does not rise monotonically"
-        st.caption(f"Our top-1 {ours} with s; the paper's {paper}. Both top-1 panels span the same number of "
-                   "points, so their slopes compare.")
+        t = sweep.top1_trend
+        ours = (f"our top-1 per doubling of s: {fmt_interval(t.slope, t.low, t.high, 2)} points (t over runs, df "
+                f"{t.df if t.df is not None else '–'}): {t.words}") if t is not None else \
+            ("our mean top-1 " + ("rises" if sweep.top1_rises_with_s else "does not rise monotonically") + " with s")
+        st.caption(f"{ours[0].upper()}{ours[1:]}; the paper's {paper} with s (one run per s). Both top-1 panels span "
+                   "the same number of points, so their slopes compare.")
         with st.expander("Where the paper's numbers come from"):
             st.markdown(f"{sweep.paper}. Intervals: {sweep.intervals}.")

@@ -326,6 +326,13 @@ MUTATIONS: tuple[M, ...] = (
       "                                      C.flat_maps(placed))",
       "                                      np.zeros(len(placed), bool))",
       ("tests/evaluation/test_knockout_study.py::test_knockout_scores_follow_the_flat_map_rule",)),
+    M("trend-named-from-the-slope-alone", "res2net/evaluation/knockout_study.py",
+      'words = TREND_WORDS["rises" if low > 0 else "falls" if high < 0 else "none"]',
+      'words = TREND_WORDS["rises" if slope > 0 else "falls" if slope < 0 else "none"]',
+      ("tests/evaluation/test_knockout_rules.py", "-k", "trend"), quick=True),
+    M("trend-variance-without-run-count", "res2net/evaluation/knockout_study.py",
+      "np.var(values[k], ddof=1) / len(values[k])", "np.var(values[k], ddof=1)",
+      ("tests/evaluation/test_knockout_rules.py", "-k", "trend")),
     # --- weights download
     M("download-deadline-not-enforced", "res2net/models/weights.py",
       "left = deadline - (time.monotonic() - start)", "left = deadline",

@@ -49,7 +49,7 @@ from res2net.models.zoo import get_spec
 
 __all__ = ["KNOCKOUT_IMAGES", "MEAN_IMAGES", "KNOCKOUT_METRICS", "CONFIRM_STAGES", "CONTROL_KEY", "paper_scale_top1",
            "study_blocks", "control_channels", "score_pass", "block_knockout", "train_images", "run_study",
-           "summarise_study", "knockout_pending", "scale_sweep"]
+           "summarise_study", "knockout_pending", "scale_sweep", "trend_per_doubling"]
 
 KNOCKOUT_IMAGES = 500  # evenly spaced val images scored under every lesion (every class represented)
 MEAN_IMAGES = 2000  # evenly spaced train images whose branch means replace a knocked-out branch
@@ -343,6 +343,35 @@ def _run_interval(values: Sequence[float]) -> dict:
     return {"mean": _r(m), "low": _r(m - half), "high": _r(m + half), "per_run": [_r(x) for x in v]}
 
 
+TREND_WORDS = {"rises": "rises with s", "falls": "falls with s", "none": "no detectable trend"}
+
+
+def trend_per_doubling(values: dict[int, Sequence[float]], level: float = 0.95) -> dict:
+    """The least-squares slope of the per-scale mean top-1 against log2(s), in points per doubling of s, with a t
+    interval: each scale's runs give its variance (the slope's variance sums them with the squared weights), df by
+    Welch-Satterthwaite. Words: 'rises with s' when the interval is above 0, 'falls with s' below, else 'no
+    detectable trend' (never 'not rising' without this test)."""
+    from scipy import stats
+
+    xs = np.log2(np.array(sorted(values), dtype=np.float64))
+    means = np.array([np.mean(values[k]) for k in sorted(values)])
+    if xs.size < 2:
+        return {"slope": None, "low": None, "high": None, "df": None, "words": TREND_WORDS["none"]}
+    c = (xs - xs.mean()) / float(((xs - xs.mean()) ** 2).sum())
+    slope = float(c @ means)
+    parts = np.array([c[i] ** 2 * np.var(values[k], ddof=1) / len(values[k]) if len(values[k]) > 1 else np.nan
+                      for i, k in enumerate(sorted(values))])
+    dfs = np.array([len(values[k]) - 1 for k in sorted(values)], dtype=np.float64)
+    var = float(parts.sum())
+    if not np.isfinite(var) or var <= 0:
+        return {"slope": _r(slope), "low": None, "high": None, "df": None, "words": TREND_WORDS["none"]}
+    df = var ** 2 / float((parts ** 2 / dfs).sum())
+    half = float(stats.t.ppf(0.5 + level / 2, df)) * math.sqrt(var)
+    low, high = slope - half, slope + half
+    words = TREND_WORDS["rises" if low > 0 else "falls" if high < 0 else "none"]
+    return {"slope": _r(slope), "low": _r(low), "high": _r(high), "df": round(df, 2), "words": words}
+
+
 def scale_sweep(res: dict, arrays: dict, names: Sequence[str], seeds: Sequence[int], verdict_layer: str) -> dict:
     """Top-1, localisation (energy, coverage at the verdict stage's output, all images with a finite score) and 50%
     ERF radius against s, intervals over runs, beside the paper's top-1 for its scale ablation."""
@@ -366,6 +395,8 @@ def scale_sweep(res: dict, arrays: dict, names: Sequence[str], seeds: Sequence[i
     return {
         "rows": rows, "layer": f"{verdict_layer} output",
         "top1_rises_with_s": bool(all(b > a for a, b in zip(ours, ours[1:], strict=False))),
+        "top1_trend": trend_per_doubling({r["scale"]: [v for v in r["top1"]["per_run"] if v is not None]
+                                          for r in rows}),
         "paper_top1_rises_with_s": bool(all(b > a for a, b in zip(paper, paper[1:], strict=False))),
         "paper": "Gao et al., TPAMI 2021, scale ablation of Res2Net-50 at matched complexity (ImageNet top-1: "
                  "100 - reported error; s = 1 is their ResNet-50)",

@@ -504,12 +504,25 @@ class ScaleSweepRow(Record):
 
 
 @dataclass(frozen=True, kw_only=True)
+class TrendTest(Record):
+    """A trend of top-1 over s: least-squares slope against log2(s), t interval over runs."""
+
+    slope: float | None = doc("points per doubling of s")
+    low: float | None = doc("95% interval, low end")
+    high: float | None = doc("95% interval, high end")
+    df: float | None = doc("Welch-Satterthwaite degrees of freedom")
+    words: str = doc("'rises with s', 'falls with s' or 'no detectable trend'")
+
+
+@dataclass(frozen=True, kw_only=True)
 class ScaleSweep(Record):
     """Top-1, localisation and ERF against the scale s, beside the paper's trend (embedded family only)."""
 
     rows: tuple[ScaleSweepRow, ...] = doc("one row per scale")
     layer: str = doc("where localisation is scored")
-    top1_rises_with_s: bool = doc("our top-1 rises strictly with s")
+    top1_rises_with_s: bool = doc("our mean top-1 rises strictly with s (descriptive; the test is top1_trend)")
+    top1_trend: TrendTest | None = doc("the slope of top-1 per doubling of s with its t interval and words",
+                                       optional=True)
     paper_top1_rises_with_s: bool = doc("the paper's does")
     paper: str = doc("where the paper's numbers come from")
     intervals: str = doc("how intervals are computed")
