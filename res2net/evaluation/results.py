@@ -613,6 +613,10 @@ ROW_COLUMNS: dict[str, str] = {
     "<stage>/<group>/<metric>": "a tap's score: group 'output' or 'branch<k>'; energy, pointing (all taps), "
                                 "coverage and maxboxacc_iou (the IoU per MaxBoxAcc threshold; outputs); NaN "
                                 "where the model has no such tap or the image was skipped",
+    "<stage>/<group>/<placement>/<metric>": "the verdict layer's output placed another way (placement "
+                                            "'effective_centre' or 'half_pixel'): energy, pointing, coverage and "
+                                            "both controls' (mismatch_<metric>, spread_<metric>), for the "
+                                            "placement sensitivity",
 }
 
 

@@ -291,8 +291,10 @@ def _effective_centres(ev: Evaluation) -> dict[str, dict[str, dict[str, list[flo
     out: dict[str, dict[str, dict[str, list[float]]]] = {}
     for name, run, build in ev.jobs:
         model = build()
-        c = set_placement_probes(model, probe_images(ev.ds, model.spec.input_size))["effective_centre"]
-        out.setdefault(name, {})[run] = {"rows": [_r(v) for v in c.rows], "cols": [_r(v) for v in c.cols]}
+        placed = set_placement_probes(model, probe_images(ev.ds, model.spec.input_size))
+        if "effective_centre" in placed:
+            c = placed["effective_centre"]
+            out.setdefault(name, {})[run] = {"rows": [_r(v) for v in c.rows], "cols": [_r(v) for v in c.cols]}
     return out
 
 

@@ -61,7 +61,10 @@ def probe_images(ds: EvalDataset, side: int, n: int = PLACEMENT_PROBES) -> torch
 def set_placement_probes(model: torch.nn.Module, images: torch.Tensor) -> dict[str, CellCentres]:
     """Give ``model`` the other placements of its control column's tap (effective centres over ``images``, uint8
     at the model's input size; half-pixel): its batches then also score the maps placed those ways."""
-    col = next(t for t, (c, _, _) in _tap_plan(model).items() if c == CONTROL_COLUMN)
+    col = next((t for t, (c, _, _) in _tap_plan(model).items() if c == CONTROL_COLUMN), None)
+    if col is None:  # no verdict layer (its claims are not made): nothing to place another way
+        _OTHER_PLACEMENTS[model] = {}
+        return {}
     x = normalize(images, model.spec, next(model.parameters()).device)
     with torch.no_grad():
         grid = tuple(_grid(model, col, x[:1]))

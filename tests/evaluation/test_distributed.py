@@ -90,7 +90,10 @@ def test_rows_hold_every_image_per_run_and_results_validate(single):
     for k in ("run", "class", "correct", "box_area", "boxes", "layer3/output/energy", "layer3/branch0/pointing",
               "layer3/output/maxboxacc_iou"):
         assert k in rows
-    assert all(k in ROW_COLUMNS or k.count("/") == 2 for k in rows)  # every column is documented
+    placed = {k for k in rows if k.count("/") == 3}  # the verdict layer's output placed the two other ways
+    assert placed and {k.split("/")[2] for k in placed} == {"effective_centre", "half_pixel"}
+    assert "<stage>/<group>/<placement>/<metric>" in ROW_COLUMNS
+    assert all(k in ROW_COLUMNS or k.count("/") == 2 or k in placed for k in rows)  # every column is documented
     res = load_results(single).to_json()
     assert res["images"] == 23 and res["skipped"]["count"] == 0
     m = rows["model"] == MODELS[0]
