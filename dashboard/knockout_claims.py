@@ -24,8 +24,8 @@ def knockout_section(res: Results) -> None:
                 "ones, and a small-RF branch the reverse.")
     if ko.claims:
         st.table([{"claim": knockout_title(c), "block": c.block, "contrast": c.contrast,
-                   "difference [judged interval]": f"{fmt_interval(c.estimate, c.low, c.high)} at "
-                                                   f"{100 * c.level:.1f}%",
+                   "difference [judged interval]": "not tested (Holm stopped before it)" if c.low is None else
+                   f"{fmt_interval(c.estimate, c.low, c.high)} at {100 * c.level:.1f}%",
                    "95% interval": fmt_interval(c.estimate, c.low95, c.high95),
                    "d": f"{c.min_effect:g}", "verdict": c.verdict,
                    "lesion strength (s−2 / 0)": "–" if not c.strength else
@@ -53,6 +53,10 @@ def knockout_section(res: Results) -> None:
         ours = (f"our top-1 per doubling of s: {fmt_interval(t.slope, t.low, t.high, 2)} points (t over runs, df "
                 f"{t.df if t.df is not None else '–'}): {t.words}") if t is not None else \
             ("our mean top-1 " + ("rises" if sweep.top1_rises_with_s else "does not rise monotonically") + " with s")
+        w = sweep.top1_trend_res2net
+        if w is not None:
+            ours += (f"; among the Res2Nets alone (s ≥ 2): {fmt_interval(w.slope, w.low, w.high, 2)} points per "
+                     f"doubling (df {w.df if w.df is not None else '–'}): {w.words}")
         st.caption(f"{ours[0].upper()}{ours[1:]}; the paper's {paper} with s (one run per s). Both top-1 panels span "
                    "the same number of points, so their slopes compare.")
         with st.expander("Where the paper's numbers come from"):

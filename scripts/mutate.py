@@ -333,6 +333,9 @@ MUTATIONS: tuple[M, ...] = (
     M("trend-variance-without-run-count", "res2net/evaluation/knockout_study.py",
       "np.var(values[k], ddof=1) / len(values[k])", "np.var(values[k], ddof=1)",
       ("tests/evaluation/test_knockout_rules.py", "-k", "trend")),
+    M("res2net-trend-keeps-the-resnet", "res2net/evaluation/knockout_study.py",
+      "within = {s: v for s, v in per_run.items() if s >= 2}", "within = dict(per_run)",
+      ("tests/evaluation/test_knockout_rules.py", "-k", "step_from_resnet")),
     # --- weights download
     M("download-deadline-not-enforced", "res2net/models/weights.py",
       "left = deadline - (time.monotonic() - start)", "left = deadline",

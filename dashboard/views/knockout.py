@@ -212,12 +212,12 @@ def study_part(default_model: str | None) -> None:
             points, title=f"{block}: harm on large minus harm on small objects ({metric})",
             value_title="large minus small", rf_title=f"theoretical receptive field (px of the {size} px input)",
             band=ko.min_effect[metric], reference_level=False), key="ko_inter", width="stretch")
-    controls = [r for r in ko.interactions if r.block == block and r.metric == metric and r.branch < 0]
-    if controls:
-        st.caption("Control lesion (not drawn): " + "; ".join(
-            f"{r.model}, {r.label}: {fmt_interval(r.interaction, r.low, r.high)}" for r in controls)
-            + ". A branch whose interaction sits inside its model's control range is no more size-specific than "
-              "a random group of channels of the same width.")
+    controls = [r for r in ko.interactions if r.block == block and r.metric == metric and r.branch < 0
+                and r.model == model]
+    if controls:  # every model's control is in the table below
+        st.caption(f"Control ({model}, not drawn): " + "; ".join(
+            f"{r.label}: {fmt_interval(r.interaction, r.low, r.high)}" for r in controls)
+            + ". A branch inside it is no more size-specific than random channels of its width.")
     st.dataframe([{"model": r.model, "lesion": "3×3 path" if r.scale == 1 and r.branch >= 0 else r.label,
                    "large minus small (95%)": fmt_interval(r.interaction, r.low, r.high),
                    "strength": "–" if r.strength is None else f"{r.strength:.3f}",

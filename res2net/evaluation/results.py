@@ -523,6 +523,8 @@ class ScaleSweep(Record):
     top1_rises_with_s: bool = doc("our mean top-1 rises strictly with s (descriptive; the test is top1_trend)")
     top1_trend: TrendTest | None = doc("the slope of top-1 per doubling of s with its t interval and words",
                                        optional=True)
+    top1_trend_res2net: TrendTest | None = doc("the same slope over the Res2Nets alone (s >= 2): whether s itself "
+                                               "matters, not the step from ResNet to Res2Net", optional=True)
     paper_top1_rises_with_s: bool = doc("the paper's does")
     paper: str = doc("where the paper's numbers come from")
     intervals: str = doc("how intervals are computed")

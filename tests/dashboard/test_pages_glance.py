@@ -161,6 +161,9 @@ def test_knockout_shows_the_table_first_then_cell_maps_with_a_difference_and_ope
         np.testing.assert_allclose(_array(diff["z"]), change)
         assert diff["zmin"] == -diff["zmax"] == -float(np.abs(change).max())  # centred at no change
         assert diff["showscale"] and diff["colorbar"]["title"]["text"] == "change"
+    study = at.selectbox(key="ko_study_model").value  # the control beside the branches is that model's own
+    controls = [c.value.split(":")[0] for c in at.caption if c.value.startswith("Control")]
+    assert controls == [f"Control ({study}, not drawn)"]
     assert len(_words(at.main)) <= MAX_WORDS
 
 

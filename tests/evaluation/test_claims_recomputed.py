@@ -96,7 +96,12 @@ def test_a_localisation_claim_is_the_gain_over_its_control_recomputed_from_the_r
 @pytest.mark.skipif(not RESULTS.is_file(), reason="assets/results/tiny_imagenet_100.json not generated yet")
 def test_every_claim_states_its_target_runs_df_method_resamples_and_monte_carlo_error() -> None:
     res, _ = _shipped()
-    assert res["schema_version"] >= 3 and "not in this family" in res["inference"]["knockout"]
+    assert res["schema_version"] >= 3 and "are in this family" in res["inference"]["knockout"]
+    confirmatory = [c for c in res["claims"] if c["family"] == "confirmatory"]
+    # one Holm family: the knock-out's confirmatory contrasts are ranked with the others, the ranks one permutation
+    assert f"over the {len(confirmatory)} confirmatory claims" in res["inference"]["family"]
+    assert sorted(c["holm_rank"] for c in confirmatory) == list(range(len(confirmatory)))
+    assert {c["section"] for c in confirmatory} >= {"knockout", "localisation", "accuracy"}
     for c in res["claims"]:
         for key in ("target", "runs", "df", "method", "level", "resamples", "mc_error_low", "mc_error_high",
                     "p_zero", "sensitivity", "control", "tested"):

@@ -85,3 +85,14 @@ def test_the_trend_interval_covers_a_known_slope_at_its_level() -> None:
         t = K.trend_per_doubling(vals)
         cover += t["low"] <= 0.5 <= t["high"]
     assert 0.93 <= cover / 2000 <= 0.97
+
+
+def test_a_step_from_resnet_to_res2net_is_not_a_trend_among_the_res2nets() -> None:
+    """Rule: the sweep's second trend leaves s = 1 (the ResNet) out, so one step from ResNet to any Res2Net, flat
+    after it, rises over s = 1..8 but shows no trend among s = 2, 4, 8; with fewer than two Res2Nets it is absent."""
+    step = {1: [50.0, 50.2, 49.8], 2: [54.0, 54.3, 53.7], 4: [54.1, 53.8, 54.2], 8: [53.9, 54.2, 54.0]}
+    out = _sweep(step)
+    assert out["top1_trend"]["words"] == "rises with s"
+    assert out["top1_trend_res2net"]["words"] == "no detectable trend"
+    assert out["top1_trend_res2net"] == K.trend_per_doubling({s: v for s, v in step.items() if s > 1})
+    assert _sweep({1: [50.0, 50.2, 49.8], 2: [54.0, 54.3, 53.7]})["top1_trend_res2net"] is None
