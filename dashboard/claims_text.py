@@ -202,8 +202,7 @@ class ClaimRow:
             "uniform map": fmt(self.uniform, digits),
             "minus prior": minus_prior,
             "random init": self.untrained or "–",
-            "difference [judged interval]": f"{fmt(c.estimate, digits)} [{fmt(c.low, digits)}, "
-                                            f"{fmt(c.high, digits)}] at {100 * c.level:.1f}%",
+            "difference [judged interval]": judged_cell(c, digits),
             "about (target · R · df · method)": inference_cell(c),
             "control subtracted": CONTROL_CELLS.get(c.control or "", "–"),
             "test vs 0": "–" if c.p_zero is None else f"p = {c.p_zero:.2g}"
@@ -216,6 +215,14 @@ class ClaimRow:
 
 CONTROL_CELLS = {"mismatch": "mismatched boxes (same size bucket)", "spread": "spread-matched centre prior",
                  "none": "none (raw)"}
+
+
+def judged_cell(c: Claim, digits: int) -> str:
+    """The estimate with the interval its verdict came from; a claim Holm never reached has none, only its 95%."""
+    if c.low is None or c.high is None:
+        return (f"{fmt(c.estimate, digits)}, not judged (Holm stopped first); 95% [{fmt(c.low95, digits)}, "
+                f"{fmt(c.high95, digits)}]")
+    return f"{fmt(c.estimate, digits)} [{fmt(c.low, digits)}, {fmt(c.high, digits)}] at {100 * c.level:.1f}%"
 
 
 def inference_cell(c: Claim) -> str:

@@ -24,7 +24,7 @@ def knockout_section(res: Results) -> None:
                 "ones, and a small-RF branch the reverse.")
     if ko.claims:
         st.table([{"claim": knockout_title(c), "block": c.block, "contrast": c.contrast,
-                   "difference [judged interval]": "not tested (Holm stopped before it)" if c.low is None else
+                   "difference [judged interval]": "not judged (Holm stopped first)" if c.low is None else
                    f"{fmt_interval(c.estimate, c.low, c.high)} at {100 * c.level:.1f}%",
                    "95% interval": fmt_interval(c.estimate, c.low95, c.high95),
                    "d": f"{c.min_effect:g}", "verdict": c.verdict,

@@ -336,6 +336,10 @@ MUTATIONS: tuple[M, ...] = (
     M("res2net-trend-keeps-the-resnet", "res2net/evaluation/knockout_study.py",
       "within = {s: v for s, v in per_run.items() if s >= 2}", "within = dict(per_run)",
       ("tests/evaluation/test_knockout_rules.py", "-k", "step_from_resnet")),
+    M("not-tested-claim-shown-at-a-level", "dashboard/claims_text.py",
+      "    if c.low is None or c.high is None:\n        return (f\"{fmt(c.estimate, digits)}, not judged",
+      "    if False:\n        return (f\"{fmt(c.estimate, digits)}, not judged",
+      ("tests/dashboard/test_claims_rules.py", "-k", "never_reached")),
     # --- weights download
     M("download-deadline-not-enforced", "res2net/models/weights.py",
       "left = deadline - (time.monotonic() - start)", "left = deadline",

@@ -31,3 +31,24 @@ def test_by_size_chart_opens_on_the_verdict_stage(layer: str, monkeypatch: pytes
     box = at.selectbox(key="claims_stage")
     assert box.value == layer and box.options[0] == "layer1" and len(box.options) == 4
     assert f"· {layer} output ·" in _title(at)
+
+
+def test_a_claim_holm_never_reached_shows_no_judged_interval_and_no_level() -> None:
+    """Rule: a confirmatory claim Holm stopped before has no judged interval, so its cell says 'not judged' and
+    gives the 95% interval instead; it never reads 'at 99.x%' (a level it was not judged at)."""
+    from dashboard.claims_text import judged_cell
+    from res2net.evaluation.results import load_results
+
+    res = load_results(Path(__file__).parents[2] / "assets" / "results" / "tiny_imagenet_100.json")
+    seen = {True: 0, False: 0}
+    for c in res.claims:
+        if c.family != "confirmatory":
+            continue
+        cell = judged_cell(c, 3)
+        tested = c.verdict != "not tested"
+        seen[tested] += 1
+        if tested:
+            assert cell == f"{c.estimate:.3f} [{c.low:.3f}, {c.high:.3f}] at {100 * c.level:.1f}%"
+        else:
+            assert "not judged" in cell and " at " not in cell and f"95% [{c.low95:.3f}, {c.high95:.3f}]" in cell
+    assert seen[True] and seen[False]  # the shipped family has both kinds
