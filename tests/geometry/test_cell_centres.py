@@ -181,3 +181,87 @@ def test_the_photo_placement_follows_the_given_centres():
     expected = registration.sample_between(m, centres, ys, ys).numpy()
     assert on_photo == pytest.approx(expected)
     assert ref[0, 0] == 0.0 and ref[-1, -1] == 15.0
+
+
+class _MaskedNet(nn.Module):
+    """``_Net`` on the input times a fixed, non-separable mask: a cell's y-centroid depends on its column (as in a
+    real network), so the diagonal cell chosen for each row and column matters."""
+
+    def __init__(self, kernel_1d: tuple[float, float, float], mask: torch.Tensor) -> None:
+        super().__init__()
+        self.net = _Net(kernel_1d)
+        self.register_buffer("mask", mask)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x * self.mask)
+
+
+def _hand_cell(kernel_1d: tuple[float, float, float], mask: np.ndarray, r: int, q: int) -> tuple[float, float]:
+    """(y, x) centroid of cell (r, q) of the stride-2, pad-1 conv on ``x * mask``: pixel p weighs |k_y k_x mask_p|."""
+    k = np.abs(np.asarray(kernel_1d))
+    num_y = num_x = total = 0.0
+    for a, py in enumerate((2 * r - 1, 2 * r, 2 * r + 1)):
+        for b, px in enumerate((2 * q - 1, 2 * q, 2 * q + 1)):
+            if 0 <= py < mask.shape[0] and 0 <= px < mask.shape[1]:
+                w = k[a] * k[b] * abs(mask[py, px])
+                num_y, num_x, total = num_y + py * w, num_x + px * w, total + w
+    return num_y / total, num_x / total
+
+
+@pytest.mark.parametrize("size", [(12, 6), (6, 12)])
+def test_each_row_and_column_takes_its_own_diagonal_cell_on_a_tall_or_wide_map(size):
+    """Rule: row i is placed by cell (i, min(i, w - 1)) and column i by cell (min(i, h - 1), i); with a weight that
+    varies across the image the choice of cell shows. Gradients far below 1 are still a centroid (any mass > 0)."""
+    yy, xx = np.meshgrid(np.arange(size[0]), np.arange(size[1]), indexing="ij")
+    mask = (1.0 + 0.3 * yy * xx + 0.1 * xx ** 2) * 1e-4
+    kernel = (1.0, 2.0, 0.5)
+    net = _MaskedNet(kernel, torch.tensor(mask, dtype=torch.float32))
+    c = effective_centres(net, "net.blk", torch.randn(1, 1, *size))
+    h, w = size[0] // 2, size[1] // 2
+    assert c.grid == (h, w)
+    assert c.rows == pytest.approx([_hand_cell(kernel, mask, i, min(i, w - 1))[0] for i in range(h)], rel=1e-5)
+    assert c.cols == pytest.approx([_hand_cell(kernel, mask, min(i, h - 1), i)[1] for i in range(w)], rel=1e-5)
+
+
+def test_a_cell_with_no_gradient_is_named_in_the_refusal():
+    with pytest.raises(ValueError, match=r"blk: cell \(0, 0\) has no gradient on these images; its effective "
+                                         r"centre is undefined"):
+        effective_centres(_Net((0.0, 0.0, 0.0)), "blk", torch.randn(1, 1, 8, 8))
+
+
+def test_rf_centres_follow_each_axis_own_start_and_jump(monkeypatch):
+    """Rule: row i at start_y + jump_y * i and column j at start_x + jump_x * j, on a non-square grid."""
+    from types import SimpleNamespace
+
+    from res2net.geometry import cell_centres as cc
+
+    monkeypatch.setattr(cc, "tap_rf_info", lambda model, tap: SimpleNamespace(start=(1.5, -2.0), jump=(4.0, 8.0)))
+    c = rf_centres(nn.Identity(), "any", (2, 3))
+    assert c.rows == (1.5, 5.5) and c.cols == (-2.0, 6.0, 14.0) and c.rule == "rf_centre"
+
+
+def test_centres_for_dispatches_each_rule_to_its_placement():
+    model = res2net.create_model("tiny_resnet26")
+    images = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    assert centres_for(model, "layer3.1", (4, 4), (64, 64), "rf_centre") == rf_centres(model, "layer3.1", (4, 4))
+    assert centres_for(model, "layer3.1", (4, 2), (64, 10), "half_pixel") == half_pixel_centres((4, 2), (64, 10))
+    assert centres_for(model, "layer3.1", (4, 4), (64, 64), "effective_centre", images) == \
+        effective_centres(model, "layer3.1", images)
+    with pytest.raises(ValueError, match=r"^unknown placement 'nearest'; choose one of rf_centre, "
+                                         r"effective_centre, half_pixel$"):
+        centres_for(model, "layer3.1", (4, 4), (64, 64), "nearest")
+    with pytest.raises(ValueError, match="^the effective-centre placement needs images to take the gradients on$"):
+        centres_for(model, "layer3.1", (4, 4), (64, 64), "effective_centre")
+
+
+def test_the_refusal_names_the_axis_and_the_centres_rounded():
+    with pytest.raises(ValueError, match=r"^half_pixel: the columns' centres must be finite and strictly increasing "
+                                         r"\(got \[0.0, 3.13, 2.0\]\); a map cannot be placed by them$"):
+        CellCentres((0.0, 1.0), (0.0, 3.126, 2.0), "half_pixel")
+    with pytest.raises(ValueError, match=r"the rows' centres"):
+        CellCentres((0.0, float("nan")), (0.0, 1.0), "half_pixel")
+
+
+def test_one_cell_maps_every_point_to_index_zero():
+    idx = cell_index_at(np.array([[-3.0, 5.0], [40.0, 0.0]]), [7.0])
+    assert idx.shape == (2, 2) and (idx == 0).all()
