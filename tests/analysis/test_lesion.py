@@ -253,3 +253,55 @@ def test_a_resnet_channel_group_covering_its_3x3_is_the_branch_mean_lesion(rn) -
     with ablate(rn, {"layer1.1": [0]}, mode="mean", means=means):
         _, by_branch = _block_io(rn, block, x)
     torch.testing.assert_close(by_group, by_branch, rtol=1e-6, atol=1e-6)
+
+
+def test_every_refusal_names_the_valid_choices_exactly(r2) -> None:
+    """Rule: a refused request's message names what was asked and what is valid (the page shows it verbatim):
+    blocks listed up to 12, then how many there are; branch ranges 0..n-1 with the last the identity/pool."""
+    from res2net.analysis.lesion import resolve_knockout
+
+    blocks = [n for n, _ in res2net.models.taps.iter_blocks(r2)]
+    assert len(blocks) <= 12
+    with pytest.raises(AblationError) as e:
+        resolve_knockout(r2, {"layer9.0": [0]})
+    assert str(e.value) == f"unknown block 'layer9.0'; blocks of this model: {', '.join(blocks)}"
+    big = res2net.create_model("res2net50_26w_4s")
+    many = [n for n, _ in res2net.models.taps.iter_blocks(big)]
+    assert len(many) > 12
+    with pytest.raises(AblationError) as e:
+        resolve_knockout(big, {"layer9.0": [0]})
+    assert str(e.value) == (f"unknown block 'layer9.0'; blocks of this model: {', '.join(many[:12])}, ... "
+                            f"({len(many)} in all)")
+    with pytest.raises(AblationError) as e:
+        resolve_knockout(r2, {"layer3.1": []})
+    assert str(e.value) == "no branch given for block 'layer3.1'; its branches are 0..3"
+    for bad in (4, -1, True, 1.0):
+        with pytest.raises(AblationError) as e:
+            resolve_knockout(r2, {"layer3.1": [bad]})
+        assert str(e.value) == ("block 'layer3.1' has branches 0..3 (0 = smallest receptive field, 3 = "
+                                f"identity/pool); got {bad!r}")
+    with pytest.raises(AblationError) as e:
+        resolve_knockout(r2, {})
+    assert str(e.value) == ("branches must be a non-empty dict {block name: [branch indices]}, e.g. "
+                            "{'layer3.1': [0]}")
+    cases = {None: "mode='mean' needs means={branch tap: per-channel mean}: compute them once with "
+                   "res2net.branch_means(model, train_images)",
+             (): "means lacks branch tap 'layer3.1.branch0'; compute it with branch_means(model, images)",
+             "nan": "means['layer3.1.branch0'] contains NaN or infinite values"}
+    width = dict(res2net.models.taps.iter_blocks(r2))["layer3.1"].width
+    for key, message in cases.items():
+        means = None if key is None else {} if key == () else {"layer3.1.branch0": torch.full((width,), float("nan"))}
+        with pytest.raises(AblationError) as e, ablate(r2, {"layer3.1": [0]}, mode="mean", means=means):
+            pass
+        assert str(e.value) == message
+
+
+def test_a_mean_replacement_lives_on_the_activation_device() -> None:
+    """Rule: the means (kept on the CPU) are moved to the device and dtype of the activation they replace."""
+    from res2net.analysis.lesion import _replacement
+
+    like = torch.empty(2, 3, 4, 4, device="meta", dtype=torch.float16)
+    out = _replacement(like, torch.arange(3, dtype=torch.float64))
+    assert out.device.type == "meta" and out.dtype == torch.float16 and out.shape == like.shape
+    cpu = _replacement(torch.zeros(1, 3, 2, 2), torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64))
+    assert torch.equal(cpu, torch.tensor([1.0, 2.0, 3.0]).view(1, 3, 1, 1).expand(1, 3, 2, 2))
