@@ -70,3 +70,60 @@ def test_random_order_curves_are_kept_for_the_band() -> None:
     np.testing.assert_allclose(f.random_insertion[:, 0], 0.5, rtol=1e-6)
     areas = [sum((c[k] + c[k + 1]) / 2 * 0.25 for k in range(4)) for c in f.random_deletion]
     assert f.random_deletion_auc == pytest.approx(float(np.mean(areas)), rel=1e-6)
+
+
+def test_a_baseline_replaces_deleted_pixels_and_is_what_insertion_starts_from() -> None:
+    """Rule: a deleted pixel becomes the baseline's value (x(1 - m) + b m), insertion starts from the baseline
+    (b(1 - m) + x m); a (1, 3, 1, 1) baseline is broadcast over the image. Hand case: scores with baseline 0.25 per
+    channel, so a deleted pixel keeps 0.75 of its weight's contribution."""
+    w = torch.tensor([[4.0, 2.0], [1.0, 0.0]])
+    x = torch.ones(1, 3, 2, 2) / 3
+    b = torch.full((1, 3, 1, 1), 0.25, dtype=torch.float64)  # another dtype: cast to the input's
+    f = deletion_insertion(PixelSum(w), x, w.numpy(), 0, steps=4, baseline=b, random_orders=0)
+    base_score = 0.75 * 7  # every pixel at the baseline: 3 channels x 0.25 x weight
+    deleted = [7, 7 - 4 + 3.0, 7 - 6 + 4.5, 7 - 7 + 5.25, base_score]
+    inserted = [base_score, base_score - 3.0 + 4, base_score - 4.5 + 6, base_score - 5.25 + 7, 7]
+    np.testing.assert_allclose(f.deletion, [sigmoid(k) for k in deleted], rtol=1e-6)
+    np.testing.assert_allclose(f.insertion, [sigmoid(k) for k in inserted], rtol=1e-6)
+
+
+def test_nan_in_the_map_ranks_last_and_the_defaults_are_ten_steps_three_random_orders_seed_zero() -> None:
+    """Rules: a NaN pixel (no map value) is removed after every scored pixel; the defaults are 10 steps, 3 random
+    orders and seed 0 (a rerun gives the same random band)."""
+    w = torch.tensor([[4.0, 2.0], [1.0, 0.0]])
+    x = torch.ones(1, 3, 2, 2) / 3
+    nan_first = np.array([[np.nan, 2.0], [1.0, 0.0]])
+    f = deletion_insertion(PixelSum(w), x, nan_first, 0, steps=4, random_orders=0)
+    # order 2, 1, 0 (the NaN pixel of weight 4 last): scores 7, 5, 4, 4, 0
+    np.testing.assert_allclose(f.deletion, [sigmoid(k) for k in (7, 5, 4, 4, 0)], rtol=1e-6)
+    d = deletion_insertion(PixelSum(w), x, w.numpy(), 0)
+    assert d.fractions.size == 11 and d.random_deletion.shape == d.random_insertion.shape == (3, 11)
+    again = deletion_insertion(PixelSum(w), x, w.numpy(), 0, seed=0)
+    np.testing.assert_array_equal(d.random_deletion, again.random_deletion)
+    other = [deletion_insertion(PixelSum(w), x, w.numpy(), 0, seed=s).random_deletion for s in (1, 2, 3)]
+    assert any(not np.array_equal(d.random_deletion, o) for o in other)
+
+
+def test_no_random_orders_gives_nan_reference_areas_and_empty_bands() -> None:
+    f = deletion_insertion(PixelSum(torch.ones(2, 2)), torch.ones(1, 3, 2, 2), np.ones((2, 2)), 0, steps=2,
+                           random_orders=0)
+    assert math.isnan(f.random_deletion_auc) and math.isnan(f.random_insertion_auc)
+    assert f.random_deletion.shape == f.random_insertion.shape == (0, 3)
+
+
+def test_bad_inputs_are_refused_with_their_shapes() -> None:
+    model = PixelSum(torch.ones(4, 4))
+    with pytest.raises(ValueError) as e:
+        deletion_insertion(model, torch.ones(2, 3, 4, 4), np.ones((4, 4)), 0)
+    assert str(e.value) == "expected one image of shape (1, 3, H, W), got (2, 3, 4, 4)"
+    with pytest.raises(ValueError) as e:
+        deletion_insertion(model, torch.ones(3, 4, 4), np.ones((4, 4)), 0)
+    assert str(e.value) == "expected one image of shape (1, 3, H, W), got (3, 4, 4)"
+    with pytest.raises(ValueError) as e:
+        deletion_insertion(model, torch.ones(1, 3, 4, 4), np.ones((4, 2)), 0)
+    assert str(e.value) == "the map is (4, 2) but the input is (4, 4): register it on the input first"
+    with pytest.raises(ValueError) as e:
+        deletion_insertion(model, torch.ones(1, 3, 4, 4), np.ones((4, 4)), 0, steps=0)
+    assert str(e.value) == "steps must be at least 1, got 0"
+    one = deletion_insertion(model, torch.ones(1, 3, 4, 4), np.ones((4, 4)), 0, steps=1, random_orders=0)
+    np.testing.assert_allclose(one.fractions, [0.0, 1.0])
