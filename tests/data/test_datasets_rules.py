@@ -60,3 +60,75 @@ def test_a_voc_file_without_a_usable_size_leaves_clipping_to_the_decoded_image(t
         assert ds.records[0].boxes == ((10, 5, 150, 60),), name
         _, boxes = ds.load(0, 50)
         assert boxes == [(5, 6, 50, 50)], name  # (10, 5, 100, 40) of 100 x 40 on a 50 x 50 grid, rounded outward
+
+
+def _folder(root: Path, classes: str, csv_text: str, images: list[str]) -> Path:
+    (root / "images").mkdir(parents=True)
+    for name in images:
+        (root / "images" / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((20, 30, 3), 7, np.uint8)).save(root / "images" / name)
+    (root / "classes.txt").write_text(classes)
+    (root / "boxes.csv").write_text(csv_text)
+    return root
+
+
+def test_an_image_folder_skips_each_unusable_image_with_its_own_reason(tmp_path: Path) -> None:
+    """Rules: an image with no row, a row with no image and a label not in classes.txt are skipped, each with its
+    reason (boxes are clipped when the image is decoded: the CSV states no size); the rest are records, named
+    'folder', described by their root. When nothing is left, the error says how many were skipped and names up to
+    three reasons, sorted."""
+    import pytest
+
+    csv_text = ("image,label,x0,y0,x1,y1\n"
+                "a.png,cat,0,0,10,10\n"
+                "b.png,dog,0,0,5,5\n"  # dog is not a class
+                "gone.png,cat,0,0,1,1\n")
+    root = _folder(tmp_path / "f", "cat\n\n", csv_text, ["a.png", "b.png", "extra.png"])
+    ds = datasets.image_folder(root)
+    assert [r.image_id for r in ds.records] == ["a.png"] and ds.name == "folder"
+    assert ds.describe == f"image folder {root}"
+    assert ds.skipped == {"b.png": "class 'dog' is not in the class list",
+                          "extra.png": "no row in boxes.csv",
+                          "gone.png": "listed in boxes.csv but not under images/"}
+    none = _folder(tmp_path / "g", "cat\n", "image,label,x0,y0,x1,y1\nb.png,dog,0,0,5,5\nx.png,cat,0,0,1,1\n"
+                   "y.png,cat,0,0,1,1\n", ["b.png", "e.png", "f.png"])
+    with pytest.raises(datasets.DataError) as e:
+        datasets.image_folder(none)
+    assert str(e.value) == (f"image folder {none}: no image can be scored (5 skipped: class 'dog' is not in the "
+                            "class list; listed in boxes.csv but not under images/; no row in boxes.csv)")
+
+
+def test_an_image_folder_names_the_line_and_the_fault_of_a_bad_boxes_csv(tmp_path: Path) -> None:
+    """Rule: a boxes.csv fault names the file, the line (the header is line 1) and what was expected."""
+    import pytest
+
+    cases = {
+        "image,label,x0,y0,x1\na.png,cat,0,0,1\n":
+            "{csv}: expected the header image,label,x0,y0,x1,y1, got ['image', 'label', 'x0', 'y0', 'x1']",
+        "": "{csv}: expected the header image,label,x0,y0,x1,y1, got None",
+        "image,label,x0,y0,x1,y1\na.png,cat,0,0,1,1\na.png,cat,0,0,1.5,1\n":
+            "{csv}:3: x0, y0, x1, y1 must be integers",
+        "image,label,x0,y0,x1,y1\na.png,cat,0,0,1,1\nb.png,cat,0,0,1,1\na.png,dog,0,0,2,2\n":
+            "{csv}:4: a.png has two labels, 'cat' and 'dog'",
+    }
+    for i, (text, message) in enumerate(cases.items()):
+        root = _folder(tmp_path / str(i), "cat\ndog\n", text, ["a.png"])
+        with pytest.raises(datasets.DataError) as e:
+            datasets.image_folder(root)
+        assert str(e.value) == message.format(csv=root / "boxes.csv")
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    with pytest.raises(datasets.DataError) as e:
+        datasets.image_folder(bare)
+    assert str(e.value) == (f"{bare} lacks images/, boxes.csv, classes.txt; an image folder dataset is images/ (the "
+                            "photos), boxes.csv (header image,label,x0,y0,x1,y1; one row per box, exclusive ends) "
+                            "and classes.txt (one class label per line)")
+
+
+def test_scaled_boxes_stay_inside_the_resize_and_at_least_one_pixel_wide() -> None:
+    """Rule: on a side x side resize a box is rounded outward, its start at most side - 1 and its end at least one
+    pixel past its start (a box at the far edge, or thinner than a resized pixel, keeps one pixel)."""
+    assert datasets.scale_boxes([(99, 49, 100, 50)], (100, 50), 10) == [(9, 9, 10, 10)]
+    assert datasets.scale_boxes([(100, 50, 100, 50)], (100, 50), 10) == [(9, 9, 10, 10)]  # degenerate at the edge
+    assert datasets.scale_boxes([(41, 21, 42, 22)], (100, 50), 10) == [(4, 4, 5, 5)]  # thinner than a pixel
+    assert datasets.scale_boxes([(12, 7, 58, 33)], (100, 50), 10) == [(1, 1, 6, 7)]  # outward: floor, ceil
