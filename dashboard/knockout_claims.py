@@ -8,7 +8,7 @@ import streamlit as st
 
 from dashboard import charts
 from dashboard.claims_text import fmt_interval, knockout_title
-from res2net.evaluation.results import Results
+from res2net.evaluation.results import Results, TrendTest
 from res2net.viz import knockout_plots
 
 
@@ -50,14 +50,17 @@ def knockout_section(res: Results) -> None:
         charts.plotly_chart(knockout_plots.scale_sweep_figure(sweep), key="claims_sweep", width="stretch")
         paper = "rises" if sweep.paper_top1_rises_with_s else "does not rise monotonically"
         t = sweep.top1_trend
-        ours = (f"our top-1 per doubling of s: {fmt_interval(t.slope, t.low, t.high, 2)} points (t over runs, df "
-                f"{t.df if t.df is not None else '–'}): {t.words}") if t is not None else \
+        ours = f"our top-1: {_trend_text(t)}" if t is not None else \
             ("our mean top-1 " + ("rises" if sweep.top1_rises_with_s else "does not rise monotonically") + " with s")
-        w = sweep.top1_trend_res2net
-        if w is not None:
-            ours += (f"; among the Res2Nets alone (s ≥ 2): {fmt_interval(w.slope, w.low, w.high, 2)} points per "
-                     f"doubling (df {w.df if w.df is not None else '–'}): {w.words}")
+        if sweep.top1_trend_res2net is not None:
+            ours += f"; among the Res2Nets alone (s ≥ 2): {_trend_text(sweep.top1_trend_res2net)}"
         st.caption(f"{ours[0].upper()}{ours[1:]}; the paper's {paper} with s (one run per s). Both top-1 panels span "
                    "the same number of points, so their slopes compare.")
         with st.expander("Where the paper's numbers come from"):
             st.markdown(f"{sweep.paper}. Intervals: {sweep.intervals}.")
+
+
+def _trend_text(t: TrendTest) -> str:
+    """'slope [low, high] points per doubling of s (t over runs, df ..): words'."""
+    df = "–" if t.df is None else t.df
+    return f"{fmt_interval(t.slope, t.low, t.high, 2)} points per doubling of s (t over runs, df {df}): {t.words}"
