@@ -31,7 +31,7 @@ __all__ = ["main", "parser"]
 
 ROOT = Path(__file__).resolve().parents[2]
 DATASET_ONLY = ("weights", "baseline")  # flags that only a --dataset run reads
-FAMILY_ONLY = ("knockout_images",)  # the knock-out study is a step of the embedded family's evaluation
+FAMILY_ONLY = ("knockout_images", "knockout_means")  # the knock-out study is a step of the embedded family's evaluation
 
 
 def parser() -> argparse.ArgumentParser:
@@ -54,6 +54,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--knockout-images", type=int, default=None,
                     help="val images of the branch knock-out study (default: knockout_study.KNOCKOUT_IMAGES, or "
                          "--limit when smaller)")
+    ap.add_argument("--knockout-means", type=int, default=None,
+                    help="evenly spaced train images whose per-channel branch means stand in for a knocked-out "
+                         "branch (default: knockout_study.MEAN_IMAGES)")
     ap.add_argument("--out", default=None, help=f"results JSON (default {DEFAULT_OUT.name}; with --dataset "
                                                 "assets/results/<dataset>.json); the per-image file goes beside it, "
                                                 "shard files in <out>.shards/")
@@ -76,7 +79,7 @@ def parser() -> argparse.ArgumentParser:
 def _check(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Refuse what cannot run, with the flag's name, before any work."""
     for flag, least in (("limit", 1), ("erf_inputs", 0), ("erf_size", 1), ("threads", 1), ("workers", 1),
-                        ("knockout_images", 1), ("batch_size", 1), ("loader_workers", 0)):
+                        ("knockout_images", 1), ("knockout_means", 1), ("batch_size", 1), ("loader_workers", 0)):
         v = getattr(args, flag)
         if v is not None and v < least:
             ap.error(f"--{flag.replace('_', '-')} must be at least {least}, got {v}")
@@ -138,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
             out = Path(args.out or DEFAULT_OUT)
             torch.manual_seed(0)
             ev = family_evaluation(args.models, args.limit, args.data, out, args.erf_inputs, args.erf_size,
-                                   args.seeds, args.knockout_images, args.batch_size or FAMILY_BATCH)
+                                   args.seeds, args.knockout_images, args.batch_size or FAMILY_BATCH,
+                                   args.knockout_means)
             loader_workers = args.loader_workers or 0
         res = evaluate(ev, loader_workers, args.device)
     except (DataError, WeightsError) as e:

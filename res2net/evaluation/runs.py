@@ -80,6 +80,7 @@ class Evaluation:
     data_dir: Path | None = None
     seeds: list[int] | None = None
     knockout_images: int | None = None
+    knockout_means: int | None = None
 
     @property
     def names(self) -> list[str]:
@@ -126,7 +127,8 @@ def family_dataset(data_dir: str | Path, limit: int | None) -> EvalDataset:
 
 def family_evaluation(models: list[str] | None, limit: int | None, data_dir: str | Path | None, out: Path,
                       erf_inputs: int, erf_size: int, seeds: list[int] | None = None,
-                      knockout_images: int | None = None, batch_size: int = FAMILY_BATCH) -> Evaluation:
+                      knockout_images: int | None = None, batch_size: int = FAMILY_BATCH,
+                      knockout_means: int | None = None) -> Evaluation:
     """The embedded family (default: every embedded model with shipped weights) over the runs all of them share."""
     embedded = list_models("embedded")
     other = [m for m in models or [] if m not in embedded]
@@ -148,7 +150,8 @@ def family_evaluation(models: list[str] | None, limit: int | None, data_dir: str
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
     return Evaluation(family_dataset(data_dir, limit), model_jobs(names, "pretrained", run_seeds), out, batch_size,
                       limit, erf_inputs, erf_size, baseline=BASELINE if BASELINE in names else None, family=True,
-                      data_dir=data_dir, seeds=list(run_seeds), knockout_images=knockout_images)
+                      data_dir=data_dir, seeds=list(run_seeds), knockout_images=knockout_images,
+                      knockout_means=knockout_means)
 
 
 def dataset_evaluation(kind: str, root: str | Path, models: list[str], out: Path, weights: str = "pretrained",
@@ -336,7 +339,8 @@ def _knockout_scores(ev: Evaluation, arrays: dict[str, np.ndarray], log: Callabl
     one family."""
     val = load_split("val", ev.data_dir)
     n = ev.knockout_images or min(ev.limit or K.KNOCKOUT_IMAGES, K.KNOCKOUT_IMAGES)
-    arrays.update(stored(K.run_study(ev.names, ev.seeds, ev.data_dir, val, VERDICT_LAYER, n, log=log)))
+    arrays.update(stored(K.run_study(ev.names, ev.seeds, ev.data_dir, val, VERDICT_LAYER, n,
+                                     ev.knockout_means or K.MEAN_IMAGES, log=log)))
     return val, K.knockout_pending(arrays, ev.names, ev.seeds, val, MIN_EFFECT)
 
 

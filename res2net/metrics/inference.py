@@ -30,7 +30,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
 
 from res2net.metrics import statistics as S
 
@@ -44,6 +43,14 @@ CHUNK = 2048  # resamples drawn and reduced at a time: memory stays (CHUNK, clas
 NOT_TESTED = "not tested"
 ONE_RUN_NOTE = ("one run: there is no interval about the architecture (runs are its random part); "
                 "the weights interval is about these weights only")
+
+
+def _student_t():  # noqa: ANN202
+    """scipy's Student t distribution, imported on first use: scipy.stats takes over a second to import, and the
+    processes that never judge a claim (every rank but the first, the dashboard's start) need not pay it."""
+    from scipy import stats
+
+    return stats.t
 
 
 @dataclass(frozen=True)
@@ -108,7 +115,7 @@ class Evidence:
         if self.samples is None:
             if self.se == 0:
                 return 0.0 if self.estimate > value else 1.0
-            return float(stats.t.sf((self.estimate - value) / self.se, self.df))
+            return float(_student_t().sf((self.estimate - value) / self.se, self.df))
         return float((np.count_nonzero(self.samples <= value) + 1) / (self.samples.size + 1))
 
     def p_less(self, value: float) -> float:
@@ -118,7 +125,7 @@ class Evidence:
         if self.samples is None:
             if self.se == 0:
                 return 0.0 if self.estimate < value else 1.0
-            return float(stats.t.cdf((self.estimate - value) / self.se, self.df))
+            return float(_student_t().cdf((self.estimate - value) / self.se, self.df))
         return float((np.count_nonzero(self.samples >= value) + 1) / (self.samples.size + 1))
 
     def p_zero(self) -> float:
@@ -136,7 +143,7 @@ class Evidence:
 # ------------------------------------------------------------------------------------------------ the variances
 def _t_half_width(se: float | np.ndarray, df: float | np.ndarray, level: float) -> float | np.ndarray:
     """Half-width of the two-sided t interval at ``level``: never z, whose tails are far too thin at df = 2."""
-    return stats.t.ppf(0.5 + level / 2, df) * se
+    return _student_t().ppf(0.5 + level / 2, df) * se
 
 
 def _as_runs(diffs: np.ndarray, keep: np.ndarray | None, clusters: np.ndarray

@@ -21,6 +21,7 @@ def _refused(argv: list[str], capsys: pytest.CaptureFixture) -> str:
     (["--threads", "0"], "--threads must be at least 1"),
     (["--workers", "0"], "--workers must be at least 1"),
     (["--knockout-images", "0"], "--knockout-images must be at least 1"),
+    (["--knockout-means", "0"], "--knockout-means must be at least 1"),
     (["--batch-size", "0"], "--batch-size must be at least 1"),
     (["--loader-workers", "-1"], "--loader-workers must be at least 0"),
     (["--seeds", "-1"], "--seeds are training seeds"),
@@ -29,6 +30,8 @@ def _refused(argv: list[str], capsys: pytest.CaptureFixture) -> str:
     (["--dataset", "folder", "--models", "tiny_resnet26"], "--dataset needs --models (zoo names) and --data"),
     (["--dataset", "folder", "--data", "x", "--models", "tiny_resnet26", "--knockout-images", "5"],
      "--knockout-images apply to the embedded family"),
+    (["--dataset", "folder", "--data", "x", "--models", "tiny_resnet26", "--knockout-means", "5"],
+     "--knockout-means apply to the embedded family"),
     (["--models", "resnet50"], "resnet50 are not embedded models"),
     (["--models", "tiny_resnet26", "--seeds", "0", "97"], "no shipped weights for tiny_resnet26 seed(s) [97]"),
     (["--dataset", "folder", "--data", "x", "--models", "nonesuch"], "unknown model(s) nonesuch"),
@@ -54,5 +57,5 @@ def test_workers_relaunch_drops_only_the_workers_flag() -> None:
 def test_every_flag_has_help_and_a_default_that_passes_the_checks() -> None:
     ap = cli.parser()
     flags = [a for a in ap._actions if a.option_strings and a.dest != "help"]
-    assert len(flags) == 16 and all(a.help for a in flags)  # a new flag gets a refusal case above
+    assert len(flags) == 17 and all(a.help for a in flags)  # a new flag gets a refusal case above
     cli._check(ap, ap.parse_args([]))  # the defaults (the shipped run) are accepted

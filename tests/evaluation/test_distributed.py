@@ -30,16 +30,17 @@ def _env() -> dict:
     return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
 
 
-def _args(data: Path, out: Path, batch: int = 5) -> list[str]:
+def _args(data: Path, out: Path, batch: int = 5, erf_inputs: int = 2) -> list[str]:
     return ["-m", "res2net.evaluate", "--dataset", "imagenet-val", "--data", str(data), "--models", *MODELS,
             "--seeds", "0", "--out", str(out), "--batch-size", str(batch), "--loader-workers", "1", "--threads", "1",
-            "--erf-inputs", "2", "--erf-size", "64"]
+            "--erf-inputs", str(erf_inputs), "--erf-size", "64"]
 
 
-def _run(data: Path, out: Path, procs: int = 1, batch: int = 5) -> subprocess.CompletedProcess:
+def _run(data: Path, out: Path, procs: int = 1, batch: int = 5, erf_inputs: int = 2) -> subprocess.CompletedProcess:
     pre = [sys.executable] if procs == 1 else [sys.executable, "-m", "torch.distributed.run", "--standalone",
                                               f"--nproc_per_node={procs}"]
-    r = subprocess.run(pre + _args(data, out, batch), env=_env(), capture_output=True, text=True, timeout=600)
+    r = subprocess.run(pre + _args(data, out, batch, erf_inputs), env=_env(), capture_output=True, text=True,
+                       timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     return r
 
@@ -123,11 +124,9 @@ def test_lost_batches_are_redone_and_the_rest_kept(inet, single, tmp_path):
     assert out.read_bytes() == single.read_bytes()
 
 
-def test_killed_run_resumes_to_the_uninterrupted_result(inet, tmp_path):
-    ref = tmp_path / "ref" / "r.json"
-    _run(inet, ref, batch=1)
+def test_killed_run_resumes_to_the_uninterrupted_result(inet, single, tmp_path):
     out = tmp_path / "killed" / "r.json"
-    proc = subprocess.Popen([sys.executable, *_args(inet, out, batch=1)], env=_env(), stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen([sys.executable, *_args(inet, out)], env=_env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     first = out.with_suffix(".shards") / MODELS[0] / "seed0"
     deadline = time.monotonic() + 300
@@ -137,9 +136,9 @@ def test_killed_run_resumes_to_the_uninterrupted_result(inet, tmp_path):
     proc.wait()
     finished = sum(len(read_shards(out.with_suffix(".shards") / m / "seed0")) for m in MODELS)
     assert 0 < finished < 2 * 23 and not out.exists()
-    _run(inet, out, batch=1)
-    assert out.read_bytes() == ref.read_bytes()
-    assert image_scores_path(out).read_bytes() == image_scores_path(ref).read_bytes()
+    _run(inet, out)
+    assert out.read_bytes() == single.read_bytes()
+    assert image_scores_path(out).read_bytes() == image_scores_path(single).read_bytes()
 
 
 def test_corrupt_image_foreign_class_and_missing_box_are_counted_not_fatal(inet, single, tmp_path):
@@ -204,8 +203,8 @@ def test_one_process_without_torchrun_and_device_choice():
 
 def test_more_ranks_than_batches_leaves_a_rank_idle_and_changes_nothing(inet, tmp_path):
     one, three = tmp_path / "one" / "r.json", tmp_path / "three" / "r.json"
-    _run(inet, one, batch=12)  # 23 images: 2 batches for 3 ranks, rank 2 has none and waits at the end
-    _run(inet, three, procs=3, batch=12)
+    _run(inet, one, batch=12, erf_inputs=0)  # 23 images: 2 batches for 3 ranks, rank 2 has none and waits at the end
+    _run(inet, three, procs=3, batch=12, erf_inputs=0)  # (no ERFs: the two-process test compares those)
     writers = {p.name.split("-b")[0] for p in (three.with_suffix(".shards") / MODELS[0] / "seed0").iterdir()
                if p.suffix == ".npz"}
     assert writers == {"shard-000-of-003", "shard-001-of-003"}
@@ -216,7 +215,8 @@ def test_more_ranks_than_batches_leaves_a_rank_idle_and_changes_nothing(inet, tm
 def _family_args(out: Path) -> list[str]:
     # 40 images in 4 batches of 10: two for each rank; no ERFs (--erf-inputs 0: none), a small knock-out study
     return ["-m", "res2net.evaluate", "--models", *MODELS, "--seeds", "0", "--limit", "40", "--batch-size", "10",
-            "--erf-inputs", "0", "--knockout-images", "8", "--threads", "1", "--out", str(out)]
+            "--erf-inputs", "0", "--knockout-images", "8", "--knockout-means", "50", "--threads", "1",
+            "--out", str(out)]
 
 
 @pytest.mark.skipif(not (default_data_dir() / "val.tar.gz").is_file(), reason="Tiny-ImageNet-100 val split absent")
@@ -238,6 +238,7 @@ def test_embedded_family_under_torchrun_splits_batches_and_equals_one_process(tm
     res = json.loads(one.read_text())
     assert res["images"] == 40 and res["erf"] == [] and "no ERFs in this run" in res["caveats"][-1]
     assert not [c for c in res["claims"] if c["section"] == "erf"]
+    assert (res["knockout"]["images"], res["knockout"]["mean_images"]) == (8, 50)
     scores = load_image_scores(image_scores_path(one))
     assert scores["image_index"].tolist() == torch.linspace(0, 4999, 40).round().long().tolist()
     assert scores[f"{MODELS[1]}/seed0/layer3.1/energy"].dtype == np.float16

@@ -101,7 +101,8 @@ def subset_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("eval") / "r.json"
     argv = ["--models", "tiny_resnet26", "tiny_res2net26_4s", "--seeds", "0", "1", "--limit", "120",
-            "--erf-inputs", "3", "--erf-size", "96", "--knockout-images", "30", "--out", str(out)]
+            "--erf-inputs", "3", "--erf-size", "96", "--knockout-images", "30", "--knockout-means", "200",
+            "--out", str(out)]
     assert evaluate_main(argv) == 0
     return out
 
