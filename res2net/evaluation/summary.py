@@ -89,7 +89,8 @@ def image_blind_scores(boxes: Sequence[Sequence[tuple[int, int, int, int]]], box
                        sigma: float | None = None) -> tuple[dict[str, np.ndarray], list[float]]:
     """The baselines that ignore the image, per image: the uniform map's energy (the boxes' area fraction) and every
     score of the centred Gaussian prior. Its width is ``sigma`` (fitted on other boxes, e.g. a train split), or
-    cross-fitted: each half of the images (even / odd position) gets the width fitted on the other half's boxes."""
+    cross-fitted: each half of the images (even / odd position) gets the width fitted on the other half's boxes.
+    A single image has no other half: both widths are then fitted on its own boxes."""
     if sigma is not None:
         sigmas, fold = [sigma], np.zeros(len(boxes), dtype=int)
     else:

@@ -13,9 +13,19 @@ import pytest
 import summary_rows as R
 
 from res2net.data.tiny_imagenet import default_data_dir, read_box_array
+from res2net.evaluation import summary
 from res2net.evaluation.claims import claims
+from res2net.evaluation.protocol import BRANCH_METRICS, OUTPUT_METRICS
 from res2net.evaluation.runs import _top
-from res2net.evaluation.summary import image_blind_scores, parse_boxes, size_buckets, summarise_rows
+from res2net.evaluation.summary import (
+    image_blind_scores,
+    parse_boxes,
+    run_arrays,
+    size_buckets,
+    stored,
+    summarise,
+    summarise_rows,
+)
 from res2net.metrics import boxes as L
 
 REPO = Path(__file__).resolve().parents[2]
@@ -180,3 +190,175 @@ def test_parse_boxes_reads_the_rows_boxes_column() -> None:
     """Rule: the boxes column is 'x0 y0 x1 y1' per box, ';' between boxes, as the scoring writes it."""
     assert parse_boxes("1 2 30 40;0 0 5 6") == [(1, 2, 30, 40), (0, 0, 5, 6)]
     assert parse_boxes("") == []
+
+
+@pytest.fixture
+def few_resamples(monkeypatch: pytest.MonkeyPatch) -> None:
+    """50 bootstrap resamples instead of thousands: the rules below concern estimates, counts and keys."""
+    monkeypatch.setattr(summary, "BOOT_SUMMARY", 50)
+    monkeypatch.setattr(summary, "BOOT_COMPARE", 50)
+
+
+def _quiet_summary(rows: dict[str, np.ndarray], entries: dict, runs: dict[str, list[str]], baseline: str | None,
+                   sigma: float | None = None) -> tuple:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the means of empty size buckets
+        return summarise_rows(rows, R.CLASSES, entries, runs, baseline, R.SIDE, sigma)
+
+
+def test_stored_rounds_scores_to_float16_and_keeps_hits_and_counts_exact() -> None:
+    """Rule: only float scores are stored as float16; booleans (hits) and integers stay as they are, exactly."""
+    out = stored({"s": np.array([0.1, 1 / 3]), "h": np.array([True, False]), "n": np.array([4097, 3])})
+    assert out["s"].dtype == np.float16 and out["s"].tolist() == [float(np.float16(0.1)), float(np.float16(1 / 3))]
+    assert out["h"].dtype == bool and out["h"].tolist() == [True, False]
+    assert out["n"].tolist() == [4097, 3]  # float16 would make 4097 into 4096
+
+
+def test_run_arrays_follow_the_first_runs_rows_and_realign_the_others() -> None:
+    """Rule: the images come in the order of the first run's rows, and the positions returned are that run's rows;
+    every other run's values are realigned to those images, whatever order its rows came in."""
+    rows = R.make_rows(R.small_boxes(5, np.random.default_rng(21)), seed=22)
+    order = np.r_[np.arange(5)[::-1], 5 + np.array([2, 0, 4, 1, 3])]  # base's rows reversed, r2's shuffled
+    rows = {k: v[order] for k, v in rows.items()}
+    arrays, sel0 = run_arrays(rows, R.entries(), R.run_labels())
+    assert rows["model"][sel0].tolist() == ["base"] * 5 and rows["run"][sel0].tolist() == ["seed0"] * 5
+    assert rows["image_id"][sel0].tolist() == [f"img{i:03d}" for i in (4, 3, 2, 1, 0)]
+    for name in R.MODELS:
+        for k, i in enumerate(rows["image_id"][sel0]):
+            row = next(j for j in range(10) if rows["model"][j] == name and rows["image_id"][j] == i)
+            assert arrays[f"{name}/seed0/correct"][k] == rows["correct"][row]
+            assert arrays[f"{name}/seed0/layer3.1/energy"][k] == rows["layer3/output/energy"][row]
+
+
+def test_a_models_maxboxacc_hit_is_iou_of_at_least_one_half_and_hits_are_booleans() -> None:
+    """Rule: a model's MaxBoxAcc counts a threshold as a hit when its IoU is >= 0.5 (exactly 0.5 is a hit); hits
+    (MaxBoxAcc, pointing) are booleans in the arrays even where the merged column is float (NaN for a model without
+    that tap)."""
+    rows = R.make_rows(R.small_boxes(3, np.random.default_rng(23)), seed=24)
+    t = len(L.BOXACC_THRESHOLDS)
+    rows["layer3/output/maxboxacc_iou"][0] = np.r_[0.5, np.nextafter(0.5, 0.0), np.full(t - 2, 0.9)]
+    assert rows["layer3/branch0/pointing"].dtype.kind == "f"  # only the Res2Net model has the branch tap
+    arrays, sel0 = run_arrays(rows, R.entries(), R.run_labels())
+    hits = arrays["base/seed0/layer3.1/maxboxacc"]
+    assert hits.dtype == bool and hits[0, :2].tolist() == [True, False]
+    pointing = arrays["r2/seed0/layer3.1.branch0/pointing"]
+    assert pointing.dtype == bool
+    assert pointing.tolist() == [bool(v) for v in rows["layer3/branch0/pointing"][3:6]]
+
+
+def test_controls_and_placements_are_read_for_output_taps_only() -> None:
+    """Rule: an output tap's arrays are its metrics plus the image-blind controls and the other placements its rows
+    carry (as float64 scores); a branch tap gets its branch metrics only, never a control or placement column."""
+    rows = R.make_rows(R.small_boxes(4, np.random.default_rng(25)), seed=26)
+    rng = np.random.default_rng(27)
+    extra = ["layer3/output/spread_pointing", "layer3/output/half_pixel/energy",
+             "layer3/output/effective_centre/mismatch_coverage",
+             "layer3/branch0/spread_pointing", "layer3/branch0/half_pixel/energy"]
+    for col in extra:
+        rows[col] = rng.random(len(rows["model"])).astype(np.float32)
+    arrays, _ = run_arrays(rows, R.entries(), R.run_labels())
+    for k, name in enumerate(R.MODELS):
+        sel = np.arange(4) + 4 * k
+        mine = {key.split("/", 2)[2] for key in arrays if key.startswith(f"{name}/seed0/")}
+        want = {"correct", *(f"layer3.1/{m}" for m in OUTPUT_METRICS),
+                "layer3.1/spread_pointing", "layer3.1/half_pixel/energy", "layer3.1/effective_centre/mismatch_coverage"}
+        if name == "r2":
+            want |= {f"layer3.1.branch0/{m}" for m in BRANCH_METRICS}
+        assert mine == want
+        for key, col in (("spread_pointing", extra[0]), ("half_pixel/energy", extra[1]),
+                         ("effective_centre/mismatch_coverage", extra[2])):
+            got = arrays[f"{name}/seed0/layer3.1/{key}"]
+            assert got.dtype == np.float64 and got.tolist() == rows[col][sel].tolist()
+
+
+def test_a_single_image_has_its_prior_width_fitted_on_its_own_boxes() -> None:
+    """Rule: cross-fitting over a single image (no other half) fits both widths on that image's boxes."""
+    box = [(10, 12, 40, 30), (5, 5, 20, 60)]
+    _, sigmas = image_blind_scores([box], np.array([0.3]), R.SIDE)
+    assert sigmas == pytest.approx([_sigma_by_pixels(box, R.SIDE)] * 2, rel=1e-9)
+
+
+def test_uniform_energy_comes_back_as_float64_whatever_the_areas_type() -> None:
+    """Rule: the uniform map's energy is the boxes' area fraction as a float64 score, for areas given as float32 or
+    integers (0 / 1) alike."""
+    boxes = [[(0, 0, 64, 64)], [(0, 0, 32, 32)]]
+    for area in (np.array([1.0, 0.25], dtype=np.float32), [1, 0]):
+        out, _ = image_blind_scores(boxes, area, R.SIDE, sigma=8.0)
+        assert out["uniform/energy"].dtype == np.float64 and out["uniform/energy"].tolist() == list(map(float, area))
+
+
+def test_a_given_width_reaches_the_summarys_prior(few_resamples: None) -> None:
+    """Rule: a width passed to the summary (fitted on a train split) scores every image's prior, never a cross-fit."""
+    boxes = R.small_boxes(6, np.random.default_rng(28))
+    _, _, arrays, _, sigmas = _quiet_summary(R.make_rows(boxes, seed=29), R.entries(), R.run_labels(), "base",
+                                             sigma=9.5)
+    assert sigmas == [9.5]
+    prior = L.centre_prior(R.SIDE, 9.5)
+    for i, b in enumerate(boxes):
+        mask = L.union_masks([b], (R.SIDE, R.SIDE))[0]
+        assert float(arrays["prior/energy"][i]) == pytest.approx(prior[mask].sum() / prior.sum(), abs=1e-3)
+
+
+def test_unequal_run_counts_are_refused_naming_each_models_count() -> None:
+    """Rule: runs pair up by position, so models with different numbers of runs are refused, with every count."""
+    runs = {"base": ["seed0", "seed1"], "r2": ["seed0"]}
+    with pytest.raises(ValueError, match=r"same number of runs to pair them by position, got base: 2, r2: 1$"):
+        summarise({}, R.entries(), runs, np.array([]), np.array([]), "base")
+
+
+def test_a_baseline_not_among_the_models_gives_no_comparisons(few_resamples: None) -> None:
+    """Rule: comparisons are made only to a baseline that is one of the models; otherwise there are none."""
+    rows = R.make_rows(R.small_boxes(4, np.random.default_rng(30)), seed=31)
+    res, paired, *_ = _quiet_summary(rows, R.entries(), R.run_labels(), "resnet50")
+    assert res["baseline"] is None and res["comparisons"] == [] and paired == {}
+    assert not [r for r in res["accuracy_by_size"] if r["kind"] != "top1"]
+
+
+def test_paired_top1_difference_is_in_points_over_every_image_of_the_bucket(few_resamples: None) -> None:
+    """Rule: the claims get, per bucket, the top-1 difference to the baseline in points (hits over all images of
+    the bucket, pooled over runs) with its resamples and the bucket's image count, under stage 'logits'."""
+    boxes = R.small_boxes(9, np.random.default_rng(32), most=50)
+    rows = R.make_rows(boxes, seed=33, runs=2)
+    _, paired, _, sel0, _ = _quiet_summary(rows, R.entries(2), R.run_labels(2), "base")
+    area = rows["box_area"][sel0]
+    for bucket, m in (("all", np.ones(9, bool)), ("small", area < 0.25), ("medium", (area >= 0.25) & (area < 0.6))):
+        if not m.any():
+            continue
+        top = {n: np.mean([rows["correct"][k] for k in range(len(rows["model"]))
+                           if rows["model"][k] == n and m[int(rows["image_id"][k][3:])]]) for n in R.MODELS}
+        est, smp, n = paired[("r2", "logits", bucket, "all", "top1")]
+        assert est == pytest.approx(100 * (top["r2"] - top["base"]), abs=1e-9)
+        assert smp.shape == (50,) and n == int(m.sum())
+
+
+def test_comparisons_only_at_stages_both_models_tap(few_resamples: None) -> None:
+    """Rule: a stage is compared only where both the model and the baseline have an output tap there."""
+    rows = R.make_rows(R.small_boxes(4, np.random.default_rng(34)), seed=35)
+    for k in [k for k in rows if k.startswith("layer3/output/")]:
+        rows["layer2" + k[len("layer3"):]] = rows[k]
+    entries = R.entries()
+    entries["r2"]["taps"] = {"layer2": {"output": "layer2.1"}, **entries["r2"]["taps"]}
+    res, paired, *_ = _quiet_summary(rows, entries, R.run_labels(), "base")
+    assert {r["stage"] for r in res["comparisons"]} == {"layer3"}
+    assert {k[1] for k in paired} == {"logits", "layer3"}
+    assert {r["stage"] for r in res["localisation"] if r["model"] == "r2"} == {"layer2", "layer3"}
+
+
+def test_both_correct_comparison_pools_the_images_both_models_got_right(few_resamples: None) -> None:
+    """Rule: the 'both correct' comparison of a metric is the mean over the (run, image) pairs where both models
+    are right of the model's score minus the baseline's, and rests on the mean number of such images per run."""
+    rows = R.make_rows(R.small_boxes(10, np.random.default_rng(36), most=50), seed=37, runs=2)
+    _, paired, *_ = _quiet_summary(rows, R.entries(2), R.run_labels(2), "base")
+    at = {(rows["model"][k], rows["run"][k], rows["image_id"][k]): k for k in range(len(rows["model"]))}
+    for metric in ("energy", "pointing"):
+        diffs, per_run = [], []
+        for run in ("seed0", "seed1"):
+            both = [i for (n, r, i), k in at.items() if n == "base" and r == run
+                    and rows["correct"][k] and rows["correct"][at[("r2", run, i)]]]
+            per_run.append(len(both))
+            diffs += [(float(np.float16(rows[f"layer3/output/{metric}"][at[("r2", run, i)]])),
+                       float(np.float16(rows[f"layer3/output/{metric}"][at[("base", run, i)]]))) for i in both]
+        est, smp, n = paired[("r2", "layer3", "all", "both correct", metric)]
+        assert est == pytest.approx(np.mean([a for a, _ in diffs]) - np.mean([b for _, b in diffs]), abs=1e-9)
+        assert n == round(np.mean(per_run)) and smp.shape == (50,)
+        assert per_run[0] != per_run[1] or n != 10  # the subset is not every image
