@@ -446,6 +446,10 @@ MUTATIONS: tuple[M, ...] = (
     M("csv-box-outside-the-image-scored-at-its-edge", "res2net/data/datasets.py",
       "boxes = [b for b in (_clip(b, (w, h)) for b in rec.boxes) if b is not None]", "boxes = list(rec.boxes)",
       ("tests/data/test_datasets_properties.py",)),
+    M("loaded-image-aliases-the-cached-split", "res2net/data/datasets.py",
+      "torch.from_numpy(pixels.transpose(2, 0, 1).copy())",
+      "torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))",
+      ("tests/data/test_datasets_rules.py::test_a_loaded_image_is_the_callers_own_copy",)),
 )
 
 SANITY_TESTS = ("tests/metrics/test_boxes.py::test_box_iou_by_hand",)

@@ -78,7 +78,8 @@ class EvalDataset:
         return len(self.records)
 
     def load(self, i: int, side: int) -> tuple[torch.Tensor, list[Box]]:
-        """Image ``i`` as uint8 (3, side, side), resized with no crop, and its boxes scaled to that grid.
+        """Image ``i`` as uint8 (3, side, side), resized with no crop, and its boxes scaled to that grid. The tensor
+        is a copy the caller owns: writing into it never changes the dataset (a decoded split is shared memory).
 
         Raises ``RecordError`` for an image that cannot be decoded or whose boxes all lie outside it."""
         rec = self.records[i]
@@ -90,7 +91,7 @@ class EvalDataset:
             raise RecordError(f"every box lies outside the image ({w}x{h} px)")  # counted like indexing's skips
         if pixels.shape[:2] != (side, side):
             pixels = np.asarray(Image.fromarray(pixels).resize((side, side), Image.BILINEAR))
-        return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))), scale_boxes(boxes, (w, h), side)
+        return torch.from_numpy(pixels.transpose(2, 0, 1).copy()), scale_boxes(boxes, (w, h), side)
 
 
 def scale_boxes(boxes: tuple[Box, ...] | list[Box], size: tuple[int, int], side: int) -> list[Box]:
