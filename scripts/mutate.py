@@ -577,26 +577,35 @@ def plain(tests: tuple[str, ...]) -> bool:
 
 
 def run_baselines(clean: Path, rows: list[M], args: argparse.Namespace) -> dict[tuple[str, ...], Run]:
-    """Each distinct selection of ``rows`` run unmutated: the plain ones together in one run (one start-up instead
-    of many), each on its own when that run fails or has options such as ``-k``."""
-    out: dict[tuple[str, ...], Run] = {}
+    """Each distinct selection of ``rows`` run unmutated, ``--jobs`` at a time: the plain ones together in one run
+    (one start-up instead of many), each on its own when that run fails or has options such as ``-k``."""
     selections = list(dict.fromkeys(m.tests for m in rows))
     timeouts = {m.tests: m.timeout or args.timeout for m in rows}
-    together = [s for s in selections if plain(s)]
-    if len(together) > 1:
+    together = [s for s in selections if plain(s)] if len(selections) > 1 else []
+    if len(together) < 2:
+        together = []
+    out: dict[tuple[str, ...], Run] = {}
+
+    def report(run: Run, what: str) -> None:
+        print(f"baseline {'passes' if run.rc == 0 else 'FAILS':6} {run.seconds:6.1f} s  {what}", flush=True)
+        if run.rc != 0 or args.verbose:
+            print(tail(run.output), flush=True)
+
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         union = tuple(dict.fromkeys(t for s in together for t in s))
-        run = run_tests(clean, union, sum(timeouts[s] for s in together))
-        print(f"baseline {'passes' if run.rc == 0 else 'FAILS':6} {run.seconds:6.1f} s  {len(together)} plain "
-              f"selections together{'' if run.rc == 0 else ': running each on its own'}", flush=True)
-        if run.rc == 0:
-            out.update(dict.fromkeys(together, run))
-    for s in selections:
-        if s not in out:
-            run = out[s] = run_tests(clean, s, timeouts[s])
-            print(f"baseline {'passes' if run.rc == 0 else 'FAILS':6} {run.seconds:6.1f} s  {' '.join(s)}",
-                  flush=True)
-            if run.rc != 0 or args.verbose:
-                print(tail(run.output), flush=True)
+        joint = pool.submit(run_tests, clean, union, sum(timeouts[s] for s in together)) if together else None
+        alone = {s: pool.submit(run_tests, clean, s, timeouts[s]) for s in selections if s not in together}
+        if joint is not None:
+            run = joint.result()
+            print(f"baseline {'passes' if run.rc == 0 else 'FAILS':6} {run.seconds:6.1f} s  {len(together)} plain "
+                  f"selections together{'' if run.rc == 0 else ': running each on its own'}", flush=True)
+            if run.rc == 0:
+                out.update(dict.fromkeys(together, run))
+            else:
+                alone.update({s: pool.submit(run_tests, clean, s, timeouts[s]) for s in together})
+        for s, future in alone.items():
+            out[s] = future.result()
+            report(out[s], " ".join(s))
     return out
 
 
@@ -664,9 +673,14 @@ def main(argv: list[str] | None = None) -> int:
             (tmp_path / "shared").symlink_to(shared, target_is_directory=True)
         clean = tmp_path / "clean"
         make_copy(files, clean)
-        if runnable:
-            check_isolation(clean, args.timeout)
-        baseline = run_baselines(clean, runnable, args)
+        with ThreadPoolExecutor(max_workers=1) as side:  # the isolation check breaks a copy of its own meanwhile
+            isolated = None
+            if runnable:
+                make_copy(files, tmp_path / "isolation")
+                isolated = side.submit(check_isolation, tmp_path / "isolation", args.timeout)
+            baseline = run_baselines(clean, runnable, args)
+            if isolated is not None:
+                isolated.result()  # exits (SystemExit) when the copies do not import their own packages
         def one(m: M) -> None:
             """Plant ``m`` in its own copy and run its tests (mutants run ``--jobs`` at a time)."""
             if baseline[m.tests].rc != 0:
