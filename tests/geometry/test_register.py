@@ -64,15 +64,18 @@ def _gradient_centroids(model: nn.Module, taps: list[str], cells: dict[str, tupl
 HW = (64 * 3 + 1, 64 * 4 + 1)  # 193 x 257: middle units centred at (96, 128)
 
 
-def _first_and_last_blocks(model: nn.Module) -> list[str]:
-    """The taps of each stage's first block (where the stride and the shortcut change) and its last (the largest
-    receptive field): the middle blocks repeat the last one's geometry with a smaller field."""
-    taps = res2net.tap_names(model)
-    blocks: dict[str, list[int]] = {}
+def _first_and_last_blocks(model: nn.Module, taps: list[str] | None = None) -> list[str]:
+    """The taps (of ``taps``, default all) of each stage's first block (where the stride and the shortcut change) and
+    its last (the largest receptive field): the middle blocks repeat the last one's geometry with a smaller field.
+    A block is a tap's name without its branch ("layer2.3", "level4.tree1.tree2"), in the model's order."""
+    taps = taps or res2net.tap_names(model)
+    blocks: dict[str, list[str]] = {}
     for t in taps:
-        stage, block = t.split(".")[:2]
-        blocks.setdefault(stage, []).append(int(block))
-    return [t for t in taps if int(t.split(".")[1]) in (min(blocks[t.split(".")[0]]), max(blocks[t.split(".")[0]]))]
+        block = t.rsplit(".branch", 1)[0]
+        order = blocks.setdefault(t.split(".")[0], [])
+        if block not in order:
+            order.append(block)
+    return [t for t in taps if t.rsplit(".branch", 1)[0] in (blocks[t.split(".")[0]][0], blocks[t.split(".")[0]][-1])]
 
 
 def _offsets(name: str, hw: tuple[int, int] = HW, taps: list[str] | None = None) -> dict[str, tuple[float, float]]:
@@ -164,9 +167,11 @@ def test_registration_dla60_res2net_main_path(one_thread):
     before the first such pool (the branches of level2's first block), and from there a drift toward +y, +x within
     the pools' accumulated half-cells (level2: 1 px, level3: +2, level4: +4, level5: +8). Its 2x2 pools need sizes
     divisible by 32, so the input is 224 x 256 and the middle units are not the image centre: the border cuts
-    deep taps' gradients unevenly, which adds to the drift but stays inside the bound."""
+    deep taps' gradients unevenly, which adds to the drift but stays inside the bound. Each level's first and last
+    tree block, with their first and last branches."""
     model = res2net.create_model("dla60_res2net")
-    taps = [t for t in res2net.tap_names(model) if t.endswith(("branch0", "branch3")) or "branch" not in t]
+    taps = _first_and_last_blocks(model, [t for t in res2net.tap_names(model)
+                                          if t.endswith(("branch0", "branch3")) or "branch" not in t])
     offsets = _offsets("dla60_res2net", (224, 256), taps)
     exact = {t: o for t, o in offsets.items() if t.startswith("level2.tree1.branch")}
     assert exact
