@@ -1,6 +1,6 @@
 """Mutation check: plant one plausible bug at a time in a copy of the repository and run the tests aimed at it.
 
-    .venv/bin/python scripts/mutate.py [--only NAME ...] [--quick] [--list] [--timeout S] [-v]
+    .venv/bin/python scripts/mutate.py [--only NAME ...] [--quick] [--list] [--timeout S] [--cold] [-v]
 
 Each row of ``MUTATIONS`` is one bug that would make the project draw a wrong conclusion: a file, an exact source
 snippet (it must occur exactly once, or the row is reported stale: the code changed and the row needs updating),
@@ -10,6 +10,8 @@ and the selection runs in the copy with the project's Python and ``PYTHONPATH`` 
 ``res2net`` and ``dashboard`` are the ones imported (checked at the start by a copy whose ``res2net`` cannot be
 imported). Each distinct selection first runs unmutated: if it fails there, its mutations are reported as
 "baseline fails", not as killed. A mutation whose tests time out counts as killed (a hanging suite fails CI).
+Each pytest run is forked from a warm starter (``scripts/warm_pytest.py``) that imported torch and the other heavy
+libraries once, but never the project's packages; ``--cold`` starts a fresh interpreter per run instead.
 
 Exit status: 1 if any mutation survived, else 2 if any row was stale or could not be judged (or the arguments
 were wrong), else 0.
@@ -19,12 +21,16 @@ Adding a mutation is one ``M(...)`` row; ``quick=True`` puts it in the ``--quick
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -528,10 +534,82 @@ class Run:
     output: str
 
 
+class WarmPytest:
+    """scripts/warm_pytest.py as a server: each pytest run forked from one process that imported torch, numpy,
+    PIL, pytest and hypothesis once (about 4 s of every run's start-up), instead of a fresh interpreter."""
+
+    def __init__(self) -> None:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the runs put their own copy first
+        self.proc = subprocess.Popen([python(), str(ROOT / "scripts" / "warm_pytest.py")], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, env=env, cwd=tempfile.gettempdir())
+        self.replies: dict[int, dict] = {}
+        self.done = threading.Condition()
+        self.ids = itertools.count()
+        self.closed = False
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            msg = json.loads(line)
+            with self.done:
+                self.replies.setdefault(msg["id"], {}).update(msg)
+                self.done.notify_all()
+        with self.done:
+            self.closed = True
+            self.done.notify_all()
+
+    def _wait_for(self, rid: int, key: str, timeout: float | None) -> bool:
+        with self.done:
+            ok = self.done.wait_for(lambda: key in self.replies.get(rid, {}) or self.closed, timeout)
+            if key not in self.replies.get(rid, {}):
+                if self.closed:
+                    raise RuntimeError("the warm pytest starter ended")
+                return False
+            return ok
+
+    def run(self, copy: Path, args: list[str], timeout: float, out: Path) -> int | None:
+        """pytest ``args`` in ``copy``, output to ``out``; its exit status, or None when ``timeout`` ran out (the
+        run's process group is then killed)."""
+        rid = next(self.ids)
+        # the starter imported hypothesis before pytest could rewrite its asserts: pytest warns of it in every run
+        args = ["-W", "ignore::pytest.PytestAssertRewriteWarning", *args]
+        req = {"id": rid, "cwd": str(copy), "env": child_env(copy), "args": args, "out": str(out)}
+        assert self.proc.stdin is not None
+        with self.done:
+            self.proc.stdin.write((json.dumps(req) + "\n").encode())
+            self.proc.stdin.flush()
+        self._wait_for(rid, "pid", None)
+        if self._wait_for(rid, "rc", timeout):
+            return self.replies.pop(rid)["rc"]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.replies[rid]["pid"], signal.SIGKILL)
+        self._wait_for(rid, "rc", None)
+        self.replies.pop(rid)
+        return None
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait()
+
+
+WARM: WarmPytest | None = None  # set by main unless --cold
+
+
 def run_tests(copy: Path, tests: tuple[str, ...], timeout: float) -> Run:
     """The selection in ``copy`` with the project's Python; its whole process group is ended on timeout."""
-    cmd = [python(), "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
+    args = ["-x", "-q", "-p", "no:cacheprovider", *tests]
     t0 = time.monotonic()
+    if WARM is not None:
+        fd, name = tempfile.mkstemp(prefix="pytest-", suffix=".log", dir=copy.parent)
+        os.close(fd)
+        try:
+            rc = WARM.run(copy, args, timeout, Path(name))
+            return Run(rc, time.monotonic() - t0, Path(name).read_text(errors="replace"))
+        finally:
+            Path(name).unlink(missing_ok=True)
+    cmd = [python(), "-m", "pytest", *args]
     proc = subprocess.Popen(cmd, cwd=copy, env=child_env(copy), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
     try:
@@ -629,6 +707,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per pytest run (default 240)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                     help="mutants tested at a time, each in its own copy (default: one per core)")
+    ap.add_argument("--cold", action="store_true",
+                    help="start every pytest run in a fresh interpreter (default: forked from a warm one)")
     ap.add_argument("-v", "--verbose", action="store_true", help="show the end of pytest's output for every run")
     return ap.parse_args(argv)
 
@@ -663,6 +743,21 @@ def main(argv: list[str] | None = None) -> int:
     for why in stale.values():
         print(f"STALE ROW: {why}", file=sys.stderr)
     runnable = [m for m in chosen if m.name not in stale]
+    if args.jobs > 1:  # share the cores between the runs at once (before the warm starter imports torch)
+        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.jobs)))
+    global WARM
+    if not args.cold and runnable and hasattr(os, "fork"):
+        WARM = WarmPytest()
+    try:
+        return _run_all(args, chosen, runnable, stale)
+    finally:
+        if WARM is not None:
+            WARM.close()
+            WARM = None
+
+
+def _run_all(args: argparse.Namespace, chosen: list[M], runnable: list[M], stale: dict[str, str]) -> int:
+    """Copy the tree, check the copies' isolation, run the baselines, then every runnable mutant; print the table."""
     files = working_files()
     results: dict[str, tuple[str, float, str]] = {n: ("error", 0.0, "stale row") for n in stale}
     t_start = time.monotonic()
@@ -697,8 +792,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {result:8} {run.seconds:6.1f} s  {m.name}"
                   + (f"\n{tail(run.output)}" if result != "killed" or args.verbose else ""), flush=True)
 
-        if args.jobs > 1:  # share the cores between the mutants running at once
-            os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.jobs)))
         with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
             list(pool.map(one, runnable))
     total = time.monotonic() - t_start
