@@ -456,6 +456,9 @@ MUTATIONS: tuple[M, ...] = (
       "torch.from_numpy(pixels.transpose(2, 0, 1).copy())",
       "torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))",
       ("tests/data/test_datasets_rules.py::test_a_loaded_image_is_the_callers_own_copy",)),
+    M("failed-save-leaves-its-temporary-file", "res2net/evaluation/results.py",
+      "tmp.unlink(missing_ok=True)", "None",
+      ("tests/evaluation/test_results_rules.py::test_a_failed_save_keeps_the_previous_file_and_leaves_nothing_behind",)),
 )
 
 SANITY_TESTS = ("tests/metrics/test_boxes.py::test_box_iou_by_hand",)

@@ -646,14 +646,18 @@ def save_image_scores(path: str | os.PathLike, arrays: Mapping[str, np.ndarray])
     """Write named arrays to a compressed ``.npz`` that is byte-identical for identical arrays (fixed zip dates)."""
     p = Path(path)
     tmp = p.with_suffix(".npz.tmp")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as z:
-        for key in sorted(arrays):
-            buf = io.BytesIO()
-            np.lib.format.write_array(buf, np.ascontiguousarray(arrays[key]), allow_pickle=False)
-            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            z.writestr(info, buf.getvalue())
-    os.replace(tmp, p)
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as z:
+            for key in sorted(arrays):
+                buf = io.BytesIO()
+                np.lib.format.write_array(buf, np.ascontiguousarray(arrays[key]), allow_pickle=False)
+                info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                z.writestr(info, buf.getvalue())
+        os.replace(tmp, p)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a failed save leaves the previous file as it was, and nothing beside it
+        raise
 
 
 def load_image_scores(path: str | os.PathLike) -> dict[str, np.ndarray]:
