@@ -83,8 +83,10 @@ def _to_json(v: object) -> object:
 
 
 def _few(names: list[str]) -> str:
-    """'a, b, c' or 'a, b, c and 4 more fields': a message names what is missing without listing a schema."""
-    return ", ".join(names[:3]) + (f" and {len(names) - 3} more fields" if len(names) > 3 else "")
+    """'a, b, c', 'a, b, c and 1 more field', 'a, b, c and 4 more fields': a message names what is missing without
+    listing a schema."""
+    more = len(names) - 3
+    return ", ".join(names[:3]) + (f" and {more} more field{'s' if more > 1 else ''}" if more > 0 else "")
 
 
 class _Invalid(Exception):
