@@ -8,10 +8,8 @@
   read: absent optional fields stay absent, optional fields given as null stay null, undeclared keys are dropped;
 - the origin's name starts every message; a problem at the top level reads "<origin> <what>", elsewhere
   "<origin>: <path> <what>";
-- ``field_docs`` gives each declared field's description, in declaration order.
+- ``field_docs`` gives each declared field's description, in declaration order; a required field has no default.
 """
-
-from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,25 +21,43 @@ from hypothesis import strategies as st
 from res2net.evaluation.records import Record, ResultsError, doc, field_docs
 
 
-@dataclass(frozen=True, kw_only=True)
-class Point(Record):
-    """A leaf record."""
+def _declare() -> tuple[type[Record], ...]:
+    """Point, Shape, Item and Items, declared afresh for each test (so that each test declares and reads them, with
+    no plan left from an earlier one). Annotations are evaluated here, so local classes can refer to each other."""
 
-    x: float = doc("a number")
-    label: str | None = doc("optional text", optional=True)
+    @dataclass(frozen=True, kw_only=True)
+    class Point(Record):
+        """A leaf record."""
 
+        x: float = doc("a number")
+        label: str | None = doc("optional text", optional=True)
 
-@dataclass(frozen=True, kw_only=True)
-class Shape(Record):
-    """A record with every kind of field."""
+    @dataclass(frozen=True, kw_only=True)
+    class Shape(Record):
+        """A record with every kind of field."""
 
-    name: str = doc("its name")
-    count: int = doc("an integer")
-    closed: bool = doc("true or false")
-    points: tuple[Point, ...] = doc("a list of records")
-    tags: Mapping[str, int] = doc("an object of integers")
-    centre: Point | None = doc("a record or null")
-    weight: float | None = doc("optional number", optional=True)
+        name: str = doc("its name")
+        count: int = doc("an integer")
+        closed: bool = doc("true or false")
+        points: tuple[Point, ...] = doc("a list of records")
+        tags: Mapping[str, int] = doc("an object of integers")
+        centre: Point | None = doc("a record or null")
+        weight: float | None = doc("optional number", optional=True)
+
+    @dataclass(frozen=True, kw_only=True)
+    class Item(Record):
+        """A list item with an identifier."""
+
+        id: str = doc("its identifier")
+        n: int = doc("a count")
+
+    @dataclass(frozen=True, kw_only=True)
+    class Items(Record):
+        """A list of identified items."""
+
+        items: tuple[Item, ...] = doc("the items")
+
+    return Point, Shape, Item, Items
 
 
 GOOD = {"name": "tri", "count": 3, "closed": True,
@@ -56,6 +72,7 @@ def _message(cls: type[Record], obj: object, where: str = "f.json") -> str:
 
 
 def test_fields_are_built_into_their_declared_types() -> None:
+    Point, Shape, Item, Items = _declare()
     s = Shape.from_json(GOOD)
     assert (s.name, s.count, s.closed, s.centre, s.weight) == ("tri", 3, True, None, None)
     assert isinstance(s.points, tuple) and all(isinstance(p, Point) for p in s.points)
@@ -66,6 +83,7 @@ def test_fields_are_built_into_their_declared_types() -> None:
 
 
 def test_a_round_trip_keeps_absent_fields_absent_nulls_null_and_drops_undeclared_keys() -> None:
+    Point, Shape, Item, Items = _declare()
     assert Shape.from_json(GOOD).to_json() == GOOD
     assert list(Shape.from_json(GOOD).to_json()["points"][0]) == ["x"]  # label absent, not null
     assert Shape.from_json(GOOD | {"weight": None}).to_json() == GOOD | {"weight": None}
@@ -75,6 +93,7 @@ def test_a_round_trip_keeps_absent_fields_absent_nulls_null_and_drops_undeclared
 
 
 def test_missing_fields_are_named_three_at_most_and_counted() -> None:
+    Point, Shape, Item, Items = _declare()
     assert _message(Point, {}) == "f.json lacks x"
     assert _message(Shape, {"name": "t", "count": 1, "closed": False}) == "f.json lacks points, tags, centre"
     assert _message(Shape, {"name": "t", "count": 1}) == "f.json lacks closed, points, tags and 1 more field"
@@ -83,6 +102,7 @@ def test_missing_fields_are_named_three_at_most_and_counted() -> None:
 
 
 def test_a_wrong_type_is_named_by_its_path_and_value() -> None:
+    Point, Shape, Item, Items = _declare()
     cases = [
         (GOOD | {"count": 2.0}, "f.json: count is '2.0', not an integer"),
         (GOOD | {"count": True}, "f.json: count is 'True', not an integer"),  # a bool is not a number here
@@ -102,22 +122,8 @@ def test_a_wrong_type_is_named_by_its_path_and_value() -> None:
         assert _message(Shape, obj) == message
 
 
-@dataclass(frozen=True, kw_only=True)
-class Item(Record):
-    """A list item with an identifier."""
-
-    id: str = doc("its identifier")
-    n: int = doc("a count")
-
-
-@dataclass(frozen=True, kw_only=True)
-class Items(Record):
-    """A list of identified items."""
-
-    items: tuple[Item, ...] = doc("the items")
-
-
 def test_a_list_item_with_a_text_id_is_named_by_it() -> None:
+    Point, Shape, Item, Items = _declare()
     assert _message(Items, {"items": [{"id": "a", "n": 1}, {"id": "b-2", "n": "x"}]}) == \
         "f.json: items[1] ('b-2').n is 'x', not an integer"
     assert _message(Items, {"items": [{"id": "a", "n": 1}, {"id": "b-2"}]}) == "f.json: items[1] ('b-2') lacks n"
@@ -126,6 +132,7 @@ def test_a_list_item_with_a_text_id_is_named_by_it() -> None:
 
 
 def test_the_origin_defaults_to_results_and_a_non_object_is_refused() -> None:
+    Point, Shape, Item, Items = _declare()
     with pytest.raises(ResultsError) as e:
         Point.from_json([1])
     assert str(e.value) == "results is not a JSON object"
@@ -135,8 +142,12 @@ def test_the_origin_defaults_to_results_and_a_non_object_is_refused() -> None:
 
 
 def test_field_docs_in_declaration_order() -> None:
+    Point, Shape, Item, Items = _declare()
     assert field_docs(Point) == {"x": "a number", "label": "optional text"}
     assert list(field_docs(Shape)) == ["name", "count", "closed", "points", "tags", "centre", "weight"]
+    assert Point(x=1.0).label is None  # an optional field defaults to None
+    with pytest.raises(TypeError, match="'x'"):  # a required one has no default, built in code or read
+        Point(label="a")
 
 
 @settings(max_examples=40, deadline=None)
@@ -145,5 +156,6 @@ def test_field_docs_in_declaration_order() -> None:
        st.dictionaries(st.text(max_size=3), st.integers(), max_size=3),
        st.sampled_from([{}, {"weight": None}, {"weight": 1.5}]))
 def test_any_valid_object_reads_back_to_itself(points: list, tags: dict, weight: dict) -> None:
+    Point, Shape, Item, Items = _declare()
     obj = GOOD | {"points": points, "tags": tags} | weight
     assert Shape.from_json(obj).to_json() == obj

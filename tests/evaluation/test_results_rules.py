@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -25,6 +28,7 @@ from res2net.evaluation.results import (
     SCHEMA_VERSION,
     BucketBaselines,
     Claim,
+    Results,
     ResultsError,
     RunEntry,
     image_scores_path,
@@ -84,6 +88,12 @@ def test_a_failed_save_keeps_the_previous_file_and_leaves_nothing_behind(tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.npz"]
 
 
+def test_a_save_that_cannot_start_raises_its_own_error_not_the_clean_up_s(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError) as e:
+        save_image_scores(tmp_path / "missing" / "scores.npz", {"x": np.ones(2)})
+    assert e.value.__context__ is None  # nothing failed while cleaning up after it
+
+
 def test_a_pickled_column_is_refused_on_load(tmp_path: Path) -> None:
     path = tmp_path / "pickled.npz"
     np.savez(path, ok=np.ones(2), bad=np.array([object()], dtype=object))
@@ -111,6 +121,22 @@ def test_a_utf8_file_loads_whatever_the_locale(tmp_path: Path, raw: dict) -> Non
     path = tmp_path / "r.json"
     path.write_bytes(json.dumps(named, ensure_ascii=False).encode("utf-8"))
     assert load_results(path).dataset == "tiny-imagenet-100 val — façade"
+    env = os.environ | {"LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    code = "import sys; from res2net.evaluation.results import load_results; print(ascii(load_results(sys.argv[1])" \
+        ".dataset))"
+    out = subprocess.run([sys.executable, "-c", code, str(path)], env=env, capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[2], check=True).stdout
+    assert out.strip() == ascii("tiny-imagenet-100 val — façade")  # an ASCII locale reads the same file
+
+
+def test_a_problem_inside_a_file_names_the_file(tmp_path: Path, raw: dict) -> None:
+    bad = copy.deepcopy(raw)
+    del bad["prior"]["sigma_px"]
+    path = tmp_path / "named.json"
+    path.write_text(json.dumps(bad))
+    with pytest.raises(ResultsError) as e:
+        load_results(path)
+    assert str(e.value) == f"{path}: prior lacks sigma_px"
 
 
 def test_the_version_is_checked_first_and_the_message_says_what_to_do(raw: dict) -> None:
@@ -123,6 +149,9 @@ def test_the_version_is_checked_first_and_the_message_says_what_to_do(raw: dict)
     with pytest.raises(ResultsError) as e:
         validate_results({"dataset": "x"})
     assert str(e.value).startswith("results has schema version None;")  # the default name of the origin
+    with pytest.raises(ResultsError) as e:
+        Results.from_json({"schema_version": 1})
+    assert str(e.value).startswith("results has schema version 1;")
     with pytest.raises(ResultsError) as e:
         validate_results("not an object")
     assert str(e.value) == "results is not a JSON object of evaluation results"
