@@ -56,6 +56,7 @@ def _declare() -> tuple[type[Record], ...]:
         """A list of identified items."""
 
         items: tuple[Item, ...] = doc("the items")
+        by_name: Mapping[str, Item] | None = doc("items by name", optional=True)
 
     return Point, Shape, Item, Items
 
@@ -129,6 +130,8 @@ def test_a_list_item_with_a_text_id_is_named_by_it() -> None:
     assert _message(Items, {"items": [{"id": "a", "n": 1}, {"id": "b-2"}]}) == "f.json: items[1] ('b-2') lacks n"
     assert _message(Items, {"items": [{"id": 7, "n": 1}]}) == "f.json: items[0].id is '7', not text"
     assert _message(Items, {"items": [{"n": 1}]}) == "f.json: items[0] lacks id"
+    assert _message(Items, {"items": [], "by_name": {"k": {"id": "a", "n": "x"}}}) == \
+        "f.json: by_name.k.n is 'x', not an integer"  # outer key first
 
 
 def test_the_origin_defaults_to_results_and_a_non_object_is_refused() -> None:
