@@ -91,7 +91,7 @@ def rule_d(floor: float, grid: float, run_sd: float | None) -> float:
         raise ValueError(f"floor and grid must be positive, got {floor} and {grid}")
     raw = floor if run_sd is None else max(floor, math.sqrt(2.0) * run_sd)
     steps = math.ceil(round(raw / grid, 9))  # round first: 0.03 / 0.005 is 5.999...; it is 6 steps
-    return round(steps * grid, 10)
+    return float(f"{steps * grid:.15g}")  # 6 x 0.005 is 0.030000000000000002; 15 digits keep any grid's steps
 
 
 def min_effect(metric: str, bucket: str = "all", run_sd: float | None = None) -> float:
