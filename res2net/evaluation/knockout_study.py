@@ -121,9 +121,10 @@ def _block_output(model: nn.Module, images: torch.Tensor, block: str, batch_size
 
 
 def _strength(changed: torch.Tensor, intact: torch.Tensor) -> np.ndarray:
-    """Per image ||changed - intact|| / ||intact|| of a block's output (0 where the output is all zero)."""
+    """Per image ||changed - intact|| / ||intact|| of a block's output (0 where the output is all zero; a non-zero norm,
+    however small, divides as it is: no floor)."""
     norm = intact.norm(dim=1)
-    return torch.where(norm > 0, (changed - intact).norm(dim=1) / norm.clamp_min(1e-30), 0.0).numpy()
+    return torch.where(norm > 0, (changed - intact).norm(dim=1) / norm, 0.0).numpy()  # x / 0 is never selected
 
 
 def block_knockout(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, boxes: np.ndarray, block: str,
