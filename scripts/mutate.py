@@ -459,6 +459,10 @@ MUTATIONS: tuple[M, ...] = (
     M("failed-save-leaves-its-temporary-file", "res2net/evaluation/results.py",
       "tmp.unlink(missing_ok=True)", "None",
       ("tests/evaluation/test_results_rules.py::test_a_failed_save_keeps_the_previous_file_and_leaves_nothing_behind",)),
+    M("same-padding-even-window-centred-on-a-pixel", "res2net/geometry/receptive_field.py",
+      "tuple((ke - 1) // 2 for ke in keff)", "tuple((ke - 1) / 2 for ke in keff)",
+      ("tests/geometry/test_receptive_field_rules.py::test_padding_same_pads_like_pytorch",
+       "tests/geometry/test_receptive_field_rules.py::test_padding_same_centre_is_where_the_gradient_is")),
 )
 
 SANITY_TESTS = ("tests/metrics/test_boxes.py::test_box_iou_by_hand",)

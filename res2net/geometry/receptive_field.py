@@ -53,8 +53,8 @@ def _window(rf: RFInfo, kernel: object, stride: object, padding: object, dilatio
     """A sliding window (conv or pool) of ``kernel`` taps: RF grows by (k_eff - 1) * jump."""
     k, s, d = _pair(kernel), _pair(stride), _pair(dilation)
     keff = tuple(di * (ki - 1) + 1 for ki, di in zip(k, d, strict=True))
-    if isinstance(padding, str):  # 'valid' or 'same' (stride 1)
-        p = (0, 0) if padding == "valid" else tuple((ke - 1) / 2 for ke in keff)
+    if isinstance(padding, str):  # 'valid', or 'same' (stride 1): PyTorch pads an even window's extra pixel after
+        p = (0, 0) if padding == "valid" else tuple((ke - 1) // 2 for ke in keff)
     else:
         p = _pair(padding)
     return RFInfo(

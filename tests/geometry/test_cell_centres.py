@@ -10,6 +10,7 @@ Rules under test:
 
 from __future__ import annotations
 
+import hypothesis_profiles  # noqa: F401  (example counts: few in CI, more in the mutation run; no deadline)
 import numpy as np
 import pytest
 import torch
