@@ -254,7 +254,14 @@ def merge_rows(shard_dir: Path, jobs: list[tuple[str, str]], n_images: int) -> d
         if got != n_images:
             raise RuntimeError(f"{name} ({run_label}): the shard files in {shard_dir} hold {got} of {n_images} "
                                "images; rerun the same command to finish the missing batches")
-        parts.append({k: np.concatenate([c[k] for c in cols]) for k in cols[0]})
+        # a batch whose every image was skipped has no score columns: its rows get a skipped image's NaN / False
+        ref: dict[str, np.ndarray] = {}
+        for c in cols:
+            for k, v in c.items():
+                ref.setdefault(k, v)
+        parts.append({k: np.concatenate([c[k] if k in c else np.full((len(c["image_id"]), *r.shape[1:]),
+                                                                     np.nan if r.dtype.kind == "f" else False)
+                                         for c in cols]) for k, r in ref.items()})
     keys = sorted({k for p in parts for k in p})
     out = {}
     for k in keys:
