@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
+
+from res2net.models.blocks import TappedBlock
 
 
 def randomise_bn(model: nn.Module, *, seed: int = 0, size: int = 64, channels: int = 3, batches: int = 1) -> nn.Module:
@@ -86,3 +90,17 @@ def refuse_downloads(monkeypatch, torch_home) -> list[str]:  # noqa: ANN001
 
     monkeypatch.setattr(urllib.request, "urlopen", refuse)
     return tried
+
+
+class OpBlock(TappedBlock):
+    """A block whose output tap is ``fn(x)`` (a module, or any function of the input): hand-made geometry."""
+
+    stype = "normal"
+
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        super().__init__()
+        self._make_taps(0)
+        self.fn = fn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.output(self.fn(x))

@@ -46,24 +46,11 @@ from torch import nn
 
 import res2net
 from res2net.geometry.receptive_field import RF_RULES, RFInfo, tap_rf_info, tap_stride, theoretical_rf
-from res2net.models.blocks import TappedBlock
 from res2net.models.taps import TapError
 
+from helpers import OpBlock
+
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-class _Op(TappedBlock):
-    """A block whose output tap is ``fn(x)`` (a module, or any function of the input)."""
-
-    stype = "normal"
-
-    def __init__(self, fn) -> None:  # noqa: ANN001
-        super().__init__()
-        self._make_taps(0)
-        self.fn = fn
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.output(self.fn(x))
 
 
 class _Net(nn.Module):
@@ -71,7 +58,7 @@ class _Net(nn.Module):
 
     def __init__(self, *fns, head=None) -> None:  # noqa: ANN001
         super().__init__()
-        self.b = nn.Sequential(*(_Op(f) for f in fns))
+        self.b = nn.Sequential(*(OpBlock(f) for f in fns))
         self.head = head
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -55,23 +55,10 @@ import res2net
 from res2net.geometry import registration as R
 from res2net.geometry.cell_centres import CellCentres
 from res2net.geometry.registration import CropBox
-from res2net.models.blocks import TappedBlock
+
+from helpers import OpBlock
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-class _Conv(TappedBlock):
-    """One conv whose output is the block's tap."""
-
-    stype = "normal"
-
-    def __init__(self, conv: nn.Conv2d) -> None:
-        super().__init__()
-        self._make_taps(0)
-        self.conv = conv
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.output(self.conv(x))
 
 
 class _Net(nn.Module):
@@ -81,8 +68,8 @@ class _Net(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.a = _Conv(nn.Conv2d(3, 3, (3, 5), stride=(2, 4), bias=False))
-        self.b = _Conv(nn.Conv2d(3, 3, 3, stride=2, padding=1, bias=False))
+        self.a = OpBlock(nn.Conv2d(3, 3, (3, 5), stride=(2, 4), bias=False))
+        self.b = OpBlock(nn.Conv2d(3, 3, 3, stride=2, padding=1, bias=False))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.b(self.a(x))
