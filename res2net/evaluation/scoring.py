@@ -156,6 +156,11 @@ def _as_list(batch: list) -> list:
     return batch
 
 
+def _skipped_rows(n: int, like: np.ndarray) -> np.ndarray:
+    """``n`` rows of a score column as a skipped image has them: NaN (False for a hit column), ``like``'s dtype."""
+    return np.full((n, *like.shape[1:]), np.nan if like.dtype.kind == "f" else False, dtype=like.dtype)
+
+
 def _batch_rows(model: torch.nn.Module, ds: EvalDataset, items: list, name: str, run_label: str
                 ) -> Callable[[], dict[str, np.ndarray]]:
     """Run the model on one batch now; return the rest (metrics, row assembly) as a call that needs no model:
@@ -184,7 +189,7 @@ def _batch_rows(model: torch.nn.Module, ds: EvalDataset, items: list, name: str,
             "boxes": np.array([";".join(" ".join(map(str, bx)) for bx in b) for _, _, b, _ in items]),
         }
         for key, v in scores.items():
-            full = np.full((n, *v.shape[1:]), np.nan if v.dtype.kind == "f" else False, dtype=v.dtype)
+            full = _skipped_rows(n, v)
             full[[k for k, (i, *_) in enumerate(items) if i in pos]] = v
             rows[key] = full
         return rows
@@ -259,9 +264,8 @@ def merge_rows(shard_dir: Path, jobs: list[tuple[str, str]], n_images: int) -> d
         for c in cols:
             for k, v in c.items():
                 ref.setdefault(k, v)
-        parts.append({k: np.concatenate([c[k] if k in c else np.full((len(c["image_id"]), *r.shape[1:]),
-                                                                     np.nan if r.dtype.kind == "f" else False)
-                                         for c in cols]) for k, r in ref.items()})
+        parts.append({k: np.concatenate([c[k] if k in c else _skipped_rows(len(c["image_id"]), r) for c in cols])
+                      for k, r in ref.items()})
     keys = sorted({k for p in parts for k in p})
     out = {}
     for k in keys:
