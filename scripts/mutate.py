@@ -468,6 +468,13 @@ MUTATIONS: tuple[M, ...] = (
       "tuple((ke - 1) // 2 for ke in keff)", "tuple((ke - 1) / 2 for ke in keff)",
       ("tests/geometry/test_receptive_field_rules.py::test_padding_same_pads_like_pytorch",
        "tests/geometry/test_receptive_field_rules.py::test_padding_same_centre_is_where_the_gradient_is")),
+    M("all-skipped-batch-drops-score-columns", "res2net/evaluation/scoring.py",
+      "c[k] if k in c else _skipped_rows(len(c[\"image_id\"]), r) for c in cols",
+      "c[k] for c in cols",
+      ("tests/evaluation/test_scoring_rules.py::test_a_batch_of_skipped_images_merges_with_its_job",)),
+    M("effect-size-d-rounded-to-ten-decimals", "res2net/metrics/effect_size.py",
+      'float(f"{steps * grid:.15g}")', "round(steps * grid, 10)",
+      ("tests/metrics/test_effect_size_rules.py::test_a_grid_with_many_decimals_keeps_d_on_it",)),
 )
 
 SANITY_TESTS = ("tests/metrics/test_boxes.py::test_box_iou_by_hand",)
