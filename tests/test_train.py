@@ -131,7 +131,7 @@ def test_every_embedded_model_ships_its_five_runs_within_the_size_budget() -> No
         res2net.create_model(EMBEDDED[0], pretrained=True, seed=99)
 
 
-SPOT_EVERY = 10  # the independent forward pass checks every 10th val image (500 of 5,000)
+SPOT_EVERY = 25  # the independent forward pass checks every 25th val image (200 of 5,000)
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +144,7 @@ def shipped_correct() -> dict[str, np.ndarray]:
 @pytest.mark.parametrize(("name", "seed"), [(n, s) for n in EMBEDDED for s in embedded_seeds(n)])
 def test_shipped_weights_reproduce_card_top1(name: str, seed: int, shipped_correct: dict[str, np.ndarray]) -> None:
     """The card's top-1 is the shipped results' per-image hits over all 5,000 val images, and those hits are this
-    run's: an independent forward pass of the stored weights on every 10th image gives the same hits."""
+    run's: an independent forward pass of the stored weights on every 25th image gives the same hits."""
     if not (default_data_dir() / "val.tar.gz").is_file():
         pytest.skip(f"Tiny-ImageNet-100 val split not found at {default_data_dir()} (set RES2NET_DATA)")
     card = read_model_card(name, seed)

@@ -202,14 +202,14 @@ def test_one_process_without_torchrun_and_device_choice():
 
 
 def test_more_ranks_than_batches_leaves_a_rank_idle_and_changes_nothing(inet, tmp_path):
-    one, three = tmp_path / "one" / "r.json", tmp_path / "three" / "r.json"
-    _run(inet, one, batch=12, erf_inputs=0)  # 23 images: 2 batches for 3 ranks, rank 2 has none and waits at the end
-    _run(inet, three, procs=3, batch=12, erf_inputs=0)  # (no ERFs: the two-process test compares those)
-    writers = {p.name.split("-b")[0] for p in (three.with_suffix(".shards") / MODELS[0] / "seed0").iterdir()
+    one, two = tmp_path / "one" / "r.json", tmp_path / "two" / "r.json"
+    _run(inet, one, batch=23, erf_inputs=0)  # 23 images: 1 batch for 2 ranks, rank 1 has none and waits at the end
+    _run(inet, two, procs=2, batch=23, erf_inputs=0)  # (no ERFs: the two-process test compares those)
+    writers = {p.name.split("-b")[0] for p in (two.with_suffix(".shards") / MODELS[0] / "seed0").iterdir()
                if p.suffix == ".npz"}
-    assert writers == {"shard-000-of-003", "shard-001-of-003"}
-    assert three.read_bytes() == one.read_bytes()
-    assert image_scores_path(three).read_bytes() == image_scores_path(one).read_bytes()
+    assert writers == {"shard-000-of-002"}
+    assert two.read_bytes() == one.read_bytes()
+    assert image_scores_path(two).read_bytes() == image_scores_path(one).read_bytes()
 
 
 def _family_args(out: Path) -> list[str]:

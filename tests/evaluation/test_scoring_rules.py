@@ -44,7 +44,8 @@ Running a dataset (``evaluate_dataset``):
 - Resume: batches already in a shard file are not scored again; when every batch of a job is done the job's model
   is not even built (and the next job still runs); after a shard is removed, a rerun writes that shard only (the
   others stay the same files) and the merged rows are identical.
-- Each job's model is moved to the rank's device. By default: batches of ``DATASET_BATCH`` (32), decoded in 2 loader
+- Each job's model is moved to the rank's device, and every batch and probe image is normalised onto the device the
+  model's parameters are on. By default: batches of ``DATASET_BATCH`` (32), decoded in 2 loader
   worker processes that are not kept between jobs, each batch's positions in order, with a progress line.
 - OpenCV runs on one thread while scoring, and its thread count is restored afterwards, also when scoring fails.
 - An error in any batch's metric stage (the first or the last) surfaces from ``evaluate_dataset``.
@@ -333,6 +334,19 @@ def test_a_model_without_the_verdict_layer_gets_no_other_placements() -> None:
     assert set(rows) == {"correct", "correct5", "net/branch0/energy", "net/branch0/pointing",
                          *(f"net/output/{m}" for m in ("energy", "pointing", "coverage", "maxboxacc_iou"))}
 
+
+def test_batches_and_probes_are_normalised_onto_the_models_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the model lives, its inputs go (on a GPU rank, a CPU batch would fail or be slow): recorded here, since
+    this machine has only a CPU."""
+    seen: list = []
+    real = scoring.normalize
+    monkeypatch.setattr(scoring, "normalize", lambda images, spec, device=None: seen.append(device)
+                        or real(images, spec, device))
+    model = _model(RESNET)
+    imgs = torch.stack([torch.from_numpy(_pixels(s).transpose(2, 0, 1).copy()) for s in range(2)])
+    set_placement_probes(model, imgs)
+    score_batch(model, imgs, torch.tensor([1, 2]), [[(0, 0, 30, 30)]] * 2)
+    assert len(seen) == 2 and all(d is not None and torch.device(d) == torch.device("cpu") for d in seen)
 
 def test_correct5_is_top_five_of_the_logits() -> None:
     """The true class at rank 0 .. 6 of the model's own logits: correct only at rank 0, correct5 at ranks 0-4."""
