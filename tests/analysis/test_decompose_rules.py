@@ -112,3 +112,15 @@ def test_the_centred_form_keeps_the_models_dtype(one_thread) -> None:
     assert next(iter(means.values())).dtype == torch.float64
     b = decompose(model, x, targets=3, blocks="layer3.1", means=means).blocks["layer3.1"]
     assert b.centred and b.branches.dtype == torch.float32 and b.bias.dtype == torch.float32
+
+
+def test_branch_maps_refuse_branches_that_do_not_fill_the_fusion_input() -> None:
+    """Rule: the branch outputs' channels must add up to the fusion conv's input; the refusal gives both counts."""
+    import pytest
+
+    from res2net.analysis.decompose import branch_maps
+
+    branches = [torch.ones(1, 2, 3, 3), torch.ones(1, 3, 3, 3)]
+    with pytest.raises(ValueError) as e:
+        branch_maps(branches, torch.ones(1, 7, 3, 3), torch.ones(1, 4, 3, 3), torch.zeros(4))
+    assert str(e.value) == "branch outputs have 5 channels in all; the fusion conv takes 7"

@@ -127,3 +127,29 @@ def test_bad_inputs_are_refused_with_their_shapes() -> None:
     assert str(e.value) == "steps must be at least 1, got 0"
     one = deletion_insertion(model, torch.ones(1, 3, 4, 4), np.ones((4, 4)), 0, steps=1, random_orders=0)
     np.testing.assert_allclose(one.fractions, [0.0, 1.0])
+
+
+class DeviceProbe(nn.Module):
+    """Records the device and dtype of every input and answers with fixed CPU logits: a stand-in for a model on
+    another device (here the meta device, which holds no values)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[str, torch.dtype]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append((x.device.type, x.dtype))
+        return torch.zeros(x.shape[0], 2)
+
+
+def test_everything_is_computed_on_the_inputs_device_and_dtype() -> None:
+    """Rule: the masks and a given baseline (kept on the CPU, in another dtype) are moved to the input's device and
+    dtype, so a model on a GPU gets one batch on its own device and in its own dtype."""
+    model = DeviceProbe()
+    x = torch.empty(1, 3, 4, 4, device="meta")
+    baseline = torch.zeros(1, 3, 1, 1, dtype=torch.float64)
+    for base in (None, baseline):
+        model.seen.clear()
+        f = deletion_insertion(model, x, np.arange(16.0).reshape(4, 4), 0, steps=2, baseline=base, random_orders=1)
+        assert model.seen == [("meta", torch.float32)] * 2
+        np.testing.assert_allclose(f.deletion, [0.5, 0.5, 0.5])  # the stand-in's two equal logits

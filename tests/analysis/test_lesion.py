@@ -305,3 +305,19 @@ def test_a_mean_replacement_lives_on_the_activation_device() -> None:
     assert out.device.type == "meta" and out.dtype == torch.float16 and out.shape == like.shape
     cpu = _replacement(torch.zeros(1, 3, 2, 2), torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64))
     assert torch.equal(cpu, torch.tensor([1.0, 2.0, 3.0]).view(1, 3, 1, 1).expand(1, 3, 2, 2))
+
+
+@pytest.mark.parametrize("count", [12, 13])
+def test_a_refusal_lists_twelve_blocks_and_counts_the_rest(r2, count: int) -> None:
+    """Rule: an unknown block's refusal lists the model's blocks in order, all of them up to 12; from 13 on, the first
+    12 and how many there are."""
+    import copy
+
+    from res2net.analysis.lesion import resolve_knockout
+
+    block = dict(res2net.models.taps.iter_blocks(r2))["layer3.1"]
+    model = torch.nn.Sequential(*[copy.deepcopy(block) for _ in range(count)])
+    with pytest.raises(AblationError) as e:
+        resolve_knockout(model, {"layer9.0": [0]})
+    shown = ", ".join(str(k) for k in range(12)) + (", ... (13 in all)" if count == 13 else "")
+    assert str(e.value) == f"unknown block 'layer9.0'; blocks of this model: {shown}"

@@ -42,3 +42,13 @@ def test_threads_share_the_cores_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """Rule: each slot gets cores // slots torch threads (at least one), so all slots together use the cores once."""
     assert [admission.threads_per_worker(w, cores=8) for w in (1, 2, 3, 4, 8, 16)] == [8, 4, 2, 2, 1, 1]
     assert admission.threads_per_worker(3, cores=7) == 2
+
+
+def test_the_server_has_one_gate_made_on_first_use_with_the_default_slots(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rule: every session shares one gate, made when first asked for, with ``default_workers()`` slots."""
+    monkeypatch.setattr(admission, "_GATE", None)
+    monkeypatch.setenv(admission.ENV_WORKERS, "3")
+    first = admission.gate()
+    assert isinstance(first, admission.FairGate) and first.workers == 3
+    monkeypatch.setenv(admission.ENV_WORKERS, "1")
+    assert admission.gate() is first  # made once: a later setting does not make a second gate

@@ -70,6 +70,9 @@ def test_other_refusals_in_plain_words() -> None:
     assert lw.refusal(weights.HashMismatchError("x")) == \
         "it is named like the official release but its SHA-256 differs (a damaged or different file)"
     assert lw.refusal(weights.WeightsUnavailableError("'/srv/w.pth' is gone\"")) == "/srv/w.pth' is gone"
+    assert lw.refusal(weights.WeightsUnavailableError("X.pth is gone X")) == "X.pth is gone X"  # only quotes go
+    assert lw.refusal(weights.CorruptCheckpointError("/w.pth holds a list")) == \
+        "it is a checkpoint but not a state dict of tensors"
     assert lw.refusal(weights.WeightsError("first line\nsecond line")) == "WeightsError: first line"
     assert lw.refusal(weights.WeightsError("")) == "WeightsError: no reason given"
 
@@ -101,6 +104,9 @@ def test_a_server_path_is_refused_with_the_reason_and_the_file_name(tmp_path: Pa
     one = tmp_path / "one.pth"
     one.write_bytes(b"x")
     assert lw.server_path(f"'{one}'") == one.resolve()  # one byte is not empty: the load judges it
+    with pytest.raises(weights.WeightsUnavailableError) as e:
+        lw.server_path("'Xw.pthX'")  # the quotes go, not the name's own letters
+    assert str(e.value).startswith("Xw.pthX is not a full path")
 
 
 def test_the_files_budget_is_in_mib_and_a_file_of_exactly_the_budget_fits(tmp_path: Path,
@@ -167,3 +173,37 @@ def test_a_file_is_checked_in_the_private_folder_under_a_release_name_only(monke
     lw.check("resnet50", b"x", "my-weights.pth")
     assert [p.name for p in seen] == [released[0], "checked.pth"]
     assert all(p.parent.parent == lw.private_dir() for p in seen)
+
+
+def test_a_server_file_is_checked_in_the_private_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rule: a server path's copy is checked inside the private folder (never in a shared temporary folder), like an
+    upload."""
+    monkeypatch.delenv(lw.ENV_ROOTS, raising=False)
+    seen: list[Path] = []
+    monkeypatch.setattr(lw, "_keep", lambda name, candidate, filename: seen.append(candidate)
+                        or lw.LocalWeights(filename, "0" * 64))
+    f = tmp_path / "mine.pth"
+    f.write_bytes(b"x")
+    lw.check_path("resnet50", str(f))
+    assert len(seen) == 1 and seen[0].parent.parent == lw.private_dir()
+
+
+def test_pruning_goes_on_when_another_session_deleted_a_file_first(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rule: two sessions may prune one folder at once; a file the other one deleted first is simply gone."""
+    files = []
+    for k in range(3):
+        p = tmp_path / f"w{k}.pth"
+        p.write_bytes(b"x" * 10)
+        os.utime(p, (1000 + k, 1000 + k))
+        files.append(p)
+    real = Path.unlink
+
+    def raced(self: Path, missing_ok: bool = False) -> None:
+        if self.exists():
+            real(self)  # the other session was first
+        real(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", raced)
+    lw.prune(tmp_path, 20, keep=files[2])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w1.pth", "w2.pth"]
