@@ -590,6 +590,17 @@ def test_merge_orders_jobs_then_images_and_fills_what_a_model_lacks(tmp_path: Pa
     np.testing.assert_array_equal(out["x/pointing"], [1.0, 0.0, 1.0, np.nan, np.nan, np.nan])
 
 
+def test_an_all_skipped_batch_keeps_each_columns_dtype(tmp_path: Path) -> None:
+    """A score column keeps its dtype (float16 or float32 as stored, bool hits) when a batch without score columns,
+    every image of it skipped, is filled in: NaN scores, False hits, nothing upcast."""
+    _write(tmp_path / "m" / "r", [{"image_id": _ids("i0")},
+                                  {"image_id": _ids("i1", "i2"), "e16": np.array([0.5, 0.25], dtype=np.float16),
+                                   "e32": np.array([1.5, 2.5], dtype=np.float32), "hit": np.array([True, True])}])
+    out = merge_rows(tmp_path, [("m", "r")], 3)
+    assert (out["e16"].dtype, out["e32"].dtype, out["hit"].dtype) == (np.float16, np.float32, np.bool_)
+    np.testing.assert_array_equal(out["e16"], [np.nan, 0.5, 0.25])
+    np.testing.assert_array_equal(out["hit"], [False, True, True])
+
 def test_merge_refuses_an_incomplete_job(tmp_path: Path) -> None:
     _write(tmp_path / "m" / "r", [{"image_id": _ids("i0", "i1")}, {"image_id": _ids("i2")}])
     _write(tmp_path / "n" / "r", [{"image_id": _ids("i0", "i1")}])
