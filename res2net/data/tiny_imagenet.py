@@ -190,7 +190,8 @@ def _cache_key(data_dir: Path, split: str) -> str:
 def load_split(
     split: str, data_dir: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None
 ) -> Split:
-    """Decode ``split`` once (about 12 s for train) and keep it in the cache dir so later calls load in a second."""
+    """Decode ``split`` once (about 12 s for train) and keep it in the cache dir; later calls map that file instead of
+    reading it (copy-on-write), so a caller that uses 2,000 of train's 50,000 images reads only those pages."""
     _check_split(split)
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
     if not data_dir.is_dir():
@@ -202,7 +203,7 @@ def load_split(
     if npy.is_file() and meta.is_file():
         m = json.loads(meta.read_text())
         return Split(
-            images=torch.from_numpy(np.load(npy)),
+            images=torch.from_numpy(np.load(npy, mmap_mode="c")),
             labels=torch.tensor(m["labels"], dtype=torch.int64),
             files=m["files"],
             boxes=torch.tensor(m["boxes"], dtype=torch.int16),
