@@ -16,6 +16,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,18 +188,35 @@ def _cache_key(data_dir: Path, split: str) -> str:
     return h.hexdigest()[:16]
 
 
+def _cache_prefix(data_dir: Path, split: str) -> str:
+    """The name every cached decode of this folder's split starts with; the archive's state follows it."""
+    return f"tiny-imagenet-100-{split}-{hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:8]}-"
+
+
+def _prune_stale(cache: Path, split: str, prefix: str, keep: str) -> None:
+    """Delete the earlier decodes of a split that ``keep`` replaces (the folder's archive changed: train's hold 614 MB
+    each), and those in the old unprefixed naming, which nothing reads. Other folders' decodes and files being
+    written stay."""
+    old = re.compile(rf"tiny-imagenet-100-{split}-[0-9a-f]{{16}}\.(npy|json)")
+    for p in cache.iterdir():
+        if ".tmp." not in p.name and ((p.name.startswith(prefix) and p.stem != keep) or old.fullmatch(p.name)):
+            p.unlink(missing_ok=True)
+
+
 def load_split(
     split: str, data_dir: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None
 ) -> Split:
-    """Decode ``split`` once (about 12 s for train) and keep it in the cache dir; later calls map that file instead of
-    reading it (copy-on-write), so a caller that uses 2,000 of train's 50,000 images reads only those pages."""
+    """Decode ``split`` once (about 12 s for train) and keep it in the cache dir, in place of the folder's earlier
+    decodes; later calls map that file instead of reading it (copy-on-write), so a caller that uses 2,000 of train's
+    50,000 images reads only those pages."""
     _check_split(split)
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
     if not data_dir.is_dir():
         raise DataError(f"data folder {data_dir} does not exist; set RES2NET_DATA or pass the folder explicitly")
     wnids = read_wnids(data_dir)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    stem = cache / f"tiny-imagenet-100-{split}-{_cache_key(data_dir, split)}"
+    prefix = _cache_prefix(data_dir, split)
+    stem = cache / f"{prefix}{_cache_key(data_dir, split)}"
     npy, meta = stem.with_suffix(".npy"), stem.with_suffix(".json")
     if npy.is_file() and meta.is_file():
         m = json.loads(meta.read_text())
@@ -218,6 +236,7 @@ def load_split(
         meta_tmp = stem.with_suffix(f".{os.getpid()}.tmp.json")
         meta_tmp.write_text(json.dumps({"labels": s.labels.tolist(), "files": s.files, "boxes": s.boxes.tolist()}))
         os.replace(meta_tmp, meta)
+        _prune_stale(cache, split, prefix, stem.name)
     except OSError:
         pass  # a read-only cache only costs the decode next time
     return s

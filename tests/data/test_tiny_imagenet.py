@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import tarfile
 import threading
 import zipfile
@@ -279,3 +280,46 @@ def test_image_without_a_box_keeps_the_no_box_marker(tmp_path: Path, payload: by
         assert va.boxes.tolist()[0] == [1, 2, 31, 41]
     item = TinyImageNet("val", out, tmp_path / "cache")[1]
     assert item["file"] == "val_1.JPEG" and item["box"] == NO_BOX
+
+
+def test_a_new_decode_replaces_the_folders_earlier_one_and_is_mapped_not_read(tmp_path: Path, payload: bytes) -> None:
+    """Rule: the cache dir holds one decode per data folder and split. When a folder's archive changes, its new
+    decode replaces the old one; another folder's decode, the other split's, a file another process is writing and
+    unrelated files stay; decodes in the old naming (no folder part), which nothing reads, go. A cached decode is
+    mapped, not read, and writing into the loaded images leaves the file as it was."""
+    zpath = tmp_path / "t.zip"
+    zpath.write_bytes(payload)
+    wnids = ["n00000001", "n00000002"]
+    a = build_layout(zpath, tmp_path / "a", wnids=wnids)
+    b = build_layout(zpath, tmp_path / "b", wnids=wnids)
+    cache = tmp_path / "cache"
+
+    def added(split: str, folder: Path) -> set[str]:
+        before = {p.name for p in cache.iterdir()} if cache.is_dir() else set()
+        load_split(split, folder, cache)
+        return {p.name for p in cache.iterdir()} - before
+
+    a_val, a_train, b_val = added("val", a), added("train", a), added("val", b)
+    assert len(a_val) == len(a_train) == len(b_val) == 2  # images (.npy) and labels, files, boxes (.json)
+    stem = sorted(a_val)[0].rsplit(".", 1)[0]
+    writing = cache / f"{stem}.99999.tmp.npy"
+    writing.write_bytes(b"half written")
+    other = cache / "notes.txt"
+    other.write_text("mine")
+    legacy = {"tiny-imagenet-100-val-0123456789abcdef.npy", "tiny-imagenet-100-val-0123456789abcdef.json"}
+    for name in legacy:
+        (cache / name).write_bytes(b"old")
+    t = (a / "val.tar.gz").stat().st_mtime + 100
+    os.utime(a / "val.tar.gz", (t, t))  # the archive changed: a new key
+    a_val2 = added("val", a)
+    assert len(a_val2) == 2 and not a_val2 & a_val
+    assert {p.name for p in cache.iterdir()} == a_val2 | a_train | b_val | {writing.name, other.name}
+
+    npy = cache / next(n for n in a_val2 if n.endswith(".npy"))
+    on_disk = npy.read_bytes()
+    cached = load_split("val", a, cache)
+    assert str(npy) in Path("/proc/self/maps").read_text()  # mapped into this process, not copied
+    first = cached.images[0].clone()
+    cached.images[0] += 1
+    assert npy.read_bytes() == on_disk
+    assert torch.equal(load_split("val", a, cache).images[0], first)
